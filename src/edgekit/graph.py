@@ -1,0 +1,157 @@
+"""edgekit's one model representation: named NHWC tensors, ops in execution order, float weights.
+
+Every importer (TinyTorch, ONNX, TFLite) produces a `Graph`; the quantizer and the exporters
+consume it. Layout and op conventions follow TFLite, so exporting is a direct mapping:
+
+  op kind            inputs                      attrs
+  conv2d             x, weight[O,kh,kw,I], bias  stride=(sh,sw), padding='SAME'|'VALID', activation
+  depthwise_conv2d   x, weight[1,kh,kw,C*M], b   stride, padding, multiplier=M, activation
+  fully_connected    x, weight[out,in], bias     activation   (x is flattened to [N, in])
+  max_pool2d         x                           kernel=(kh,kw), stride, padding
+  avg_pool2d         x                           kernel, stride, padding (padding not counted)
+  mean               x                           axes=(1,2), keepdims=bool
+  add, mul           a, b (either may be const)  activation
+  concat             x0, x1, ...                 axis
+  pad                x                           pads=((before, after), ...) per dim, zeros
+  reshape            x                           shape=(1, ...)   (batch stays first)
+  softmax            x                           beta=1.0 (over the last axis)
+  relu, relu6, sigmoid, tanh   x                 -
+
+`activation` is None, 'relu' or 'relu6' (fused into the op, as TFLite does).
+Tensors always carry the batch first; exported models use batch 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import EdgekitError
+
+ACTIVATIONS = (None, "relu", "relu6")
+OP_KINDS = (
+    "conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean",
+    "add", "mul", "concat", "pad", "reshape", "softmax", "relu", "relu6", "sigmoid", "tanh",
+)
+# Ops whose first input's weights/bias are constants laid out as documented above.
+WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None = None  # float32 constant (weights, bias) or None for activations
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class Op:
+    kind: str
+    inputs: list[str]
+    outputs: list[str]
+    name: str  # the layer's name, used in reports and error messages
+    attrs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    name: str = "model"
+
+    # -- building ----------------------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        """A tensor name not yet used, derived from `base`."""
+        name, i = base, 1
+        while name in self.tensors:
+            i += 1
+            name = f"{base}_{i}"
+        return name
+
+    def add_input(self, name: str, shape) -> str:
+        name = self.unique(name)
+        self.tensors[name] = Tensor(name, tuple(int(d) for d in shape))
+        self.inputs.append(name)
+        return name
+
+    def add_const(self, name: str, data) -> str:
+        arr = np.asarray(data, dtype=np.float32)
+        name = self.unique(name)
+        self.tensors[name] = Tensor(name, arr.shape, np.ascontiguousarray(arr))
+        return name
+
+    def add_op(self, kind: str, inputs: list[str], name: str, out: str | None = None, **attrs) -> str:
+        """Append an op with one output and return the output tensor's name (shape set later)."""
+        assert kind in OP_KINDS, kind
+        out = self.unique(out or name)
+        self.tensors[out] = Tensor(out, ())
+        self.ops.append(Op(kind, list(inputs), [out], name, attrs))
+        return out
+
+    # -- queries -----------------------------------------------------------------------------
+    def producer(self) -> dict[str, Op]:
+        return {t: op for op in self.ops for t in op.outputs}
+
+    def consumers(self) -> dict[str, list[Op]]:
+        uses: dict[str, list[Op]] = {}
+        for op in self.ops:
+            for t in op.inputs:
+                uses.setdefault(t, []).append(op)
+        return uses
+
+    def activations(self) -> list[str]:
+        """Non-constant tensors in execution order: inputs first, then each op's outputs."""
+        return list(self.inputs) + [t for op in self.ops for t in op.outputs]
+
+    # -- checking ----------------------------------------------------------------------------
+    def finalize(self) -> "Graph":
+        """Drop unused tensors, check the graph, and infer every activation's shape."""
+        from .reference import run  # late import: reference depends on graph
+
+        used = set(self.inputs) | set(self.outputs)
+        for op in self.ops:
+            used.update(op.inputs)
+            used.update(op.outputs)
+        self.tensors = {k: v for k, v in self.tensors.items() if k in used}
+        self.validate()
+        feeds = {n: np.zeros(self.tensors[n].shape, np.float32) for n in self.inputs}
+        values = run(self, feeds, keep=True)
+        for name, value in values.items():
+            self.tensors[name].shape = tuple(value.shape)
+        return self
+
+    def validate(self) -> None:
+        known = set(self.inputs) | {n for n, t in self.tensors.items() if t.is_const}
+        for op in self.ops:
+            if op.kind not in OP_KINDS:
+                raise EdgekitError(f"internal: unknown op kind '{op.kind}' in layer '{op.name}'")
+            for t in op.inputs:
+                if t not in known:
+                    raise EdgekitError(f"layer '{op.name}' reads '{t}' before anything produces it; "
+                                       "the model's ops are not in execution order")
+            if op.attrs.get("activation") not in ACTIVATIONS:
+                raise EdgekitError(f"layer '{op.name}': unsupported fused activation "
+                                   f"'{op.attrs.get('activation')}'; supported: relu, relu6")
+            known.update(op.outputs)
+        for t in self.outputs:
+            if t not in known:
+                raise EdgekitError(f"model output '{t}' is never computed")
+        for t in self.tensors.values():
+            if t.is_const and not np.all(np.isfinite(t.data)):
+                bad = "NaN" if np.isnan(t.data).any() else "infinite"
+                owner = next((op.name for op in self.ops if t.name in op.inputs), t.name)
+                raise EdgekitError(f"layer '{owner}' has {bad} values in '{t.name}'; "
+                                   "retrain or fix the model before converting it")
+
+    def summary(self) -> str:
+        lines = [f"Graph '{self.name}': inputs {[(i, self.tensors[i].shape) for i in self.inputs]}"]
+        for op in self.ops:
+            shapes = [self.tensors[t].shape for t in op.inputs]
+            lines.append(f"  {op.kind:18s} {op.name:24s} {shapes} -> {self.tensors[op.outputs[0]].shape} {op.attrs}")
+        return "\n".join(lines)
