@@ -1,0 +1,124 @@
+"""The TFLite int8 quantization scheme: from float ranges to scales, zero points and int tensors.
+
+Rules (TFLite's int8 spec, as both LiteRT and TFLite Micro accept them):
+- activations: asymmetric int8, the range widened to include 0, scale = (max - min) / 255,
+  zero point = round(-128 - min / scale);
+- weights: symmetric int8 in [-127, 127], one scale per output channel
+  (dimension 0 for conv and dense, 3 for depthwise);
+- bias: int32, scale = input scale * weight scale per channel, zero point 0;
+- max/avg pooling, reshape, pad and concatenation keep their input's parameters;
+- softmax and sigmoid: scale 1/256, zero point -128; tanh: scale 1/128, zero point 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import Graph
+
+MIN_RANGE = np.float32(1e-9)  # a tensor that is always 0 still needs a non-zero scale
+
+# Ops whose output shares its input's parameters (no requantization at run time).
+SAME_AS_INPUT = ("max_pool2d", "avg_pool2d", "reshape", "pad", "concat")
+FIXED_OUTPUT = {"softmax": (1 / 256, -128), "sigmoid": (1 / 256, -128), "tanh": (1 / 128, 0)}
+
+
+@dataclass
+class QParams:
+    """Quantization of one tensor. `values` is set for constants (int8 or int32 array)."""
+    dtype: str                 # "int8" or "int32"
+    scale: np.ndarray          # float32, one per channel or a single one
+    zero_point: np.ndarray     # int64
+    axis: int = 0              # the channel dimension when per-channel
+    values: np.ndarray | None = None
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        shape = [1] * q.ndim
+        if self.scale.size > 1:
+            shape[self.axis] = -1
+        return (q.astype(np.float32) - self.zero_point.reshape(shape)) * self.scale.reshape(shape)
+
+
+def activation_params(rmin, rmax) -> QParams:
+    rmin = np.minimum(np.float32(rmin), np.float32(0))
+    rmax = np.maximum(np.float32(rmax), np.float32(0))
+    span = np.maximum(rmax - rmin, MIN_RANGE)
+    scale = np.float32(span / np.float32(255))
+    zp = np.rint(np.float32(-128) - rmin / scale)
+    return QParams("int8", np.array([scale], np.float32), np.array([int(zp)], np.int64))
+
+
+def fixed_params(scale: float, zero_point: int) -> QParams:
+    return QParams("int8", np.array([scale], np.float32), np.array([zero_point], np.int64))
+
+
+def weight_params(w: np.ndarray, axis: int) -> QParams:
+    """Per-channel symmetric int8 (narrow range [-127, 127])."""
+    w = w.astype(np.float32, copy=False)
+    other = tuple(d for d in range(w.ndim) if d != axis)
+    bound = np.maximum(np.abs(w).max(axis=other), MIN_RANGE)
+    scale = (bound / np.float32(127)).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return QParams("int8", scale, np.zeros(scale.size, np.int64), axis, q)
+
+
+def tensor_params(c: np.ndarray) -> QParams:
+    """A constant operand of add/mul: asymmetric int8 per tensor from its own range."""
+    p = activation_params(c.min(), c.max())
+    p.values = np.clip(np.rint(c / p.scale[0] + p.zero_point[0]), -128, 127).astype(np.int8)
+    return p
+
+
+def bias_params(b: np.ndarray, input_scale: np.ndarray, weight_scale: np.ndarray) -> QParams:
+    scale = (input_scale * weight_scale).astype(np.float32)
+    q = np.rint(b.astype(np.float32) / scale)
+    q = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
+    return QParams("int32", scale, np.zeros(scale.size, np.int64), 0, q)
+
+
+def _share_groups(graph: Graph) -> dict[str, str]:
+    """Union-find: tensors that must share parameters map to one representative."""
+    parent: dict[str, str] = {}
+
+    def find(t):
+        while parent.get(t, t) != t:
+            t = parent[t]
+        return t
+
+    for op in graph.ops:
+        if op.kind in SAME_AS_INPUT:
+            acts = [t for t in op.inputs if not graph.tensors[t].is_const] + op.outputs
+            root = find(acts[0])
+            for t in acts[1:]:
+                parent[find(t)] = root
+    return {t: find(t) for t in graph.activations()}
+
+
+def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, QParams]:
+    """Parameters for every tensor of the graph, given each activation's calibrated range."""
+    params: dict[str, QParams] = {}
+    fixed = {op.outputs[0]: FIXED_OUTPUT[op.kind] for op in graph.ops if op.kind in FIXED_OUTPUT}
+    group = _share_groups(graph)
+    union: dict[str, list[float]] = {}
+    for t, root in group.items():
+        lo, hi = ranges[t]
+        u = union.setdefault(root, [lo, hi])
+        u[0], u[1] = min(u[0], lo), max(u[1], hi)
+    fixed_root = {group[t]: v for t, v in fixed.items()}  # a reshape after softmax shares its 1/256
+    for t, root in group.items():
+        params[t] = fixed_params(*fixed_root[root]) if root in fixed_root else activation_params(*union[root])
+
+    for op in graph.ops:
+        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            x, w, b = op.inputs
+            axis = 3 if op.kind == "depthwise_conv2d" else 0
+            params[w] = weight_params(graph.tensors[w].data, axis)
+            params[b] = bias_params(graph.tensors[b].data, params[x].scale, params[w].scale)
+        else:
+            for t in op.inputs:
+                if graph.tensors[t].is_const and t not in params:
+                    params[t] = tensor_params(graph.tensors[t].data)
+    return params
