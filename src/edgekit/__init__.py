@@ -1,0 +1,24 @@
+"""edgekit: from a TinyTorch, ONNX or TFLite model to a verified int8 model on a (real or simulated) board.
+
+    import edgekit
+    q = edgekit.convert(model, example_input=x[:1], calibration=x_train[:200])
+    q.save("digits_int8.tflite")
+    print(q.report())
+"""
+from .convert import Converted, convert
+from .errors import EdgekitError
+
+__version__ = "0.1.0"
+__all__ = ["convert", "Converted", "export_onnx", "EdgekitError", "__version__"]
+
+
+def export_onnx(model, example_input, path):
+    """Write a TinyTorch model as ONNX (the graph edgekit sees), e.g. to look at it in Netron."""
+    from .export.onnx_export import export_onnx_graph
+    from .importers import load
+    from . import passes
+    src = load(model, example_input)
+    graph = passes.optimize(src.graph).finalize()
+    export_onnx_graph(graph, path)
+    return path
+

@@ -1,0 +1,63 @@
+"""Model importers: every supported source becomes one Graph (or passes through if already int8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EdgekitError
+from ..graph import Graph
+
+MAX_MODEL_BYTES = 512 * 1024 * 1024  # nothing a microcontroller course deploys is bigger
+
+
+@dataclass
+class Source:
+    kind: str                 # "tinytorch", "onnx", "tflite-float" or "tflite-int8"
+    name: str                 # base name for outputs and reports
+    graph: Graph | None       # None for an int8 .tflite, which passes through untouched
+    data: bytes | None = None  # the file's bytes, for files
+    layout: str = "NHWC"      # layout of 4-D inputs as the user gives them (TinyTorch, ONNX: NCHW)
+
+
+def _read(path: Path) -> bytes:
+    if not path.exists():
+        raise EdgekitError(f"'{path}' does not exist; check the path")
+    if path.is_dir():
+        raise EdgekitError(f"'{path}' is a folder; give a model file (.onnx or .tflite)")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise EdgekitError(f"'{path}' is {size / 2**20:.0f} MB; edgekit converts models up to "
+                           f"{MAX_MODEL_BYTES // 2**20} MB")
+    return path.read_bytes()
+
+
+def load(source, example_input=None) -> Source:
+    """A path to .onnx/.tflite, or a TinyTorch model object (needs example_input)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        data = _read(path)
+        if data[:1] == b"\x80" or data[:2] == b"PK" or path.suffix in (".pkl", ".pickle", ".pt", ".pth", ".npz"):
+            raise EdgekitError(f"'{path.name}' is a pickle or PyTorch/numpy checkpoint; edgekit never "
+                               "unpickles files: export the model to ONNX, or call edgekit.convert on "
+                               "the model object")
+        if path.suffix == ".onnx":
+            from .onnx_import import import_onnx
+            return Source("onnx", path.stem, import_onnx(data, name=path.stem), data, "NCHW")
+        if path.suffix == ".tflite":
+            from ..tflite_file import read_model, is_fully_int8, quantization_kind
+            model = read_model(data, path.name)
+            if quantization_kind(model) in ("int8", "uint8") or is_fully_int8(model):
+                return Source("tflite-int8", path.stem, None, data)
+            from .tflite_import import import_tflite
+            return Source("tflite-float", path.stem, import_tflite(data, name=path.stem), data)
+        raise EdgekitError(f"'{path.name}': unknown model type '{path.suffix or 'no extension'}'; "
+                           "edgekit reads .onnx and .tflite files, or a TinyTorch model object")
+    if hasattr(source, "forward") or callable(source):
+        if example_input is None:
+            raise EdgekitError("a TinyTorch model needs example_input= (one input batch, e.g. x[:1]) "
+                               "so edgekit can trace its forward pass")
+        from .tinytorch import import_tinytorch
+        graph = import_tinytorch(source, example_input)
+        return Source("tinytorch", type(source).__name__.lower(), graph, None, "NCHW")
+    raise EdgekitError(f"cannot convert a {type(source).__name__}; give a TinyTorch model object, "
+                       "or the path of an .onnx or .tflite file")

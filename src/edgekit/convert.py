@@ -1,0 +1,169 @@
+"""The conversion pipeline: import -> calibrate -> quantize -> write int8 TFLite -> verify."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import passes, reference
+from .errors import EdgekitError
+from .export.tflite_writer import write_tflite
+from .importers import Source, load
+from .quantize.calibrate import calibrate
+from .quantize.scheme import quantize_graph
+from .runtime import litert
+
+
+def load_array(data, what: str = "calibration set") -> np.ndarray:
+    """An array from an array, a .npy or a .npz file (never unpickling object arrays)."""
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if not path.exists():
+            raise EdgekitError(f"{what} '{path}' does not exist; give a .npy or .npz file")
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            if "pickle" in str(e).lower():
+                raise EdgekitError(f"{what} '{path.name}' holds Python objects; edgekit never unpickles: "
+                                   "save a plain numeric array with np.save") from None
+            raise EdgekitError(f"{what} '{path.name}' is not a readable .npy/.npz file ({e})") from None
+        except (OSError, EOFError) as e:
+            raise EdgekitError(f"{what} '{path.name}' is not a readable .npy/.npz file ({e})") from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            key = next((k for k in ("x", "calib", "data", "inputs") if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise EdgekitError(f"{what} '{path.name}' has arrays {keys}; name the inputs 'x'")
+            loaded = loaded[key]
+        data = loaded
+    data = getattr(data, "data", data)  # a TinyTorch Tensor holds its array in .data
+    arr = np.asarray(data)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise EdgekitError(f"{what} must be numeric; got dtype {arr.dtype}")
+    return arr.astype(np.float32)
+
+
+def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
+    """Check the samples' shape against the model's input and reorder NCHW data to NHWC."""
+    shape = graph.tensors[graph.inputs[0]].shape
+    if samples.size == 0 or samples.shape[0] == 0:
+        raise EdgekitError(f"the {what} is empty; give at least one sample (100-500 is typical)")
+    want = shape[1:]
+    given = samples.shape[1:]
+    if layout == "NCHW" and len(shape) == 4:
+        want = (shape[3], shape[1], shape[2])
+    if tuple(given) != tuple(want):
+        raise EdgekitError(f"the {what} has shape {samples.shape}, but the model's input is "
+                           f"{(1,) + tuple(want)}; give an array of shape (N, {', '.join(map(str, want))})")
+    if not np.all(np.isfinite(samples)):
+        raise EdgekitError(f"the {what} contains NaN or infinite values; clean it before calibrating")
+    if layout == "NCHW" and len(shape) == 4:
+        samples = samples.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(samples, np.float32)
+
+
+class Converted:
+    """An int8 TFLite model with the evidence that it is right (see report())."""
+
+    def __init__(self, tflite: bytes, source: Source, info: dict):
+        self.tflite, self.source, self.info = tflite, source, info
+
+    @property
+    def graph(self):
+        return self.source.graph
+
+    def save(self, path) -> Path:
+        """Write the model atomically: a failure leaves no half-written file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.tflite)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def predict(self, x) -> np.ndarray:
+        """The int8 model's (dequantized) first output for a batch in the source's layout."""
+        x = load_array(x, "input")
+        if self.graph is not None:
+            x = _to_nhwc(x, self.graph, self.source.layout, "input")
+        return litert.run(self.tflite, x)[0][0]
+
+    def float_predict(self, x) -> np.ndarray:
+        """The float model's first output (numpy reference), for comparison."""
+        g = self.graph
+        if g is None:
+            raise EdgekitError("this model was already int8; there is no float model to run")
+        x = _to_nhwc(load_array(x, "input"), g, self.source.layout, "input")
+        return reference.run(g, {g.inputs[0]: x})[g.outputs[0]]
+
+    def to_dict(self) -> dict:
+        return self.info
+
+    def report(self) -> str:
+        from .report import render_text
+        return render_text(self.info)
+
+    def __repr__(self):
+        return f"<Converted {self.source.name}: {len(self.tflite)} bytes int8>"
+
+
+def convert(model, example_input=None, calibration=None, method: str = "minmax", val=None,
+            percentile: float = 99.99, verify: bool = True, progress=None) -> Converted:
+    """Convert a TinyTorch model, an .onnx or a float .tflite file to a verified int8 model.
+
+    An int8 .tflite passes through untouched (and is verified). `calibration` and `val` are
+    arrays (or .npy/.npz paths) of inputs, in the model's own layout (NCHW for TinyTorch and ONNX).
+    """
+    step = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    step("importing")
+    src = load(model, example_input)
+    timings = {}
+    if src.graph is None:  # already int8: nothing to quantize
+        tflite = src.data
+        info = {"source": src.kind, "name": src.name, "calibration": None}
+    else:
+        g = src.graph
+        passes.optimize(g)
+        g.finalize()
+        if len(g.inputs) != 1:
+            raise EdgekitError(f"the model has {len(g.inputs)} inputs; edgekit converts single-input models")
+        if calibration is None:
+            raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
+                               "calib.npy) with 100-500 representative inputs")
+        samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
+        timings["import_s"] = time.perf_counter() - t0
+        step(f"calibrating ({method}, {len(samples)} samples)")
+        ranges = calibrate(g, samples, method, percentile)
+        step("quantizing")
+        tflite = write_tflite(g, quantize_graph(g, ranges), description=f"edgekit int8 from {src.kind}")
+        float_size = len(write_tflite(g))
+        timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
+        info = {"source": src.kind, "name": src.name, "float_bytes": float_size,
+                "calibration": {"method": method, "samples": int(len(samples))}}
+        if method == "percentile":
+            info["calibration"]["percentile"] = percentile
+    info["model_sha256"] = hashlib.sha256(tflite).hexdigest()
+    info["int8_bytes"] = len(tflite)
+    if verify:
+        from .verify import verify_model
+        t1 = time.perf_counter()
+        val_samples = None
+        if src.graph is not None:
+            val_samples = samples if val is None else _to_nhwc(load_array(val, "validation set"),
+                                                                src.graph, src.layout, "validation set")
+        info.update(verify_model(tflite, src.graph, val_samples, step,
+                                 val_kind="calibration set" if val is None else "validation set"))
+        timings["verify_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    info["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    return Converted(tflite, src, info)

@@ -1,0 +1,116 @@
+"""Calibration: the float range of every activation over a calibration set.
+
+Three methods:
+- minmax (default): the global min and max seen. Nothing is clipped; an outlier widens the
+  scale (bigger rounding step for everything else).
+- percentile: the p-th and (100-p)-th percentiles (p = 99.99 by default): clips rare outliers.
+- entropy: the clipping threshold whose int8 histogram loses least information (KL divergence
+  between the float histogram and its quantized version), as in TensorRT's calibrator.
+
+The float model runs in numpy (edgekit.reference), batched, so calibration is a few matrix
+products per layer rather than one interpreter call per sample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..errors import EdgekitError
+from ..graph import Graph
+
+METHODS = ("minmax", "percentile", "entropy")
+BINS = 2048
+CHUNK = 64  # samples per reference run: bounds memory on big models
+
+
+def _chunks(graph: Graph, samples: np.ndarray):
+    for i in range(0, len(samples), CHUNK):
+        yield reference.run(graph, {graph.inputs[0]: samples[i:i + CHUNK]}, keep=True)
+
+
+def _minmax(graph, samples):
+    lo, hi = {}, {}
+    for values in _chunks(graph, samples):
+        for t in graph.activations():
+            v = values[t]
+            lo[t] = min(lo.get(t, np.inf), float(v.min()))
+            hi[t] = max(hi.get(t, -np.inf), float(v.max()))
+    return {t: (lo[t], hi[t]) for t in lo}
+
+
+def _histograms(graph, samples, ranges):
+    """Histogram of |x| per tensor over [0, max|x|] with BINS bins."""
+    hist = {}
+    for values in _chunks(graph, samples):
+        for t in graph.activations():
+            top = max(abs(ranges[t][0]), abs(ranges[t][1])) or 1.0
+            h, _ = np.histogram(np.abs(values[t]), bins=BINS, range=(0, top))
+            hist[t] = hist.get(t, 0) + h
+    return hist
+
+
+def _percentile(graph, samples, p):
+    """Percentiles from signed histograms (exact to one bin: range / 2048)."""
+    ranges = _minmax(graph, samples)
+    counts = {}
+    for values in _chunks(graph, samples):
+        for t in graph.activations():
+            lo, hi = ranges[t]
+            h, _ = np.histogram(values[t], bins=BINS, range=(lo, hi if hi > lo else lo + 1))
+            counts[t] = counts.get(t, 0) + h
+    out = {}
+    for t, h in counts.items():
+        lo, hi = ranges[t]
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, BINS + 1)
+        cdf = np.cumsum(h) / h.sum()
+        low = edges[np.searchsorted(cdf, (100 - p) / 100)]
+        high = edges[min(np.searchsorted(cdf, p / 100) + 1, BINS)]
+        out[t] = (max(float(low), lo), min(float(high), hi))
+    return out
+
+
+def _kl_threshold(h: np.ndarray, levels: int) -> int:
+    """Number of histogram bins to keep so that quantizing to `levels` loses least (KL)."""
+    h = h.astype(np.float64)
+    best, best_kl = len(h), np.inf
+    for i in range(levels, len(h) + 1, 16):
+        p = h[:i].copy()
+        p[-1] += h[i:].sum()  # clipped values pile up in the last bin
+        # quantize the first i bins into `levels` groups, spread back over non-empty bins
+        groups = np.array_split(h[:i], levels)
+        q = np.concatenate([np.where(g > 0, g.sum() / max((g > 0).sum(), 1), 0) for g in groups])
+        p, q = p / p.sum(), q / max(q.sum(), 1e-12)
+        mask = p > 0
+        if np.any(q[mask] == 0):
+            q = np.where(mask & (q == 0), 1e-12, q)
+        kl = float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+        if kl < best_kl:
+            best, best_kl = i, kl
+    return best
+
+
+def _entropy(graph, samples):
+    ranges = _minmax(graph, samples)
+    hist = _histograms(graph, samples, ranges)
+    out = {}
+    for t, h in hist.items():
+        lo, hi = ranges[t]
+        top = max(abs(lo), abs(hi)) or 1.0
+        levels = 256 if lo >= 0 else 128  # non-negative tensors use all 256 int8 steps
+        threshold = _kl_threshold(h, levels) * top / BINS
+        out[t] = (max(lo, -threshold), min(hi, threshold))
+    return out
+
+
+def calibrate(graph: Graph, samples: np.ndarray, method: str = "minmax",
+              percentile: float = 99.99) -> dict[str, tuple[float, float]]:
+    """Range (min, max) of every activation tensor of the graph over the samples (NHWC batch)."""
+    if method not in METHODS:
+        raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
+    if len(samples) == 0:
+        raise EdgekitError("the calibration set is empty; give at least one sample (100-500 is typical)")
+    if method == "minmax":
+        return _minmax(graph, samples)
+    if method == "percentile":
+        return _percentile(graph, samples, percentile)
+    return _entropy(graph, samples)
