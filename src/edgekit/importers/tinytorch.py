@@ -1,0 +1,668 @@
+"""TinyTorch model -> Graph, by tracing one forward pass on an example input.
+
+Students write their own TinyTorch, so this module never imports a `tinytorch` package and never
+unpickles: it recognises layers by class name and attributes (duck typing) and watches what
+`forward` actually does.
+
+How the trace works:
+  * Every layer-like object reachable from the model's attributes gets its `forward` (and its
+    class's `__call__`) wrapped for the duration of the trace; the model's Tensor class gets its
+    operators (reshape, +, -, *, /, matmul, mean) wrapped too. Everything is restored afterwards,
+    even when the import fails.
+  * A recognised layer (Linear, Conv2d, ...) becomes IR ops when it is called. While it runs, the
+    Tensor ops inside it are not recorded: the layer is converted as a whole.
+  * Each model value (a Tensor or numpy array) is mapped to an IR tensor, first by identity. When
+    forward leaves the Tensor world (`Tensor(x.data.reshape(batch, -1))`), the new value is matched
+    by its numbers to one already known: same values (no op), same values in flattened order (a
+    reshape), or the values with negatives zeroed (`np.maximum(0, x.data)`, a ReLU).
+  * Every op is run on the example (edgekit.reference) as it is added and compared with what the
+    model computed, so a layer that does something other than its class name says is caught here.
+
+Layouts: 4-D NCHW values become NHWC in the IR. A Linear after an NCHW flatten gets its rows
+permuted instead of transposing at run time; BatchNorm2d is folded into the conv before it.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+
+import numpy as np
+
+from .. import passes
+from ..errors import EdgekitError, UnsupportedError
+from ..graph import Graph
+from ..reference import explicit_padding, run_op
+
+SUPPORTED = ("layers Linear, Conv2d, BatchNorm2d (folded), MaxPool2d, AvgPool2d, ReLU, Sigmoid, Tanh, "
+             "Softmax, Dropout (removed), Sequential; in forward: x.reshape(batch, -1), +, -, *, / by a "
+             "constant, matmul with a weight, mean over H and W")
+
+# TinyTorch layer class name -> the attributes the converter needs (bias, stride, ... have defaults).
+LAYERS = {"Linear": ("weight",), "Conv2d": ("weight",), "MaxPool2d": ("kernel_size",),
+          "AvgPool2d": ("kernel_size",), "BatchNorm2d": ("gamma", "beta", "running_mean", "running_var"),
+          "ReLU": (), "Sigmoid": (), "Tanh": (), "Softmax": (), "GELU": (), "Dropout": ()}
+
+# Tensor methods recorded when the model's own forward calls them, and the IR meaning of each.
+TENSOR_OPS = {"reshape": "reshape", "flatten": "reshape", "view": "reshape", "mean": "mean",
+              "matmul": "matmul", "__matmul__": "matmul", "__add__": "add", "__radd__": "add",
+              "__sub__": "sub", "__rsub__": "rsub", "__mul__": "mul", "__rmul__": "mul",
+              "__truediv__": "div", "__neg__": "neg"}
+
+_MISSING = object()
+
+
+class _ImporterBug(RuntimeError):
+    """edgekit's own tracing code failed: kept apart from the model's errors so forward is not blamed."""
+
+
+def _is_tensor(obj) -> bool:
+    """A TinyTorch Tensor (any class with a numpy `.data` and a `.shape`), not a numpy array."""
+    return not isinstance(obj, np.ndarray) and isinstance(getattr(obj, "data", None), np.ndarray) \
+        and hasattr(obj, "shape")
+
+
+def _array(obj) -> np.ndarray:
+    return np.asarray(obj.data if _is_tensor(obj) else obj, dtype=np.float32)
+
+
+def _kind(obj) -> str | None:
+    """The TinyTorch layer class obj is an instance of (its own class or a base class), or None."""
+    return next((c.__name__ for c in type(obj).__mro__ if c.__name__ in LAYERS), None)
+
+
+def _is_layer_like(obj) -> bool:
+    if isinstance(obj, (type, types.ModuleType)) or inspect.isroutine(obj) or _is_tensor(obj) \
+            or not hasattr(obj, "__dict__"):
+        return False
+    return _kind(obj) is not None or callable(getattr(obj, "forward", None)) or hasattr(obj, "layers") \
+        or _has_call(type(obj))
+
+
+def _has_call(cls) -> bool:
+    """Whether instances are callable through Python code we can wrap (getattr(cls, "__call__")
+    always exists, it is type.__call__ making instances, so look in the classes themselves)."""
+    return any(isinstance(vars(k).get("__call__"), types.FunctionType) for k in cls.__mro__)
+
+
+def _holds_layers(value) -> bool:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_layers(v) for v in value)
+    return _is_layer_like(value)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else tuple(int(d) for d in v)
+
+
+def _to_graph(arr: np.ndarray, layout: str, perm=None) -> np.ndarray:
+    """A model value in the IR's layout: NCHW -> NHWC, or a CHW-ordered flatten -> HWC order."""
+    if layout == "perm":
+        return arr[:, perm]
+    return arr.transpose(0, 2, 3, 1) if layout == "nhwc" else arr
+
+
+def _close(got: np.ndarray, want: np.ndarray) -> bool:
+    scale = 1.0 + float(np.abs(want).max(initial=0.0))
+    return got.shape == want.shape and np.allclose(got, want, rtol=1e-3, atol=1e-4 * scale)
+
+
+def _find_layers(model):
+    """Layer-like objects reachable from the model's attributes, named by where they were found
+    ('conv1', 'layers.0', 'block.conv2'), and every Tensor/array found on the way (the weights)."""
+    layers, params, seen = {}, [], set()
+
+    def visit(obj, name):
+        if isinstance(obj, np.ndarray) or _is_tensor(obj):
+            params.append(obj)
+            return
+        if id(obj) in seen:
+            return
+        if isinstance(obj, (list, tuple, dict)):
+            seen.add(id(obj))
+            items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+            for key, item in items:
+                visit(item, f"{name}.{key}" if name else str(key))
+            return
+        if not (_is_layer_like(obj) or obj is model and hasattr(obj, "__dict__")):
+            return
+        seen.add(id(obj))
+        layers[id(obj)] = [obj, name or (_kind(obj) or type(obj).__name__).lower(), None]
+        for attr, value in vars(obj).items():
+            visit(value, f"{name}.{attr}" if name else attr)
+
+    visit(model, "layers" if isinstance(model, (list, tuple)) else "")
+    for entry in layers.values():  # role: a TinyTorch layer, a container of layers, or unknown
+        obj = entry[0]
+        children = any(_holds_layers(v) for v in vars(obj).values())
+        entry[2] = _kind(obj) or ("container" if children or obj is model else "unknown")
+    return layers, params
+
+
+def import_tinytorch(model, example_input) -> Graph:
+    """Trace `model` (a TinyTorch model, Sequential, layer, or list of layers) on one input batch."""
+    return _Tracer(model).run(example_input)
+
+
+class _Tracer:
+    def __init__(self, model):
+        self.model = model
+        name = "model" if isinstance(model, (list, tuple)) else type(model).__name__.lower()
+        self.graph = Graph(name=name)
+        self.layers, params = _find_layers(model)
+        self.consts = {id(p) for p in params} | {id(p.data) for p in params if _is_tensor(p)}
+        self.keep = list(params)   # hold every object whose id we store, so no id is reused
+        self.tensor_classes = list(dict.fromkeys(type(p) for p in params if _is_tensor(p)))
+        self.names = {}            # id(model Tensor or array) -> IR tensor name
+        self.snap = {}             # IR tensor name -> the model's value (its own layout), for matching
+        self.values = {}           # IR tensor name -> the value in the IR's layout, for checking
+        self.layout = {}           # IR tensor name -> how the model's value maps to it (see _set_layout)
+        self.perm = {}             # IR tensor name -> its element order, for layout "perm"
+        self.busy = 0              # > 0 inside a recognised layer or a recorded Tensor op
+        self.active = set()        # containers running (forward and __call__ are both wrapped)
+        self.prefix = []           # names of the containers running, for op names
+        self.undo = []             # (object, attribute, original or _MISSING)
+
+    # -- the trace -----------------------------------------------------------------------------
+    def run(self, example_input) -> Graph:
+        x = self._input(example_input)
+        # Trace in inference mode (BatchNorm uses its running stats), then put the modes back.
+        modes = [(o, o.training) for o, _, _ in self.layers.values()
+                 if isinstance(getattr(o, "training", None), bool)]
+        try:
+            for obj, _ in modes:
+                try:
+                    if callable(getattr(obj, "eval", None)):
+                        obj.eval()
+                    obj.training = False
+                except Exception:  # a student's eval() that fails must not stop the conversion
+                    pass
+            self._install()
+            out = self._call_model(x)
+        finally:
+            for target, attr, original in reversed(self.undo):
+                if original is _MISSING:
+                    delattr(target, attr)
+                else:
+                    setattr(target, attr, original)
+            self.undo = []
+            for obj, mode in modes:
+                obj.training = mode
+        return self._finish(out)
+
+    def _input(self, example):
+        if not _is_tensor(example):
+            if not self.tensor_classes:
+                raise EdgekitError("example_input is not a TinyTorch Tensor and the model has no Tensor "
+                                   "weights to take the Tensor class from; pass Tensor(x) as example_input")
+            example = self.tensor_classes[0](np.asarray(example, dtype=np.float32))
+        arr = _array(example)
+        if arr.ndim < 2 or arr.shape[0] < 1 or not np.all(np.isfinite(arr)):
+            raise EdgekitError(f"example_input has shape {arr.shape}; give one finite batch with the batch "
+                               "first, e.g. x[:1] (NCHW for images)")
+        self.tensor_classes = list(dict.fromkeys([type(example)] + self.tensor_classes))
+        nchw = arr.ndim == 4
+        shape = (1, arr.shape[2], arr.shape[3], arr.shape[1]) if nchw else (1,) + arr.shape[1:]
+        self._bind(self.graph.add_input("input", shape), example, "nhwc" if nchw else "same")
+        return example
+
+    def _call_model(self, x):
+        try:
+            if isinstance(self.model, (list, tuple)):
+                for layer in self.model:
+                    x = layer(x) if callable(layer) else layer.forward(x)
+                return x
+            forward = getattr(self.model, "forward", None)
+            return forward(x) if callable(forward) else self.model(x)
+        except (EdgekitError, _ImporterBug):
+            raise
+        except Exception as e:
+            raise EdgekitError(f"the model's forward failed on example_input of shape {x.shape} "
+                               f"({type(e).__name__}: {e}); check that example_input is one batch in the "
+                               "layout forward expects (NCHW for images)") from e
+
+    def _finish(self, out) -> Graph:
+        g = self.graph
+        for o in out if isinstance(out, (list, tuple)) else [out]:
+            name = self._resolve(o)
+            if name is None:
+                raise EdgekitError(f"the model's output (a {type(o).__name__}) does not come from layers or "
+                                   f"Tensor ops edgekit can follow; end forward with one ({SUPPORTED})")
+            if self.layout[name] == "perm":
+                raise EdgekitError("the model returns an NCHW feature map flattened in forward; the int8 "
+                                   "model (NHWC) would order it differently: end the model with a Linear "
+                                   "layer, or return the 4-D tensor")
+            g.outputs.append(name)
+        needed, kept = set(g.outputs), []  # drop ops whose results forward computed but never used
+        for op in reversed(g.ops):
+            if op.outputs[0] in needed:
+                kept.append(op)
+                needed.update(op.inputs)
+        g.ops = kept[::-1]
+        return g.finalize()
+
+    # -- wrapping and unwrapping -----------------------------------------------------------------
+    def _patch(self, target, attr, new):
+        self.undo.append((target, attr, vars(target).get(attr, _MISSING)))
+        setattr(target, attr, new)
+
+    def _install(self):
+        classes = []
+        for obj, _, _ in list(self.layers.values()):
+            original = getattr(obj, "forward", None)
+            if callable(original):
+                self._patch(obj, "forward", self._forward_hook(obj, original))
+            if _has_call(type(obj)) and type(obj) not in classes:
+                classes.append(type(obj))
+        for cls in classes:  # `layer(x)` looks __call__ up on the class, never on the instance
+            self._patch(cls, "__call__", self._call_hook(cls.__call__))
+        for cls in self.tensor_classes:
+            for method, op in TENSOR_OPS.items():
+                if callable(getattr(cls, method, None)):
+                    self._patch(cls, method, self._tensor_hook(op, getattr(cls, method)))
+
+    def _forward_hook(self, obj, original):
+        @functools.wraps(original)
+        def forward(*args, **kwargs):
+            return self._dispatch(obj, original, args, kwargs)
+        return forward
+
+    def _call_hook(self, original):
+        @functools.wraps(original)
+        def __call__(this, *args, **kwargs):
+            return self._dispatch(this, functools.partial(original, this), args, kwargs)
+        return __call__
+
+    def _tensor_hook(self, op, original):
+        @functools.wraps(original)
+        def method(this, *args, **kwargs):
+            if self.busy:
+                return original(this, *args, **kwargs)
+            self.busy += 1  # ops that this one calls (e.g. __radd__ -> __add__) are part of it
+            try:
+                out = original(this, *args, **kwargs)
+            finally:
+                self.busy -= 1
+            self._record(self._tensor_op, op, this, args, kwargs, out)
+            return out
+        return method
+
+    def _dispatch(self, obj, original, args, kwargs):
+        entry = self.layers.get(id(obj))
+        if entry is None and _kind(obj) and not self.busy:  # e.g. ReLU()(x) created inside forward
+            name = "/".join([p for p in self.prefix if p] + [_kind(obj).lower()])
+            entry = self.layers[id(obj)] = [obj, name, _kind(obj)]
+            self.keep.append(obj)
+        if entry is None or self.busy or id(obj) in self.active or not args:
+            return original(*args, **kwargs)
+        _, name, role = entry
+        if role in LAYERS:
+            if role == "Dropout":  # identity at inference (TinyTorch's Dropout defaults to training=True)
+                return args[0]
+            self.busy += 1
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                self.busy -= 1
+            self._record(self._convert, role, obj, name, args, kwargs, out)
+            return out
+        self.active.add(id(obj))
+        self.prefix.append("" if obj is self.model else name)
+        try:
+            out = original(*args, **kwargs)
+        finally:
+            self.active.discard(id(obj))
+            self.prefix.pop()
+        # A class edgekit does not know is fine if what it did was recorded (Tensor ops, or a
+        # flatten); its numbers alone are not trusted, they could match by coincidence.
+        if role == "unknown" and not self.busy and self._resolve(out, numpy=("reshape",)) is None:
+            raise UnsupportedError(f"layer class {type(obj).__name__}", name, SUPPORTED)
+        return out
+
+    @staticmethod
+    def _record(convert, *args):
+        try:
+            convert(*args)
+        except EdgekitError:
+            raise
+        except Exception as e:
+            raise _ImporterBug(f"edgekit's TinyTorch importer failed on {args[0]!r} "
+                               f"({type(e).__name__}: {e}); please report this with the model's code") from e
+
+    # -- model values <-> IR tensors ---------------------------------------------------------------
+    def _bind(self, name, obj, layout=None, who=None):
+        """Record that model value obj is IR tensor `name`, after checking that their numbers agree."""
+        arr = _array(obj)
+        if layout is not None:
+            self._set_layout(name, layout)
+        want = _to_graph(arr, self.layout[name], self.perm.get(name))
+        if name not in self.values:
+            self.values[name] = want
+        elif not _close(self.values[name], want):
+            diff = "shape" if self.values[name].shape != want.shape else \
+                f"max difference {np.abs(self.values[name] - want).max():.3g}"
+            raise EdgekitError(f"layer '{who or name}': edgekit's conversion does not reproduce what forward "
+                               f"computed ({diff}); check that the layer computes what TinyTorch's layer of "
+                               "that class name does, or report this with the layer's code")
+        self.snap[name] = arr.copy()
+        for o in (obj, obj.data) if _is_tensor(obj) else (obj,):
+            self.names[id(o)] = name
+            self.keep.append(o)
+        return name
+
+    def _set_layout(self, name, layout):
+        """'nhwc': a 4-D NCHW model value held as NHWC; 'same': held as is; an index array (stored as
+        'perm'): a (batch, features) value flattened from NCHW, held in HWC order: ir = model[:, perm]."""
+        if isinstance(layout, np.ndarray):
+            self.layout[name], self.perm[name] = "perm", layout
+        else:
+            self.layout[name] = layout
+
+    def _forget(self, name):
+        """The model's earlier value for `name` no longer exists in the IR (e.g. BN was folded in)."""
+        self.names = {k: v for k, v in self.names.items() if v != name}
+
+    def _is_const(self, obj) -> bool:
+        if isinstance(obj, (int, float, np.number)) or id(obj) in self.consts:
+            return True
+        base = getattr(obj, "base", None)  # a numpy view of a weight, e.g. self.mean.reshape(1, -1, 1, 1)
+        return isinstance(base, np.ndarray) and self._is_const(base)
+
+    def _resolve(self, obj, numpy=("same", "reshape", "relu")):
+        """The IR tensor holding model value obj, or None if obj is not a value edgekit followed."""
+        for o in (obj, obj.data) if _is_tensor(obj) else (obj,):
+            if id(o) in self.names:
+                return self.names[id(o)]
+        if not (_is_tensor(obj) or isinstance(obj, np.ndarray)) or self._is_const(obj):
+            return None
+        arr = _array(obj)
+        recent = list(reversed(self.snap.items()))
+        for match in numpy:  # forward left the Tensor world: find the value by its numbers
+            for name, known in recent:
+                if match == "same" and known.shape == arr.shape and np.array_equal(known, arr):
+                    return self._bind(name, obj)
+                if match == "reshape" and known.shape != arr.shape and known.size == arr.size \
+                        and arr.ndim >= 2 and arr.shape[0] == known.shape[0] \
+                        and np.array_equal(known.ravel(), arr.ravel()):
+                    return self._reshape(name, arr.shape, obj)
+                if match == "relu" and known.shape == arr.shape and (known < 0).any() \
+                        and np.array_equal(np.maximum(known, 0), arr):
+                    return self._emit("relu", [name], self._unique("relu"), obj)
+        return None
+
+    def _unique(self, base: str) -> str:
+        return self.graph.unique("/".join([p for p in self.prefix if p] + [base]))
+
+    def _emit(self, kind, inputs, name, result=None, layout=None, **attrs) -> str:
+        """Append an op, run it on the example, and (given the model's result) check and bind it."""
+        out = self.graph.add_op(kind, inputs, name, **attrs)
+        self._run(self.graph.ops[-1])
+        if layout is None:  # elementwise ops keep their input's layout
+            layout = self.perm[inputs[0]] if self.layout[inputs[0]] == "perm" else self.layout[inputs[0]]
+        self._set_layout(out, layout)
+        return self._bind(out, result, who=name) if result is not None else out
+
+    def _run(self, op):
+        args = [self.values[t] if t in self.values else self.graph.tensors[t].data for t in op.inputs]
+        try:
+            self.values[op.outputs[0]] = np.asarray(run_op(op, args), np.float32)
+        except (ValueError, IndexError) as e:
+            shapes = [tuple(a.shape) for a in args]
+            raise EdgekitError(f"layer '{op.name}': its weights do not fit its input (IR {op.kind} on "
+                               f"shapes {shapes}: {e}); edgekit reads TinyTorch's layouts: Linear weight "
+                               "(in, out), Conv2d weight (C_out, C_in, kH, kW), NCHW images") from e
+
+    def _const(self, name, data) -> str:
+        return self.graph.add_const(name, data)
+
+    def _need_image(self, x, name, kind):
+        if self.layout[x] != "nhwc":
+            raise UnsupportedError(f"{kind} on a {self.snap[x].ndim}-D input (it takes NCHW images)",
+                                   name, SUPPORTED)
+
+    # -- layers ------------------------------------------------------------------------------------
+    def _convert(self, kind, obj, name, args, kwargs, out):
+        if kind == "GELU":
+            raise UnsupportedError("GELU activation (no int8 TFLite kernel in edgekit's op set; use ReLU "
+                                   "and retrain)", name, SUPPORTED)
+        missing = [a for a in LAYERS[kind] if getattr(obj, a, None) is None]
+        if missing:
+            raise EdgekitError(f"layer '{name}' is a {kind} without {', '.join(missing)}; edgekit reads the "
+                               "attributes of TinyTorch's reference layers")
+        x = self._resolve(args[0])
+        if x is None:
+            raise UnsupportedError("input computed by numpy code edgekit cannot follow (it recognises "
+                                   "x.data.reshape(...) and np.maximum(0, x.data))", name, SUPPORTED)
+        if kind == "Linear":
+            return self._linear(obj, name, x, out)
+        if kind == "Conv2d":
+            return self._conv(obj, name, x, out)
+        if kind in ("MaxPool2d", "AvgPool2d"):
+            return self._pool(kind, obj, name, x, out)
+        if kind == "BatchNorm2d":
+            return self._batchnorm(obj, name, x, out)
+        if kind == "Softmax":
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", getattr(obj, "dim", -1))
+            rank = self.snap[x].ndim
+            if int(dim) % rank != (1 if self.layout[x] == "nhwc" else rank - 1):
+                raise UnsupportedError(f"Softmax over axis {dim} of a {rank}-D tensor", name,
+                                       "Softmax over the last axis (or the channels of an NCHW image)")
+            return self._emit("softmax", [x], name, out, beta=1.0)
+        return self._emit(kind.lower(), [x], name, out)  # ReLU, Sigmoid, Tanh
+
+    def _linear(self, obj, name, x, out):
+        w = _array(obj.weight)  # (in, out); the IR wants [out, in]
+        bias = getattr(obj, "bias", None)
+        b = _array(bias) if bias is not None else np.zeros(w.shape[-1], np.float32)
+        if self.snap[x].ndim != 2 or w.ndim != 2:
+            raise UnsupportedError(f"Linear on a {self.snap[x].ndim}-D input (flatten it first with "
+                                   "x.reshape(batch, -1))", name, SUPPORTED)
+        if self.layout[x] == "perm":  # input flattened from NCHW: rows in HWC order
+            w = w[self.perm[x]]
+        inputs = [x, self._const(f"{name}/weights", w.T), self._const(f"{name}/bias", b.reshape(-1))]
+        return self._emit("fully_connected", inputs, name, out, "same", activation=None)
+
+    def _conv(self, obj, name, x, out):
+        self._need_image(x, name, "Conv2d")
+        w = _array(obj.weight)  # (C_out, C_in, kH, kW) -> [O, kH, kW, I]
+        if w.ndim != 4:
+            raise EdgekitError(f"layer '{name}': Conv2d weight has shape {w.shape}; edgekit expects "
+                               "TinyTorch's (C_out, C_in, kH, kW)")
+        bias = getattr(obj, "bias", None)
+        b = _array(bias) if bias is not None else np.zeros(w.shape[0], np.float32)
+        stride, pad = _pair(getattr(obj, "stride", 1)), _pair(getattr(obj, "padding", 0))
+        x, padding = self._padding(x, name, w.shape[2:], stride, pad, same_ok=True)
+        inputs = [x, self._const(f"{name}/weights", w.transpose(0, 2, 3, 1)),
+                  self._const(f"{name}/bias", b.reshape(-1))]
+        return self._emit("conv2d", inputs, name, out, stride=stride, padding=padding, activation=None)
+
+    def _pool(self, kind, obj, name, x, out):
+        self._need_image(x, name, kind)
+        kernel = _pair(obj.kernel_size)
+        stride = _pair(getattr(obj, "stride", None) or kernel)
+        pad = _pair(getattr(obj, "padding", 0) or 0)
+        if kind == "AvgPool2d":  # TinyTorch divides by the whole window, padding included: pad explicitly
+            x, padding = self._padding(x, name, kernel, stride, pad, same_ok=False)
+            return self._emit("avg_pool2d", [x], name, out, kernel=kernel, stride=stride, padding=padding)
+        # TinyTorch pads max pooling with -inf; zeros do the same after a ReLU (values >= 0).
+        x2, padding = self._padding(x, name, kernel, stride, pad, same_ok=True,
+                                    zeros_ok=self._non_negative(x))
+        if x2 is None:
+            raise UnsupportedError(f"MaxPool2d padding={pad} on a {self.snap[x].shape[2:]} input that can "
+                                   "be negative", name, "max pooling padding that equals TFLite's SAME, "
+                                   "or max pooling after a ReLU")
+        return self._emit("max_pool2d", [x2], name, out, kernel=kernel, stride=stride, padding=padding)
+
+    def _padding(self, x, name, kernel, stride, pad, same_ok, zeros_ok=True):
+        """(input, 'SAME'|'VALID') for TinyTorch's padding: `pad` zeros on each side, output size
+        rounded down. TFLite's SAME pads differently, so use it only when it picks the same windows;
+        otherwise add an explicit pad op (or return (None, None) if zero padding is not allowed)."""
+        if pad == (0, 0):
+            return x, "VALID"
+        size = self.values[x].shape[1:3]
+        # the padding the last window really reads: it can stop short of the far side's padding
+        pads = [(p, (n + 2 * p - k) // s * s + k - n - p) for n, k, s, p in zip(size, kernel, stride, pad)]
+        if same_ok and min(after for _, after in pads) >= 0 \
+                and explicit_padding(size, kernel, stride, pads) == "SAME":
+            return x, "SAME"
+        if not zeros_ok:
+            return None, None
+        pads = ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0))
+        return self._emit("pad", [x], self.graph.unique(f"{name}/pad"), pads=pads), "VALID"
+
+    def _non_negative(self, x) -> bool:
+        op = self.graph.producer().get(x)
+        if op is None:
+            return False
+        if op.kind in ("relu", "relu6", "sigmoid", "softmax") or op.attrs.get("activation"):
+            return True
+        return op.kind in ("max_pool2d", "avg_pool2d", "pad", "reshape") and self._non_negative(op.inputs[0])
+
+    def _batchnorm(self, obj, name, x, out):
+        self._need_image(x, name, "BatchNorm2d")
+        start = len(self.graph.ops)
+        stats = np.asarray(obj.running_mean), np.asarray(obj.running_var)
+        y = passes.batchnorm(self.graph, x, _array(obj.gamma), _array(obj.beta), *stats,
+                             float(getattr(obj, "eps", 1e-5)), name)
+        if y == x:  # folded into the conv before it: the conv's output is now the normalised value
+            self._run(self.graph.producer()[x])
+            self._forget(x)
+        for op in self.graph.ops[start:]:  # or a mul + add by constants
+            self._run(op)
+            self.layout[op.outputs[0]] = "nhwc"
+        return self._bind(y, out, who=name)
+
+    # -- Tensor ops in the model's own forward -------------------------------------------------------
+    def _tensor_op(self, op, this, args, kwargs, out):
+        if out is NotImplemented:  # Python will try the other operand's method, which is recorded
+            return
+        other = args[0] if args and op in ("matmul", "add", "sub", "rsub", "mul", "div") else None
+        operands = [this] if other is None else [this, other]
+        names = [self._resolve(o) for o in operands]
+        if all(n is None for n in names):  # arithmetic on weights: its result is a weight too
+            if all(self._is_const(o) for o in operands):
+                self.consts.update({id(out), id(getattr(out, "data", out))})
+                self.keep.append(out)
+            return
+        label = self._unique({"rsub": "sub", "div": "mul", "neg": "mul"}.get(op, op))
+        if op == "reshape":
+            return self._reshape(names[0], _array(out).shape, out)
+        if op == "mean":
+            return self._mean(names[0], label, args, kwargs, out)
+        if op == "neg":
+            return self._emit("mul", [names[0], self._const(f"{label}/scale", [-1.0])], label, out)
+        if op == "matmul":
+            if names[0] is None or names[1] is not None or _array(other).ndim != 2 \
+                    or self.snap[names[0]].ndim != 2:
+                raise UnsupportedError("matmul other than (batch, in) @ weight (in, out)", label, SUPPORTED)
+            w = _array(other)
+            if self.layout[names[0]] == "perm":
+                w = w[self.perm[names[0]]]
+            inputs = [names[0], self._const(f"{label}/weights", w.T),
+                      self._const(f"{label}/bias", np.zeros(w.shape[1]))]
+            return self._emit("fully_connected", inputs, label, out, "same", activation=None)
+        return self._arith(op, operands, names, label, out)
+
+    def _arith(self, op, operands, names, label, out):
+        """+, -, * and / between two activations, or an activation and a constant."""
+        a, b = names
+        if op == "rsub":  # other - this
+            a, b, operands = b, a, operands[::-1]
+        if a is not None and b is not None:
+            if self.layout[a] != self.layout[b] or not np.array_equal(self.perm.get(a, 0), self.perm.get(b, 0)):
+                # e.g. a flattened NCHW tensor plus a plain one: their elements are in different orders
+                raise UnsupportedError(f"'{op}' between tensors of different layouts", label, SUPPORTED)
+            if op in ("sub", "rsub"):
+                b = self._negate(b, label)
+            if op == "div":
+                raise UnsupportedError("division by a tensor", label, SUPPORTED)
+            return self._emit("mul" if op == "mul" else "add", [a, b], label, out)
+        x, c_obj = (a, operands[1]) if a is not None else (b, operands[0])
+        if not self._is_const(c_obj) and np.size(_array(c_obj)) > 1:
+            raise UnsupportedError(f"'{op}' with a value computed by numpy code edgekit cannot follow (keep "
+                                   "constants as model attributes, e.g. self.mean = Tensor(...))",
+                                   label, SUPPORTED)
+        c = self._const_for(x, _array(c_obj), label)
+        if op == "div" and a is None:
+            raise UnsupportedError("division by a tensor", label, SUPPORTED)
+        if op in ("sub", "rsub") and a is None:  # c - x = (-1 * x) + c
+            x = self._negate(x, label)
+        elif op in ("sub", "rsub"):
+            c = -c
+        if op == "div":
+            c = 1.0 / c
+        kind = "mul" if op in ("mul", "div") else "add"
+        if kind == "add" and self._fold_bias(x, c, out):
+            return
+        return self._emit(kind, [x, self._const(f"{label}/const", c)], label, out)
+
+    def _negate(self, x, label) -> str:
+        return self._emit("mul", [x, self._const(f"{label}/neg", [-1.0])], self.graph.unique(f"{label}/neg"))
+
+    def _const_for(self, x, c, label) -> np.ndarray:
+        """A constant in the model's layout, laid out to broadcast against IR tensor x."""
+        shape, layout = self.snap[x].shape, self.layout[x]
+        fits = c.ndim < len(shape) or (c.ndim == len(shape) and c.shape[0] == 1)
+        if not fits or np.broadcast_shapes(shape, c.shape) != shape:
+            raise UnsupportedError(f"constant of shape {c.shape} combined with a {shape} tensor", label,
+                                   "constants that broadcast over the batch, e.g. (C,), (1, C, 1, 1) or scalars")
+        if layout == "nhwc":
+            return c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(0, 2, 3, 1)
+        if layout == "perm" and c.ndim and c.shape[-1] > 1:
+            return c[..., self.perm[x]]
+        return c.reshape(1) if c.ndim == 0 else c
+
+    def _fold_bias(self, x, c, out) -> bool:
+        """x.matmul(W) + b written out in forward: put b into the fully-connected op's bias."""
+        op = self.graph.producer().get(x)
+        if op is None or op.kind != "fully_connected" or op.attrs.get("activation") \
+                or c.size != self.snap[x].shape[1] or any(x in o.inputs for o in self.graph.ops):
+            return False
+        bias = self.graph.tensors[op.inputs[2]]
+        bias.data = (bias.data + c.reshape(-1)).astype(np.float32)
+        self._run(op)
+        self._forget(x)
+        self._bind(x, out, who=op.name)
+        return True
+
+    def _mean(self, x, label, args, kwargs, out):
+        axis = args[0] if args else kwargs.get("axis")
+        keepdims = bool(args[1] if len(args) > 1 else kwargs.get("keepdims", False))
+        axes = {a % 4 for a in np.atleast_1d(axis)} if axis is not None else None
+        if self.layout[x] != "nhwc" or axes != {2, 3}:
+            raise UnsupportedError(f"mean over axis {axis}", label,
+                                   "mean over H and W of an NCHW image: x.mean(axis=(2, 3))")
+        layout = "nhwc" if keepdims else "same"
+        return self._emit("mean", [x], label, out, layout, axes=(1, 2), keepdims=keepdims)
+
+    def _reshape(self, x, shape, result) -> str:
+        """IR op for the model's reshape of x to `shape`, keeping 4-D tensors NHWC."""
+        src, layout = self.snap[x].shape, self.layout[x]
+        shape = tuple(int(d) for d in shape)
+        label = self._unique("flatten" if len(shape) == 2 else "reshape")
+        if shape == src:
+            return self._bind(x, result)
+        if shape[0] != src[0]:
+            raise UnsupportedError(f"reshape from {src} to {shape}, which changes the batch dimension",
+                                   label, SUPPORTED)
+        # does the IR hold x's elements in the model's (row-major) order?
+        in_order = layout == "same" or (layout == "nhwc" and (src[1] == 1 or src[2] * src[3] == 1))
+        if len(shape) == 4:  # back to an image: only when the NHWC elements line up without a transpose
+            _, c, h, w = shape
+            ok = (layout == "nhwc" and src[1] == c) or (in_order and (c == 1 or h * w == 1)) \
+                or (layout == "perm" and np.array_equal(self.perm[x], passes.chw_to_hwc_index(c, h, w)))
+            if not ok:
+                raise UnsupportedError(f"reshape from {src} to {shape} (in NHWC it needs a transpose)",
+                                       label, SUPPORTED)
+            return self._emit("reshape", [x], label, result, "nhwc", shape=(1, h, w, c))
+        if layout == "nhwc":  # flattening NCHW: in the IR the elements come in HWC order
+            if len(shape) != 2:
+                raise UnsupportedError(f"reshape from {src} to {shape}", label,
+                                       "x.reshape(batch, -1) of an image")
+            perm = "same" if in_order else passes.chw_to_hwc_index(*src[1:])
+            return self._emit("reshape", [x], label, result, perm, shape=(1, shape[1]))
+        if layout == "perm":
+            raise UnsupportedError(f"reshape of a flattened NCHW tensor to {shape}", label, SUPPORTED)
+        return self._emit("reshape", [x], label, result, "same", shape=(1,) + shape[1:])
