@@ -1,0 +1,182 @@
+"""Reading .tflite files safely, and small helpers to describe what is inside.
+
+A .tflite file is a flatbuffer: offsets pointing into one byte string. Both runtimes trust those
+offsets, so a truncated or corrupt file can crash them (TFLite Micro aborts the whole process).
+`read_model` therefore checks the file in Python first and turns every problem into a one-line
+EdgekitError that says what is wrong and what to do.
+"""
+from __future__ import annotations
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as fb
+
+from .errors import EdgekitError
+
+OPERATOR_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+TYPE_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
+NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8,
+               "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32,
+               "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64, "bool": np.bool_}
+# Tensors of these types hold shapes, axes, indices or biases, never activations worth classifying.
+AUX_TYPES = ("int32", "int64", "bool", "string", "resource", "variant")
+
+
+def _sniff(data: bytes, name: str) -> None:
+    """Refuse the files people commonly give by mistake, before trying to parse them."""
+    if not data:
+        raise EdgekitError(f"'{name}' is empty (0 bytes); copy or export the model again")
+    if data[4:8] == b"TFL3":
+        return
+    if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle protocol byte, or torch.save's zip
+        raise EdgekitError(f"'{name}' is a pickle/PyTorch checkpoint; edgekit never unpickles: export "
+                           "the model to ONNX or use edgekit.convert on the model object")
+    head = data[:256].lstrip()
+    if head.startswith(b"version https://git-lfs"):
+        raise EdgekitError(f"'{name}' is a Git LFS pointer, not the model; run 'git lfs pull' to fetch it")
+    if head[:15].lower().startswith((b"<!doctype html", b"<html")):
+        raise EdgekitError(f"'{name}' is an HTML page, not a TFLite model; download the raw file instead")
+    try:
+        data[:4096].decode("utf-8")
+        what = "a text file, not a TFLite model"
+    except UnicodeDecodeError:
+        what = "not a TFLite model (no 'TFL3' identifier at byte 4)"
+    raise EdgekitError(f"'{name}' is {what}; give a .tflite file made by a TFLite converter")
+
+
+def _check_buffers(data: bytes, name: str) -> None:
+    """Every buffer's bytes must lie inside the file: a truncated file fails here, not in a runtime."""
+    raw = fb.Model.GetRootAsModel(data, 0)
+    for i in range(raw.BuffersLength()):
+        buf = raw.Buffers(i)
+        if buf.DataLength():  # data stored inside the flatbuffer
+            start = buf._tab.Vector(buf._tab.Offset(4))
+            end = start + buf.DataLength()
+        elif buf.Offset() > 1:  # large models keep data after the flatbuffer (offset 1 = placeholder)
+            end = buf.Offset() + buf.Size()
+        else:
+            continue
+        if end > len(data):
+            raise EdgekitError(f"'{name}' is truncated: buffer {i} ends at byte {end} but the file has "
+                               f"{len(data)} bytes; copy or download the model again")
+
+
+def _check_indices(model: fb.ModelT, name: str) -> None:
+    """Indices between tables must point at something, or the helpers below would index garbage."""
+    n_buffers, n_codes = len(model.buffers or []), len(model.operatorCodes or [])
+    for s, sg in enumerate(model.subgraphs):
+        n_tensors = len(sg.tensors or [])
+        for t in sg.tensors or []:
+            if not 0 <= t.buffer < max(n_buffers, 1):
+                raise EdgekitError(f"'{name}' is corrupt: a tensor uses buffer {t.buffer} of {n_buffers}; "
+                                   "export the model again")
+        ios = list(sg.inputs if sg.inputs is not None else []) + list(sg.outputs if sg.outputs is not None else [])
+        for op in sg.operators or []:
+            if not 0 <= op.opcodeIndex < n_codes:
+                raise EdgekitError(f"'{name}' is corrupt: an op uses operator code {op.opcodeIndex} of "
+                                   f"{n_codes}; export the model again")
+            ios += [i for i in list(op.inputs if op.inputs is not None else []) if i != -1]  # -1: optional
+            ios += list(op.outputs if op.outputs is not None else [])
+        bad = [int(i) for i in ios if not 0 <= i < n_tensors]
+        if bad:
+            raise EdgekitError(f"'{name}' is corrupt: subgraph {s} refers to tensor {bad[0]} of "
+                               f"{n_tensors}; export the model again")
+
+
+def read_model(data: bytes, name: str = "model") -> fb.ModelT:
+    """Parse .tflite bytes into the flatbuffer object API, refusing anything a runtime would choke on."""
+    data = bytes(data)
+    _sniff(data, name)
+    try:
+        _check_buffers(data, name)
+        model = fb.ModelT.InitFromPackedBuf(data, 0)
+    except EdgekitError:
+        raise
+    except Exception:  # the flatbuffer reader fails in many ways (struct.error, IndexError, ...)
+        raise EdgekitError(f"'{name}' is truncated or corrupt (its flatbuffer offsets point outside the "
+                           f"file's {len(data)} bytes); copy or export the model again") from None
+    if model.version != 3:
+        raise EdgekitError(f"'{name}' uses TFLite schema version {model.version}; edgekit and LiteRT "
+                           "read version 3: convert the model again with a current TFLite converter")
+    if not model.subgraphs:
+        raise EdgekitError(f"'{name}' has no subgraph (no ops); export the model again")
+    _check_indices(model, name)
+    return model
+
+
+# -- describing what is inside ------------------------------------------------------------------
+
+def builtin_name(model: fb.ModelT, opcode_index: int) -> str:
+    """'CONV_2D' etc.; custom ops as 'CUSTOM(name)'."""
+    code = model.operatorCodes[opcode_index]
+    # Codes above 127 live only in builtinCode; old files only fill deprecatedBuiltinCode.
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == fb.BuiltinOperator.CUSTOM:
+        custom = code.customCode.decode(errors="replace") if code.customCode else "?"
+        return f"CUSTOM({custom})"
+    return OPERATOR_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def tensor_type_name(type_code: int) -> str:
+    """'float32', 'int8', ... for a TensorType code."""
+    return TYPE_NAMES.get(type_code, f"type{type_code}")
+
+
+def text(s) -> str:
+    """Flatbuffer strings arrive as bytes (or None)."""
+    if s is None:
+        return ""
+    return s.decode("utf-8", errors="replace") if isinstance(s, (bytes, bytearray)) else str(s)
+
+
+def is_constant(model: fb.ModelT, tensor: fb.TensorT) -> bool:
+    """True for tensors whose values are stored in the file (weights, biases, shapes)."""
+    buf = model.buffers[tensor.buffer] if model.buffers else None
+    return buf is not None and (buf.data is not None and len(buf.data) > 0 or buf.offset > 1)
+
+
+def activation_types(model: fb.ModelT) -> set[str]:
+    """Types of the tensors computed at run time (inputs and op outputs), minus shapes and indices."""
+    types = set()
+    for sg in model.subgraphs:
+        for i in list(sg.inputs if sg.inputs is not None else []) + \
+                [o for op in sg.operators or [] for o in (op.outputs if op.outputs is not None else [])]:
+            t = sg.tensors[i]
+            if not is_constant(model, t):
+                types.add(tensor_type_name(t.type))
+    return {t for t in types if t not in AUX_TYPES}
+
+
+def quantization_kind(model: fb.ModelT) -> str:
+    """'int8', 'uint8', 'float' or 'mixed', from the types of the activations.
+
+    Weights do not count: a float model with int8 or float16 weights (weight-only or dynamic-range
+    quantized) still computes in float, and is 'float'. int8 compute with float inputs/outputs
+    (QUANTIZE/DEQUANTIZE at the edges) or int16 activations are 'mixed'.
+    """
+    types = activation_types(model)
+    if types <= {"float32", "float16"}:
+        return "float"
+    if types == {"int8"}:
+        return "int8"
+    if types == {"uint8"}:
+        return "uint8"
+    return "mixed"
+
+
+def is_fully_int8(model: fb.ModelT) -> bool:
+    """True when every activation is int8 (int32 only for biases, shapes, axes): ready for an MCU."""
+    return activation_types(model) == {"int8"}
+
+
+def tensor_array(model: fb.ModelT, tensor: fb.TensorT) -> np.ndarray:
+    """A constant tensor's stored values, in its own type and shape (no dequantization)."""
+    kind = tensor_type_name(tensor.type)
+    if kind not in NUMPY_TYPES:
+        raise EdgekitError(f"tensor '{text(tensor.name)}' has type {kind}, which edgekit cannot read")
+    data = model.buffers[tensor.buffer].data
+    if data is None:  # only models over 2 GB keep data outside the flatbuffer
+        raise EdgekitError(f"tensor '{text(tensor.name)}' keeps its data outside the flatbuffer; "
+                           "edgekit reads models under 2 GB")
+    raw = np.asarray(data, np.uint8)
+    shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
+    return raw.view(NUMPY_TYPES[kind]).reshape(shape)
