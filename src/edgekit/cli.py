@@ -50,7 +50,8 @@ def _convert(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        out.print(q.report())
+        from .report import renderables
+        out.print(renderables(info))
         out.print(f"wrote {target}" if target else "already int8: nothing written (use -o to copy)")
     return 0
 

@@ -143,7 +143,8 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
         samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
         timings["import_s"] = time.perf_counter() - t0
         step(f"calibrating ({method}, {len(samples)} samples)")
-        ranges = calibrate(g, samples, method, percentile)
+        floats: dict = {}
+        ranges = calibrate(g, samples, method, percentile, record=floats)
         step("quantizing")
         tflite = write_tflite(g, quantize_graph(g, ranges), description=f"edgekit int8 from {src.kind}")
         float_size = len(write_tflite(g))
@@ -158,11 +159,14 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
         from .verify import verify_model
         t1 = time.perf_counter()
         val_samples = None
+        if val is not None:
+            floats = {}  # recorded on the calibration set, not the validation set
         if src.graph is not None:
             val_samples = samples if val is None else _to_nhwc(load_array(val, "validation set"),
                                                                 src.graph, src.layout, "validation set")
         info.update(verify_model(tflite, src.graph, val_samples, step,
-                                 val_kind="calibration set" if val is None else "validation set"))
+                                 val_kind="calibration set" if val is None else "validation set",
+                                 floats=floats if src.graph is not None else None))
         timings["verify_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     info["timings"] = {k: round(v, 4) for k, v in timings.items()}

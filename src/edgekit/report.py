@@ -34,11 +34,14 @@ def renderables(info: dict):
         if "top1_agreement" in agree:
             line = f"top-1 agreement {agree['top1_agreement']:.1%}; " + line
         head.add_row("float vs int8", line)
+    if "litert" in info and not info["litert"]["loaded"]:
+        head.add_row("LiteRT", Text(f"refused: {info['litert']['reason']}", style="yellow"))
     tflm = info.get("tflm")
     if tflm:
         if tflm["ran"]:
-            head.add_row("TFLite Micro", f"arena {_kb(tflm['arena_bytes'])} (exact minimum, measured); "
-                                         f"outputs within {tflm['max_lsb_vs_litert']} LSB of LiteRT")
+            agree = (f"; outputs within {tflm['max_lsb_vs_litert']} LSB of LiteRT"
+                     if "max_lsb_vs_litert" in tflm else "")
+            head.add_row("TFLite Micro", f"arena {_kb(tflm['arena_bytes'])} (exact minimum, measured){agree}")
         else:
             head.add_row("TFLite Micro", Text(f"not run: {tflm['reason']}", style="yellow"))
     parts.append(head)

@@ -29,13 +29,17 @@ def agreement(float_out: np.ndarray, int8_out: np.ndarray) -> dict:
     return out
 
 
-def per_layer_sqnr(tflite: bytes, graph, samples: np.ndarray) -> list[dict]:
-    """SQNR of every op's output: the numpy float reference against LiteRT's int8 intermediates."""
+def per_layer_sqnr(tflite: bytes, graph, samples: np.ndarray, floats: dict | None = None) -> list[dict]:
+    """SQNR of every op's output: the numpy float reference against LiteRT's int8 intermediates.
+
+    `floats` may hold the reference's values for these samples already (from calibration).
+    """
     it = litert.load(tflite, preserve_all=True)
     details = {d["name"]: d for d in it.get_tensor_details()}
     names = [op.outputs[0] for op in graph.ops if op.outputs[0] in details]
     _, inter = litert.run(tflite, samples, tensors=[details[n]["index"] for n in names])
-    floats = reference.run(graph, {graph.inputs[0]: samples}, keep=True)
+    if floats is None:
+        floats = reference.run(graph, {graph.inputs[0]: samples}, keep=True)
     layers = []
     for op in graph.ops:
         name = op.outputs[0]
@@ -44,44 +48,92 @@ def per_layer_sqnr(tflite: bytes, graph, samples: np.ndarray) -> list[dict]:
         d = details[name]
         scale, zp = d["quantization"]
         deq = (inter[d["index"]].astype(np.float32) - zp) * scale
-        layers.append({"name": op.name, "op": op.kind, "tensor": name, "sqnr_db": _sqnr_db(floats[name], deq)})
+        ref = floats[name][:len(samples)]
+        layers.append({"name": op.name, "op": op.kind, "tensor": name, "sqnr_db": _sqnr_db(ref, deq)})
     return layers
 
 
-def _tflm(tflite: bytes, raw_inputs: np.ndarray, litert_raw: list[np.ndarray]) -> dict:
+def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
     from .runtime.tflm import run_tflm, tflm_available
     ok, why = tflm_available()
     if not ok:
         return {"ran": False, "reason": why}
     res = run_tflm(tflite, [raw_inputs])
-    lsb = max(int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) for a, b in zip(res.outputs, litert_raw))
-    return {"ran": True, "arena_bytes": res.arena_bytes, "max_lsb_vs_litert": lsb, "samples": int(len(raw_inputs))}
+    return {"ran": True, "arena_bytes": res.arena_bytes, "samples": int(len(raw_inputs)), "outputs": res.outputs}
+
+
+def _random_inputs(tflite: bytes) -> np.ndarray:
+    """Seeded random inputs of the model's input type and shape, read from the file itself."""
+    from .tflite_file import NUMPY_TYPES, read_model, tensor_type_name
+    model = read_model(tflite)
+    sub = model.subgraphs[0]
+    t = sub.tensors[sub.inputs[0]]
+    dtype = np.dtype(NUMPY_TYPES[tensor_type_name(t.type)])
+    shape = (TFLM_SAMPLES,) + tuple(int(d) for d in t.shape[1:])
+    rng = np.random.default_rng(0)
+    if dtype.kind in "iu":
+        return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
 
 
 def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m: None,
-                 val_kind: str = "calibration set") -> dict:
+                 val_kind: str = "calibration set", floats: dict | None = None) -> dict:
+    """Check a model edgekit made (graph and samples given) or one made elsewhere (graph None).
+
+    For edgekit's own output any runtime failure is an error; a model made elsewhere may be
+    refused by one runtime (e.g. uint8 models in TFLM), which the report states instead.
+    `floats` may carry the float model's "outputs" for these samples and all its tensors for
+    the first ones ("first_chunk"), recorded during calibration, so the model is not run twice.
+    TFLite Micro runs in a child process, at the same time as the LiteRT checks.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from .errors import EdgekitError
+    floats = floats or {}
     step("verifying in LiteRT")
-    it = litert.load(tflite)
-    inp = it.get_input_details()[0]
-    info: dict = {"input": {"shape": [int(d) for d in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name,
-                            "scale": float(inp["quantization"][0]), "zero_point": int(inp["quantization"][1])},
-                  "outputs": [{"shape": [int(d) for d in o["shape"]], "dtype": np.dtype(o["dtype"]).name,
-                               "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])}
-                              for o in it.get_output_details()]}
-    if samples is not None and graph is not None:
-        float_out = reference.run(graph, {graph.inputs[0]: samples})[graph.outputs[0]]
-        int8_out = litert.run(tflite, samples)[0][0]
-        info["agreement"] = {"on": val_kind, "samples": int(len(samples)), **agreement(float_out, int8_out)}
-        step("per-layer SQNR")
-        info["layers"] = per_layer_sqnr(tflite, graph, samples[:SQNR_SAMPLES])
-        raw = np.stack([litert.quantize_input(x, inp) for x in samples[:TFLM_SAMPLES]])
+    try:
+        it = litert.load(tflite)
+    except EdgekitError as e:
+        if graph is not None:
+            raise
+        it, litert_error = None, str(e)
+    info: dict = {}
+    if it is None:
+        info["litert"] = {"loaded": False, "reason": litert_error}
+    else:
+        info["input"] = _io(it.get_input_details()[0])
+        info["outputs"] = [_io(o) for o in it.get_output_details()]
+    if graph is not None:
+        raw = np.stack([litert.quantize_input(x, it.get_input_details()[0]) for x in samples[:TFLM_SAMPLES]])
     else:  # a model made elsewhere: exercise it on seeded random inputs of its own type
-        rng = np.random.default_rng(0)
-        info_t = np.iinfo(inp["dtype"]) if np.issubdtype(inp["dtype"], np.integer) else None
-        shape = (TFLM_SAMPLES,) + tuple(int(d) for d in inp["shape"][1:])
-        raw = (rng.integers(info_t.min, info_t.max + 1, shape).astype(inp["dtype"]) if info_t
-               else rng.standard_normal(shape).astype(np.float32))
-    litert_raw = litert.run(tflite, raw, raw=True)[0]
-    step("verifying in TFLite Micro")
-    info["tflm"] = _tflm(tflite, raw, litert_raw)
+        raw = _random_inputs(tflite)
+    with ThreadPoolExecutor(1) as pool:
+        tflm_job = pool.submit(_tflm, tflite, raw)
+        if graph is not None:
+            float_out = floats.get("outputs")
+            if float_out is None or len(float_out) != len(samples):
+                float_out = reference.run(graph, {graph.inputs[0]: samples})[graph.outputs[0]]
+            int8_out = litert.run(tflite, samples)[0][0]
+            info["agreement"] = {"on": val_kind, "samples": int(len(samples)), **agreement(float_out, int8_out)}
+            step("per-layer SQNR")
+            first = floats.get("first_chunk")
+            n = min(SQNR_SAMPLES, len(samples))
+            usable = first is not None and len(first[graph.inputs[0]]) >= n
+            info["layers"] = per_layer_sqnr(tflite, graph, samples[:n], first if usable else None)
+        litert_raw = litert.run(tflite, raw, raw=True)[0] if it is not None else None
+        step("verifying in TFLite Micro")
+        try:
+            info["tflm"] = tflm_job.result()
+        except EdgekitError as e:
+            if graph is not None:
+                raise
+            info["tflm"] = {"ran": False, "reason": str(e)}
+    if info["tflm"].get("ran") and litert_raw is not None:
+        info["tflm"]["max_lsb_vs_litert"] = max(int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
+                                                for a, b in zip(info["tflm"].pop("outputs"), litert_raw))
+    info["tflm"].pop("outputs", None)
     return info
+
+
+def _io(d: dict) -> dict:
+    return {"shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+            "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}

@@ -28,13 +28,19 @@ def _chunks(graph: Graph, samples: np.ndarray):
         yield reference.run(graph, {graph.inputs[0]: samples[i:i + CHUNK]}, keep=True)
 
 
-def _minmax(graph, samples):
+def _minmax(graph, samples, record=None):
     lo, hi = {}, {}
+    outputs = []
     for values in _chunks(graph, samples):
+        if record is not None:  # keep what verification needs, so it need not run the model again
+            record.setdefault("first_chunk", values)
+            outputs.append(values[graph.outputs[0]])
         for t in graph.activations():
             v = values[t]
             lo[t] = min(lo.get(t, np.inf), float(v.min()))
             hi[t] = max(hi.get(t, -np.inf), float(v.max()))
+    if record is not None:
+        record["outputs"] = np.concatenate(outputs)
     return {t: (lo[t], hi[t]) for t in lo}
 
 
@@ -49,9 +55,9 @@ def _histograms(graph, samples, ranges):
     return hist
 
 
-def _percentile(graph, samples, p):
+def _percentile(graph, samples, p, record=None):
     """Percentiles from signed histograms (exact to one bin: range / 2048)."""
-    ranges = _minmax(graph, samples)
+    ranges = _minmax(graph, samples, record)
     counts = {}
     for values in _chunks(graph, samples):
         for t in graph.activations():
@@ -89,8 +95,8 @@ def _kl_threshold(h: np.ndarray, levels: int) -> int:
     return best
 
 
-def _entropy(graph, samples):
-    ranges = _minmax(graph, samples)
+def _entropy(graph, samples, record=None):
+    ranges = _minmax(graph, samples, record)
     hist = _histograms(graph, samples, ranges)
     out = {}
     for t, h in hist.items():
@@ -103,14 +109,18 @@ def _entropy(graph, samples):
 
 
 def calibrate(graph: Graph, samples: np.ndarray, method: str = "minmax",
-              percentile: float = 99.99) -> dict[str, tuple[float, float]]:
-    """Range (min, max) of every activation tensor of the graph over the samples (NHWC batch)."""
+              percentile: float = 99.99, record: dict | None = None) -> dict[str, tuple[float, float]]:
+    """Range (min, max) of every activation tensor of the graph over the samples (NHWC batch).
+
+    If `record` is a dict, it receives the float model's outputs over all samples ("outputs")
+    and every tensor's values for the first samples ("first_chunk"), for verification.
+    """
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if len(samples) == 0:
         raise EdgekitError("the calibration set is empty; give at least one sample (100-500 is typical)")
     if method == "minmax":
-        return _minmax(graph, samples)
+        return _minmax(graph, samples, record)
     if method == "percentile":
-        return _percentile(graph, samples, percentile)
-    return _entropy(graph, samples)
+        return _percentile(graph, samples, percentile, record)
+    return _entropy(graph, samples, record)

@@ -75,7 +75,7 @@ def tensor_params(c: np.ndarray) -> QParams:
 def bias_params(b: np.ndarray, input_scale: np.ndarray, weight_scale: np.ndarray) -> QParams:
     scale = (input_scale * weight_scale).astype(np.float32)
     q = np.rint(b.astype(np.float32) / scale)
-    q = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
+    q = np.clip(q.astype(np.float64), -2**31, 2**31 - 1).astype(np.int32)  # float32 cannot hold 2**31-1
     return QParams("int32", scale, np.zeros(scale.size, np.int64), 0, q)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import numpy as np
 
@@ -46,7 +47,8 @@ def load(model: bytes, preserve_all: bool = False):
             it = lite.Interpreter(model_content=model, **kwargs)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # LiteRT runs its messages together ("...Was 3.Tensor 33 has..."): keep the first one
+        msg = re.split(r"\n|(?<=\.)(?=[A-Z])", str(e).strip())[0] or type(e).__name__
         raise EdgekitError(f"LiteRT cannot load this model: {msg}") from None
     return it
 

@@ -87,11 +87,17 @@ def invoke(it, k):
     it.invoke()
 
 def fits(arena):
-    try:
-        invoke(runtime.Interpreter.from_bytes(model, arena_size=arena), 0)
-        return True
-    except RuntimeError:
-        return False
+    # Each probe runs in a forked process: with some too-small arenas TFLite Micro aborts
+    # ("All temp buffers must be freed ...") instead of failing cleanly, and an abort means "no".
+    pid = os.fork()
+    if pid == 0:
+        try:
+            invoke(runtime.Interpreter.from_bytes(model, arena_size=arena), 0)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 def minimum_arena(guess):
     """The smallest arena that fits, bracketing from TFLite Micro's recorded total."""

@@ -1,0 +1,64 @@
+"""edgekit's main job, end to end on this machine (no board, no download):
+
+1. train a small MLP on scikit-learn's bundled digits (numpy, a second or two);
+2. write it as ONNX, with a calibration set and a validation set as .npy files;
+3. `edgekit convert` it to a verified int8 TFLite model, then `edgekit inspect` the result;
+4. compare float and int8 accuracy on the held-out test set.
+
+    python examples/demo.py [--out DIR] [--json]
+"""
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import cli, zoo
+from edgekit.export.onnx_export import export_onnx_graph
+from edgekit.runtime import litert
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out/demo", help="folder for the files (default: out/demo)")
+    ap.add_argument("--json", action="store_true", help="print a JSON summary instead of the reports")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    graph, data = zoo.digits_mlp()
+    onnx_path = out / "digits.onnx"
+    export_onnx_graph(graph, onnx_path)
+    np.save(out / "calib.npy", data["x_train"][:200])
+    np.save(out / "val.npy", data["x_test"])
+    int8_path = out / "digits_int8.tflite"
+
+    convert_args = ["convert", str(onnx_path), "--calib", str(out / "calib.npy"),
+                    "--val", str(out / "val.npy"), "-o", str(int8_path)]
+    if args.json:  # keep stdout a single JSON document
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = cli.main(convert_args + ["--json"])
+        report = json.loads(buf.getvalue()) if code == 0 else None
+    else:
+        code = cli.main(convert_args) or cli.main(["inspect", str(int8_path)])
+    if code:
+        return code
+
+    int8_pred = litert.run(int8_path.read_bytes(), data["x_test"])[0][0].argmax(1)
+    int8_acc = float((int8_pred == data["y_test"]).mean())
+    summary = {"float_accuracy": data["float_accuracy"], "int8_accuracy": int8_acc,
+               "int8_file": str(int8_path), "int8_bytes": int8_path.stat().st_size}
+    if args.json:
+        print(json.dumps({**summary, "convert": report}, indent=2))
+    else:
+        print(f"\ndigits test set: float accuracy {summary['float_accuracy']:.2%}, "
+              f"int8 accuracy {int8_acc:.2%}  ({int8_path}, {summary['int8_bytes']:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
