@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -43,7 +44,8 @@ def load(model: bytes, preserve_all: bool = False):
         kwargs = dict(experimental_preserve_all_tensors=True,
                       experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
-        with _quiet():
+        with _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
             it = lite.Interpreter(model_content=model, **kwargs)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
