@@ -19,7 +19,8 @@ arena from both ends:
   3. what each op's kernel asks for: parameters, OpData, persistent arrays, scratch
      (`_kernel_needs`; the kernel library matters: CMSIS-NN, ESP-NN);
   4. the greedy planner places tensors and scratch in the head (`greedy_plan`);
-  5. the tail is replayed allocation by allocation, with each one's alignment (`_Tail`).
+  5. TFLM's allocator is replayed allocation by allocation, with each one's alignment
+     (`_replay`): that gives the tail, and what loading needs at its most (`minimum`).
 
 Sizes of TFLM's structs differ by target: "host" is x86-64 as in the tflite-micro wheel (a
 2025+ TFLM built with USE_TFLM_COMPRESSION, with the RecordingMicroAllocator); "arm" is
@@ -144,28 +145,25 @@ class Placement:
 class ArenaPlan:
     """TFLite Micro's arena for one model on one target.
 
-    `total` = head + tail = TFLM's arena_used_bytes(), the kTensorArenaSize to give a board.
-    `init_bytes` is what loading needs at least: for tiny models TFLM's temporary allocations
-    while preparing can exceed the head (tflite-micro PR 798), so the working minimum is
-    max(total, init_bytes).
+    `total` = head + tail = TFLM's arena_used_bytes() (what print_allocations reports),
+    measured in an arena whose end is 16-aligned.
+    `minimum` is the smallest arena_size that loads and runs the model (arena start aligned).
+    It is usually `total` give or take up to 15 B (where the arena ends changes the tail's
+    padding), but for tiny models it is more: the temporaries TFLM needs while preparing the
+    ops can exceed the head (tflite-micro PR 798). Give a board max(total, minimum).
     """
     arch: str
     kernels: str
     head: int
     tail: int
     total: int
+    minimum: int
     scratch: list[int]                 # per op: scratch bytes it asked for (each rounded to 16)
     peak_op: int                       # op during which the head in use is highest
     peak_ops: list[int]                # per op: highest head byte in use while it runs
-    placements: list[Placement]
+    placements: list[Placement]        # where every head buffer lives, and when
     tail_items: list[tuple[str, int]]  # (what, bytes with alignment padding), in order
-    init_bytes: int = 0
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def minimum(self) -> int:
-        """The smallest arena that loads and runs the model (PR 798 taken into account)."""
-        return max(self.total, self.init_bytes)
 
     def tail_summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -175,12 +173,14 @@ class ArenaPlan:
 
     def describe(self) -> str:
         lines = [f"arena for {self.arch} / {self.kernels}: {self.total:,} B = head {self.head:,}"
-                 f" + tail {self.tail:,}" + (f" (loading needs {self.init_bytes:,})"
-                                             if self.init_bytes > self.total else "")]
-        lines.append(f"  head peaks during op {self.peak_op} ({self.peak_ops[self.peak_op]:,} B)"
-                     if self.peak_ops else "  no ops")
+                 f" + tail {self.tail:,}"
+                 + (f"; smallest working arena {self.minimum:,} B" if self.minimum != self.total
+                    else "")]
+        if self.peak_ops:
+            lines.append(f"  head peaks during op {self.peak_op}: "
+                         f"{self.peak_ops[self.peak_op]:,} B in use")
         for what, n in self.tail_summary().items():
-            lines.append(f"  tail: {what:34s} {n:7,} B")
+            lines.append(f"  tail: {what:32s} {n:7,} B")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -250,11 +250,11 @@ def _read(model: bytes) -> _Model:
         name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or i)
         tensors.append(_Tensor(i, name, shape, t.type, nbytes, const, bool(t.isVariable), channels))
     ops = []
+    ints = lambda xs: [int(x) for x in (xs if xs is not None else [])]  # noqa: E731
     for i, o in enumerate(sg.operators or []):
         c = m.operatorCodes[o.opcodeIndex]
-        code = max(c.builtinCode, c.deprecatedBuiltinCode)
-        ops.append(_Op(i, code, [int(x) for x in (o.inputs if o.inputs is not None else [])],
-                       [int(x) for x in (o.outputs if o.outputs is not None else [])], o.builtinOptions))
+        code = max(c.builtinCode, c.deprecatedBuiltinCode)  # both fields exist: TFLM takes the max
+        ops.append(_Op(i, code, ints(o.inputs), ints(o.outputs), o.builtinOptions))
     offline = None
     for md in m.metadata or []:
         name = md.name.decode() if isinstance(md.name, bytes) else md.name
@@ -264,8 +264,7 @@ def _read(model: bytes) -> _Model:
             if len(offline) != len(tensors):
                 raise EdgekitError(f"the model's OfflineMemoryAllocation lists {len(offline)} "
                                    f"offsets for {len(tensors)} tensors; TFLite Micro refuses it")
-    return _Model(tensors, ops, [int(x) for x in (sg.inputs if sg.inputs is not None else [])],
-                  [int(x) for x in (sg.outputs if sg.outputs is not None else [])], offline)
+    return _Model(tensors, ops, ints(sg.inputs), ints(sg.outputs), offline)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,16 +302,22 @@ def _lifetimes(model: _Model) -> tuple[list[int], list[int]]:
 
 @dataclass
 class _Needs:
-    params: tuple[int, int] | None = None          # builtin parameters (sizeof, alignof)
-    opdata: int | None = None                      # Init: context->AllocatePersistentBuffer
-    persistent: list[tuple[str, int]] = field(default_factory=list)  # Prepare, 16-aligned
+    """What one op's kernel allocates, in the order it does so."""
+    params: tuple[int, int] | None = None   # builtin parameters (sizeof, alignof), tail
+    opdata: int | None = None               # Init: its OpData, tail, 16-aligned
+    # Prepare, in order: ("temp", tensor index) = a temporary TfLiteTensor for that tensor
+    # (head side, freed when Prepare ends); ("keep", what, bytes) = a tail buffer, 16-aligned
+    prepare: list[tuple] = field(default_factory=list)
     scratch: list[int] = field(default_factory=list)  # RequestScratchBufferInArena, in order
 
 
-def _same_padding(stride: int, dilation: int, size: int, k: int, padding: int) -> tuple[int, int]:
+def _out_and_padding(stride: int, dilation: int, size: int, k: int, padding: int):
     """(output size, leading padding) as TFLM's ComputePaddingHeightWidth computes them."""
     eff = (k - 1) * dilation + 1
-    out = (size + stride - 1) // stride if padding == fb.Padding.SAME else (size + stride - eff) // stride
+    if padding == fb.Padding.SAME:
+        out = (size + stride - 1) // stride
+    else:
+        out = (size + stride - eff) // stride
     total = max((out - 1) * stride + eff - size, 0)
     return out, total // 2
 
@@ -342,38 +347,43 @@ def _conv_geometry(op: _Op, model: _Model) -> _Conv:
     dh, dw = o.dilationHFactor or 1, o.dilationWFactor or 1
     _, H, W, cin = x.shape
     kh, kw = w.shape[1], w.shape[2]
-    Ho, ph = _same_padding(sh, dh, H, kh, o.padding)
-    Wo, pw = _same_padding(sw, dw, W, kw, o.padding)
+    Ho, ph = _out_and_padding(sh, dh, H, kh, o.padding)
+    Wo, pw = _out_and_padding(sw, dw, W, kw, o.padding)
     return _Conv(H, W, cin, kh, kw, y.shape[-1], Ho, Wo, sh, sw, ph, pw, dh != 1 or dw != 1)
 
 
-def _a(n: int, k: int) -> int:
-    return round_up(n, k)
-
-
 def _esp_conv_scratch(g: _Conv, version: str) -> int:
-    """esp_nn_get_conv_scratch_size() on the ESP32-S3 (esp-nn 1.1.x or 1.2.x)."""
+    """esp_nn_get_conv_scratch_size() on the ESP32-S3.
+
+    1.1.x as in esp-nn's esp_nn_conv_esp32s3.c: the filter copied with channels padded to
+    16, the input padded if the conv pads, 4 B per output channel, 32 B for alignment.
+    1.2.x as summarised in shared/facts/tflm-arena.md: 64 B for alignment, an im2col path for
+    few input channels, and a second filter copy (rows padded to 16) and input copy (padded
+    to the output's extent) on the general path. The scratch copies the filter, so it can be
+    larger than the activations.
+    """
     if g.kh == 1 and g.kw == 1 and g.ph == 0 and g.pw == 0 and g.sh == 1 and g.sw == 1:
-        c8 = _a(g.cin, 8)
+        c8 = round_up(g.cin, 8)
         inp = g.W * g.H * c8 if g.cin % 8 else 0
         transpose = 16 * c8 if g.W * g.H >= 8 else 0
         return inp + c8 * g.cout + transpose + (64 if version == "1.2" else 32)
     padded = (g.W + 2 * g.pw) * (g.H + 2 * g.ph) * g.cin if (g.pw or g.ph) else 0
-    filter_copy = g.kh * g.kw * _a(g.cin, 16) * g.cout
+    filter_copy = g.kh * g.kw * round_up(g.cin, 16) * g.cout
     if version == "1.1":
         return padded + filter_copy + 4 * g.cout + 32
     row, window = g.kw * g.cin, g.kh * g.kw * g.cin
     if row < 16 <= window:  # im2col path for few input channels
-        return 4 * g.cout + g.cout * _a(window, 16) + _a(window, 16) + 96
+        return 4 * g.cout + g.cout * round_up(window, 16) + round_up(window, 16) + 96
     right = max(0, (g.Wo - 1) * g.sw + g.kw - g.pw - g.W)
     bottom = max(0, (g.Ho - 1) * g.sh + g.kh - g.ph - g.H)
     boundary = ((g.W + g.pw + right) * (g.H + g.ph + bottom) * g.cin
                 if (g.pw or g.ph or right or bottom) else 0)
-    return padded + boundary + filter_copy + _a(row, 16) * g.kh * g.cout + 4 * g.cout + 64
+    return padded + boundary + filter_copy + round_up(row, 16) * g.kh * g.cout + 4 * g.cout + 64
 
 
 def _esp_dw_scratch(g: _Conv, mult: int, version: str) -> int:
-    """esp_nn_get_depthwise_conv_scratch_size() on the ESP32-S3 (esp-nn 1.1.x or 1.2.x)."""
+    """esp_nn_get_depthwise_conv_scratch_size() on the ESP32-S3 (shared/facts/tflm-arena.md;
+    the 1.2 details of the padded-channel and generic paths follow later esp-nn sources)."""
     C, v12 = g.cin, version == "1.2"
     filt = g.kh * g.kw * C * mult
     if mult == 1 and C % 8 == 0:
@@ -390,7 +400,7 @@ def _esp_dw_scratch(g: _Conv, mult: int, version: str) -> int:
                     return filt + (g.W + padw) * g.kh * C + 16
                 return filt + full + 16
             if v12 and C >= 12:  # 1.2 pads the channels to 16 and runs the int8 path
-                c16 = _a(C, 16)
+                c16 = round_up(C, 16)
                 tpw = 2 * g.pw + max(0, g.Wo * g.sw + 2 - g.W)
                 tph = 2 * g.ph + max(0, g.Ho * g.sh + 2 - g.H)
                 return 9 * c16 + (g.W + tpw) * (g.H + tph) * c16 + g.Wo * g.Ho * c16 + 64
@@ -399,10 +409,10 @@ def _esp_dw_scratch(g: _Conv, mult: int, version: str) -> int:
     if mult == 1 and C > 3:
         if not v12:
             return 32
-        c8 = _a(C, 8)
-        inp_start = _a(2 * g.kh * g.kw * c8, 16)
-        out_start = _a(inp_start + 2 * g.W * g.H * c8, 16)
-        bias_start = _a(out_start + g.Wo * g.Ho * c8, 16)
+        c8 = round_up(C, 8)
+        inp_start = round_up(2 * g.kh * g.kw * c8, 16)
+        out_start = round_up(inp_start + 2 * g.W * g.H * c8, 16)
+        bias_start = round_up(out_start + g.Wo * g.Ho * c8, 16)
         return bias_start + 12 * c8 + 16
     if mult % 4 == 0:
         return 2 * (filt + g.W * g.H * C) + (32 if v12 else 16)
@@ -415,43 +425,54 @@ def _kernel_needs(op: _Op, model: _Model, target: Target, kernels: str) -> tuple
                "esp-nn" if kernels.startswith("esp-nn") else "reference")
     opdata = target.opdata.get(library, target.opdata["reference"])
     code = op.code
-    known = code in opdata or code in (OP.RESHAPE,)
+    known = code in opdata or code == OP.RESHAPE
     n = _Needs(params=target.params.get(code), opdata=opdata.get(code))
     t = model.tensors
+    ins = [i for i in op.inputs if i >= 0]
+    temps = lambda *idx: [("temp", i) for i in idx]  # noqa: E731
     per_channel = "per-channel requantization"
 
     if code in (OP.CONV_2D, OP.DEPTHWISE_CONV_2D):
         g = _conv_geometry(op, model)
         w = t[op.inputs[1]]
         channels = w.shape[0] if code == OP.CONV_2D else w.shape[3]
-        n.persistent += [(per_channel, 4 * channels), (per_channel, 4 * channels)]
+        # Prepare: output, input and filter as temporaries; the per-channel multiplier and
+        # shift arrays (kept); then CalculateOpData* takes input, filter, bias, output again.
+        n.prepare = (temps(op.outputs[0], ins[0], ins[1])
+                     + [("keep", per_channel, 4 * channels)] * 2
+                     + temps(*ins, op.outputs[0]))
         dsp = kernels == "cmsis-nn-dsp"
         if code == OP.CONV_2D:
-            if library == "cmsis-nn":
+            if library == "cmsis-nn":  # arm_convolve_wrapper_s8_get_buffer_size
                 one_by_one = g.kh == 1 and g.kw == 1 and g.ph == 0 and g.pw == 0 and not g.dilated
-                n.scratch.append(0 if one_by_one else 4 * _a(g.kh * g.kw * g.cin, 4))
+                n.scratch.append(0 if one_by_one else 4 * round_up(g.kh * g.kw * g.cin, 4))
             elif library == "esp-nn":
                 n.scratch.append(_esp_conv_scratch(g, kernels[-3:]))
         else:
             mult = max(1, g.cout // max(1, g.cin))
             if library == "cmsis-nn" and dsp and mult == 1 and not g.dilated:
+                # arm_depthwise_conv_3x3_s8 needs no buffer; the generic _opt kernel does
                 small = g.kh == 3 and g.kw == 3 and g.ph <= 1 and g.pw <= 1
                 n.scratch.append(0 if small else 2 * g.cin * g.kh * g.kw)
             elif library == "esp-nn":
                 n.scratch.append(_esp_dw_scratch(g, mult, kernels[-3:]))
     elif code == OP.FULLY_CONNECTED:
         w = t[op.inputs[1]]
+        n.prepare = temps(*ins, op.outputs[0])
         if w.channels > 1:  # per-channel weights: arrays like conv's
-            n.persistent += [(per_channel, 4 * w.channels), (per_channel, 4 * w.channels)]
-    elif code == OP.AVERAGE_POOL_2D and kernels == "cmsis-nn-dsp":
-        n.scratch.append(4 * t[op.outputs[0]].shape[-1])   # arm_avgpool_s8 sums per channel
-    elif code == OP.SOFTMAX and library == "esp-nn":
-        x = t[op.inputs[0]]
-        n.scratch.append(4 * (x.shape[1] if len(x.shape) > 1 else x.shape[0]))
-    elif code in (OP.MEAN, OP.SUM):
-        x, axes, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
-        n.scratch += [4 * len(x.shape), 4 * int(np.prod(axes.shape, dtype=np.int64)),
-                      4 * int(np.prod(y.shape, dtype=np.int64))]
+            n.prepare += [("keep", per_channel, 4 * w.channels)] * 2
+    else:
+        n.prepare = temps(*ins, *op.outputs)
+        if code == OP.AVERAGE_POOL_2D and kernels == "cmsis-nn-dsp":
+            n.scratch.append(4 * t[op.outputs[0]].shape[-1])   # arm_avgpool_s8 sums per channel
+        elif code == OP.SOFTMAX and library == "esp-nn":
+            x = t[op.inputs[0]]
+            n.scratch.append(4 * (x.shape[1] if len(x.shape) > 1 else x.shape[0]))
+        elif code in (OP.MEAN, OP.SUM):
+            x, axes, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
+            n.prepare = temps(ins[0], op.outputs[0], ins[1]) * 2
+            n.scratch += [4 * len(x.shape), 4 * int(np.prod(axes.shape, dtype=np.int64)),
+                          4 * int(np.prod(y.shape, dtype=np.int64))]
     # Kernels request a scratch buffer only when they need one.
     n.scratch = [s for s in n.scratch if s > 0]
     return n, known
@@ -462,20 +483,22 @@ def _kernel_needs(op: _Op, model: _Model, target: Target, kernels: str) -> tuple
 # ---------------------------------------------------------------------------------------------
 
 def greedy_plan(sizes: list[int], first: list[int], last: list[int],
-                fixed: list[int | None] | None = None) -> list[int]:
+                fixed: list[int | None] | None = None, ties: str = "tflm") -> list[int]:
     """Offsets for buffers given in the order TFLM adds them (tensors by index, then scratch).
 
     Like TFLM's GreedyMemoryPlanner:
     - offline-planned buffers (`fixed`) keep their offsets and are placed first;
     - the others are taken largest first. TFLM fills its sort array from the back, so equal
       sizes end up in reverse order of adding (the last tensor first), and its bubble sort
-      is stable;
+      is stable. The tflite-micro wheel confirms this order; ties="forward" keeps the order of
+      adding instead, to show what that assumption would change;
     - each buffer goes into the first gap, in offset order, between already placed buffers
       that are live at the same time as it, that is big enough; else after the last of them.
     """
     fixed = fixed or [None] * len(sizes)
-    online = [i for i in reversed(range(len(sizes))) if fixed[i] is None]
-    online.sort(key=lambda i: -sizes[i])                 # stable: ties keep reversed order
+    adding = range(len(sizes)) if ties == "forward" else reversed(range(len(sizes)))
+    online = [i for i in adding if fixed[i] is None]
+    online.sort(key=lambda i: -sizes[i])                 # stable, like TFLM's bubble sort
     order = [i for i in range(len(sizes)) if fixed[i] is not None] + online
     offsets = [0] * len(sizes)
     placed: list[tuple[int, int]] = []                   # (offset, buffer) in offset order
@@ -503,70 +526,120 @@ def greedy_plan(sizes: list[int], first: list[int], last: list[int],
 
 
 # ---------------------------------------------------------------------------------------------
-# 5. The tail, allocation by allocation
+# 5. Replaying TFLM's allocator (arena_allocator/single_arena_buffer_allocator.cc)
 # ---------------------------------------------------------------------------------------------
 
-class _Tail:
-    """The persistent part: grows down from the (16-aligned) end of the arena.
+class _Arena:
+    """TFLM's arena allocator, replayed without memory: it only counts bytes.
 
-    Each allocation moves the tail down by its size, then down to its alignment, so small
-    structs (alignment 4 or 8) can leave a gap before the next 16-aligned buffer. That gap is
-    charged to the allocation that needed the alignment, as TFLM's recording allocator does.
+    The tail grows down from the arena's end; each allocation moves it down by its size and
+    then down to its alignment, so a small struct (alignment 4 or 8) can leave a gap before
+    the next 16-aligned buffer. The gap is charged to the allocation that needed it, as TFLM's
+    recording allocator does. `end_mod16` is the arena's end modulo 16 (0 for the usual
+    arena whose size is a multiple of 16).
+
+    The head side, from the arena's start, holds in turn: the scratch-buffer requests while
+    ops prepare, each op's temporary TfLiteTensors, the planner's work area, and finally the
+    memory plan. `need` is the smallest arena that has held everything so far.
     """
 
-    def __init__(self):
-        self.used = 0
+    def __init__(self, end_mod16: int = 0):
+        self.r = end_mod16
+        self.used = 0             # tail bytes
+        self.head = 0             # the resizable buffer at the head's start
+        self.temp = 0             # end of the temporaries above it
+        self.need = 0
         self.items: list[tuple[str, int]] = []
 
-    def alloc(self, what: str, size: int, align: int) -> None:
+    def keep(self, what: str, size: int, align: int) -> None:
+        """A persistent (tail) allocation."""
         before = self.used
-        self.used = round_up(self.used + size, align)
+        self.used += size + (self.r - self.used - size) % align
         self.items.append((what, self.used - before))
+        # TFLM only checks it stays above the head; below live temporaries it would overwrite
+        # them (that crashes the wheel), so a working arena keeps it above those too.
+        self._fits(max(self.head, self.temp))
+
+    def temporary(self, size: int, align: int) -> None:
+        self.temp = round_up(self.temp, align) + size
+        self._fits(self.temp)
+
+    def free_temporaries(self) -> None:
+        self.temp = self.head
+
+    def resize_head(self, size: int) -> None:
+        self.head = self.temp = size
+        self._fits(size)
+
+    def planner(self, buffers: int) -> None:
+        """GreedyMemoryPlanner::Init gets all free memory and needs 40 B per buffer."""
+        gap = (self.r - self.used) % ALIGN      # the free area's end is rounded down to 16
+        self.need = max(self.need, round_up(self.temp) + round_up(40 * buffers) + gap + self.used)
+
+    def _fits(self, head_side: int) -> None:
+        self.need = max(self.need, head_side + self.used)
+
+    def minimum(self) -> int:
+        """The smallest arena size, with this end alignment, that held everything."""
+        return self.need + (self.r - self.need) % ALIGN
 
 
-def _tail(model: _Model, target: Target, needs: list[_Needs], n_scratch: int,
-          tail: _Tail | None = None, upto: str = "end") -> _Tail:
-    """Replays TFLM's persistent allocations in its order (stopping early for `upto`)."""
-    tl = tail or _Tail()
-    p = target.pointer
+def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, planned: int,
+            head: int, end_mod16: int = 0) -> _Arena:
+    """Every arena allocation TFLM makes while loading the model, in its order."""
+    a, p = _Arena(end_mod16), target.pointer
+    request = target.scratch_request
     # MicroAllocator::Create and StartModelAllocation
-    tl.alloc("allocator objects", target.allocator_objects, p)
-    tl.alloc("allocator objects", target.builtin_allocator, p)
-    tl.alloc("allocator objects", target.subgraph_allocations, p)
-    tl.alloc("TfLiteEvalTensor (every tensor)", target.eval_tensor * len(model.tensors), p)
+    a.keep("allocator objects", target.allocator_objects, p)
+    a.keep("allocator objects", target.builtin_allocator, p)
+    a.resize_head(request * 12)                                  # room for 12 scratch requests
+    a.keep("allocator objects", target.subgraph_allocations, p)
+    a.keep("TfLiteEvalTensor (every tensor)", target.eval_tensor * len(model.tensors), p)
     if model.ops:
-        tl.alloc("NodeAndRegistration (every op)", target.node * len(model.ops), p)
+        a.keep("NodeAndRegistration (every op)", target.node * len(model.ops), p)
     # PrepareNodeAndRegistrationDataFromFlatbuffer: each op's builtin parameters
     for n in needs:
         if n.params:
-            tl.alloc("op parameters", *n.params)
+            a.keep("op parameters", *n.params)
     # InitSubgraphs: each kernel's OpData
     for n in needs:
         if n.opdata:
-            tl.alloc("kernel OpData", n.opdata, ALIGN)
-    if upto == "init":
-        return tl
-    # PrepareSubgraphs: per-channel arrays and other kernel buffers
+            a.keep("kernel OpData", n.opdata, ALIGN)
+    # PrepareSubgraphs: temporaries, per-channel arrays; then room for 12 more requests
+    requests = 0
     for n in needs:
-        for what, size in n.persistent:
-            tl.alloc(what, size, ALIGN)
-    # FinishModelAllocation: scratch handles, then variable tensors
-    if n_scratch:
-        tl.alloc("scratch buffer handles", target.scratch_handle * n_scratch, p)
+        for step in n.prepare:
+            if step[0] == "temp":
+                t = model.tensors[step[1]]
+                a.temporary(target.tflite_tensor, p)
+                if t.channels:
+                    a.temporary(target.affine_quantization, p)
+                    a.temporary(4 + 4 * t.channels, 4)
+            else:
+                a.keep(step[1], step[2], ALIGN)
+        a.free_temporaries()
+        requests += len(n.scratch)
+        a.resize_head(request * (requests + 12))
+    # FinishModelAllocation: scratch handles, variables, then the plan is made
+    if scratch:
+        a.keep("scratch buffer handles", target.scratch_handle * scratch, p)
     for t in model.tensors:
         if t.variable and not (model.offline and model.offline[t.index] >= 0):
-            tl.alloc("variable tensors", t.nbytes, ALIGN)
-    if upto == "plan":
-        return tl
+            a.keep("variable tensors", t.nbytes, ALIGN)
+    a.temporary(p, p)                                            # subgraph offsets
+    a.temporary(target.allocation_info * (len(model.tensors) + scratch), p)
+    a.planner(planned)
+    a.free_temporaries()
+    a.resize_head(head)                                          # the memory plan
     # The interpreter's input and output TfLiteTensors
     for group in (model.inputs, model.outputs):
-        tl.alloc("input/output TfLiteTensors", p * len(group), ALIGN)   # the pointer array
+        a.keep("input/output TfLiteTensors", p * len(group), ALIGN)  # the pointer array
         for i in group:
-            tl.alloc("input/output TfLiteTensors", target.tflite_tensor, p)
+            a.keep("input/output TfLiteTensors", target.tflite_tensor, p)
             if model.tensors[i].channels:
-                tl.alloc("input/output TfLiteTensors", target.affine_quantization, p)
-                tl.alloc("input/output TfLiteTensors", 4 + 4 * model.tensors[i].channels, 4)
-    return tl
+                a.keep("input/output TfLiteTensors", target.affine_quantization, p)
+                a.keep("input/output TfLiteTensors", 4 + 4 * model.tensors[i].channels, 4)
+    return a
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,38 +673,41 @@ def plan_arena(model: bytes, arch: str = "host", kernels: str = "reference") -> 
                          "edgekit; the tail may be low by up to ~100 B")
         needs.append(n)
 
-    # 4: the head. Buffers in TFLM's order: tensors by index, then scratch in request order.
-    names, kinds, index, sizes, firsts, lasts, fixed, owner = [], [], [], [], [], [], [], []
+    # 4: the head. TFLM adds buffers in this order: tensors by index, then scratch buffers
+    # in request order (the order decides ties, see greedy_plan).
+    placements: list[Placement] = []
+    fixed: list[int | None] = []
     for t in m.tensors:
         offline = m.offline[t.index] if m.offline else -1
-        in_head = not t.const and t.nbytes > 0 and (not t.variable or offline >= 0)
-        if in_head:
-            names.append(t.name), kinds.append("tensor"), index.append(t.index)
-            sizes.append(round_up(t.nbytes)), firsts.append(first[t.index])
-            lasts.append(last[t.index]), fixed.append(offline if offline >= 0 else None)
-            owner.append(None)
+        if t.const or t.nbytes == 0 or (t.variable and offline < 0):
+            continue  # weights stay in the flatbuffer, variables live in the tail
+        placements.append(Placement(t.name, "tensor", t.index, 0, round_up(t.nbytes),
+                                    first[t.index], last[t.index]))
+        fixed.append(offline if offline >= 0 else None)
     scratch_per_op, s = [], 0
     for op, n in zip(m.ops, needs):
-        for size in n.scratch:
-            names.append(f"scratch {s} ({op.name.lower()} {op.index})"), kinds.append("scratch")
-            index.append(s), sizes.append(round_up(size)), firsts.append(op.index + 1)
-            lasts.append(op.index + 1), fixed.append(None), owner.append(op.index)
+        for size in n.scratch:  # a scratch buffer lives only while its op runs
+            placements.append(Placement(f"scratch {s} ({op.name.lower()} {op.index})",
+                                        "scratch", s, 0, round_up(size), op.index + 1,
+                                        op.index + 1, op.index))
+            fixed.append(None)
             s += 1
         scratch_per_op.append(sum(round_up(x) for x in n.scratch))
-    offsets = greedy_plan(sizes, firsts, lasts, fixed)
-    placements = [Placement(*args) for args in
-                  zip(names, kinds, index, offsets, sizes, firsts, lasts, owner)]
+    offsets = greedy_plan([p.size for p in placements], [p.first for p in placements],
+                          [p.last for p in placements], fixed)
+    for p, offset in zip(placements, offsets):
+        p.offset = offset
     head = max((p.offset + p.size for p in placements), default=0)
     peak_ops = [max((p.offset + p.size for p in placements if p.first <= i + 1 <= p.last),
                     default=0) for i in range(len(m.ops))]
     peak_op = int(np.argmax(peak_ops)) if peak_ops else 0
 
-    # 5: the tail
-    tail = _tail(m, target, needs, s)
-    plan = ArenaPlan(arch, kernels, head, tail.used, head + tail.used, scratch_per_op, peak_op,
-                     peak_ops, placements, tail.items, notes=notes)
-    plan.init_bytes = _init_bytes(m, target, needs, s, sum(1 for _ in placements))
-    return plan
+    # 5: the tail, and what loading needs, by replaying the allocator
+    arena = _replay(m, target, needs, s, len(placements), head)
+    minimum = min(_replay(m, target, needs, s, len(placements), head, r).minimum()
+                  for r in range(ALIGN))
+    return ArenaPlan(arch, kernels, head, arena.used, head + arena.used, minimum,
+                     scratch_per_op, peak_op, peak_ops, placements, arena.items, notes)
 
 
 def device_arena(model: bytes, board: str) -> ArenaPlan:
@@ -640,24 +716,3 @@ def device_arena(model: bytes, board: str) -> ArenaPlan:
     if board not in BOARDS:
         raise EdgekitError(f"unknown board '{board}'; choose one of {', '.join(BOARDS)}")
     return plan_arena(model, *BOARDS[board])
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading needs more than head + tail for tiny models (tflite-micro PR 798)
-# ---------------------------------------------------------------------------------------------
-
-def _init_bytes(m: _Model, target: Target, needs: list[_Needs], n_scratch: int,
-                n_planned: int) -> int:
-    """A lower bound on the arena that loading needs while the plan is being made.
-
-    While planning, the head holds the scratch requests, then (as temporaries) one
-    AllocationInfo per tensor and scratch buffer and the planner's 40 B per planned buffer;
-    the tail is already allocated up to the variables. For tiny models this exceeds the
-    head that is recorded afterwards.
-    """
-    tail = _tail(m, target, needs, n_scratch, upto="plan").used
-    p = target.pointer
-    requests = round_up(target.scratch_request * (n_scratch + 12), p)
-    temp = round_up(requests + p, p)                      # subgraph offsets (one size_t)
-    temp = round_up(temp + target.allocation_info * (len(m.tensors) + n_scratch), p)
-    return tail + round_up(temp) + round_up(40 * n_planned)
