@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="per-layer ops, shapes, parameters, MACs and quantization of a .tflite")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("targets", help="the boards edgekit deploys to, and which are connected now")
+    t.add_argument("--json", action="store_true")
     return p
 
 
@@ -67,7 +70,17 @@ def _inspect(args) -> int:
     return 0
 
 
-COMMANDS = {"convert": _convert, "inspect": _inspect}
+def _targets(args) -> int:
+    from .targets import render_targets, targets_report
+    rows = targets_report()
+    if args.json:
+        print(json.dumps({"targets": rows}, indent=2))
+    else:
+        out.print(render_targets(rows))
+    return 0
+
+
+COMMANDS = {"convert": _convert, "inspect": _inspect, "targets": _targets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,529 @@
+"""Board descriptors (targets/<key>.toml) and finding the boards plugged in right now.
+
+A descriptor holds what edgekit knows about one board: chip, memory, compute, power, sensors,
+USB IDs. Every number carries its source beside it, as an inline table
+
+    clock_hz = { value = 64_000_000, source = "nRF52840 Product Specification v1.7, Key features" }
+
+and loading refuses a bare number, or one with an empty source, naming the file and the key.
+Strings (names, FQBN) need no source.
+
+    from edgekit.targets import load_board, all_boards, connected
+    b = load_board("nano33ble")
+    b.num("memory.sram_bytes")        # 262144
+    b.source("memory.sram_bytes")     # "Nordic nRF52840 Product Specification v1.7, ..."
+    connected()                       # {"nano33ble": Connection(port="/dev/ttyACM0", role="sketch", ...)}
+
+The descriptors live in targets/ at the repository root and ship in the wheel as the data
+package `edgekit.boards`; `targets_dir()` finds them in either place.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from ..errors import EdgekitError
+
+KINDS = ("mcu", "linux", "accelerator")
+RUNTIMES = ("tflm", "litert", "edgetpu")
+KERNELS = ("cmsis-nn", "esp-nn", "xnnpack", "edgetpu", "reference")
+ARCHES = ("arm", "xtensa", "host")
+USB_ROLES = ("sketch", "bootloader", "runtime")
+REQUIRED = ("key", "name", "kind", "runtime", "kernels", "arch")
+_LEAF_KEYS = {"value", "source", "note"}
+_MISSING = object()
+
+Number = int | float
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _has_number(x: Any) -> bool:
+    return _is_number(x) or (isinstance(x, list) and any(_has_number(v) for v in x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the descriptors are
+# ---------------------------------------------------------------------------------------------
+
+def targets_dir() -> Path:
+    """The folder holding the <key>.toml descriptors.
+
+    $EDGEKIT_TARGETS_DIR if set; else the installed data package `edgekit.boards` (a wheel, or an
+    editable install made after targets/ became a package); else targets/ in the source checkout
+    this module comes from (an older editable install, or running from src/).
+    """
+    env = os.environ.get("EDGEKIT_TARGETS_DIR")
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise EdgekitError(f"EDGEKIT_TARGETS_DIR={env} is not a folder; point it at a folder of "
+                               "<key>.toml board descriptors or unset it")
+        return path
+    try:
+        pkg = importlib.import_module("edgekit.boards")
+        for entry in getattr(pkg, "__path__", []):
+            if any(Path(entry).glob("*.toml")):
+                return Path(entry)
+    except ImportError:
+        pass
+    checkout = Path(__file__).resolve().parents[3] / "targets"
+    if any(checkout.glob("*.toml")):
+        return checkout
+    raise EdgekitError("edgekit's board descriptors (targets/*.toml) are missing from this installation; "
+                       "reinstall edgekit (pip install --force-reinstall edgekit)")
+
+
+def board_keys(directory: Path | None = None) -> list[str]:
+    """Keys of the known boards, sorted."""
+    return sorted(p.stem for p in (directory or targets_dir()).glob("*.toml"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The descriptor
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UsbId:
+    vid: str          # 4 hex digits, lower case
+    pid: str
+    role: str         # "sketch" | "bootloader" | "runtime"
+    source: str
+
+    def matches(self, vid: int | str | None, pid: int | str | None) -> bool:
+        if vid is None or pid is None:
+            return False
+        v = vid if isinstance(vid, int) else int(str(vid), 16)
+        p = pid if isinstance(pid, int) else int(str(pid), 16)
+        return (v, p) == (int(self.vid, 16), int(self.pid, 16))
+
+
+@dataclass(frozen=True)
+class Sensor:
+    name: str
+    part: str
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+    rates_hz: tuple[Number, ...]
+    source: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board descriptor. Numbers by dotted path: `num("memory.sram_bytes")`, `source(...)`."""
+    key: str
+    name: str
+    kind: str
+    runtime: str
+    kernels: str
+    arch: str
+    path: Path
+    data: Mapping[str, Any] = field(repr=False)
+    usb: tuple[UsbId, ...] = ()
+    sensors: tuple[Sensor, ...] = ()
+
+    # -- strings -------------------------------------------------------------------------------
+    def text(self, dotted: str, default: Any = None) -> Any:
+        """A non-numeric value (e.g. "chip.name", "fqbn"), or default when the board has none."""
+        return self._lookup(dotted, default)
+
+    @property
+    def fqbn(self) -> str | None:
+        return self.data.get("fqbn")
+
+    @property
+    def board_options(self) -> str | None:
+        return self.data.get("board_options")
+
+    @property
+    def host(self) -> str | None:
+        return self.data.get("host")
+
+    @property
+    def chip(self) -> str:
+        return self.data.get("chip", {}).get("name", "")
+
+    # -- numbers -------------------------------------------------------------------------------
+    def num(self, dotted: str, default: Any = _MISSING) -> Any:
+        """The plain value of a numeric entry (a number, or a list of numbers for e.g. rates)."""
+        leaf = self._leaf(dotted, default)
+        return leaf["value"] if isinstance(leaf, dict) else leaf
+
+    def source(self, dotted: str) -> str:
+        """Where the number at `dotted` comes from."""
+        return self._leaf(dotted, _MISSING)["source"]
+
+    def has(self, dotted: str) -> bool:
+        """Whether the board has a numeric entry at `dotted`."""
+        node = self._lookup(dotted, None)
+        return isinstance(node, Mapping) and "value" in node
+
+    def numbers(self) -> dict[str, Any]:
+        """Every numeric entry (outside usb and sensors) as {dotted path: value}."""
+        return {k: v["value"] for k, v in _leaves(self.data)}
+
+    def sources(self) -> dict[str, str]:
+        return {k: v["source"] for k, v in _leaves(self.data)}
+
+    @property
+    def clock_hz(self) -> float:
+        return self.num("chip.clock_hz")
+
+    def _lookup(self, dotted: str, default: Any) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                if default is _MISSING:
+                    raise EdgekitError(f"board '{self.key}' has no '{dotted}' ({self.path.name}); "
+                                       f"add it to {self.path} with its source")
+                return default
+            node = node[part]
+        return node
+
+    def _leaf(self, dotted: str, default: Any) -> Any:
+        node = self._lookup(dotted, default)
+        if node is default and default is not _MISSING:
+            return default
+        if not (isinstance(node, Mapping) and "value" in node):
+            raise EdgekitError(f"'{dotted}' in {self.path.name} is not a number with a source; "
+                               "ask for a numeric entry (e.g. memory.sram_bytes)")
+        return node
+
+    def summary(self) -> dict:
+        """What `edgekit targets` shows: identity, chip, memory, runtime."""
+        mem = self.data.get("memory", {})
+        out = {"key": self.key, "name": self.name, "kind": self.kind, "runtime": self.runtime,
+               "kernels": self.kernels, "arch": self.arch, "chip": self.chip,
+               "clock_hz": self.num("chip.clock_hz", None)}
+        for k in ("sram_bytes", "flash_bytes", "psram_bytes", "dram_bytes", "param_cache_bytes"):
+            if k in mem:
+                out[k] = mem[k]["value"]
+        if self.fqbn:
+            out["fqbn"] = self.fqbn
+        if self.host:
+            out["host"] = self.host
+        return out
+
+
+def _leaves(node: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, dict]]:
+    for k, v in node.items():
+        if k in ("usb", "sensors") and not prefix:
+            continue
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            if "value" in v:
+                yield path, v
+            else:
+                yield from _leaves(v, path + ".")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+def _check_leaves(node: Any, where: str, file: str) -> None:
+    """Every number must sit in a {value, source} table with a non-empty source."""
+    if isinstance(node, Mapping):
+        if "value" in node:
+            extra = set(node) - _LEAF_KEYS
+            if extra:
+                raise EdgekitError(f"{file}: '{where}' has unexpected keys {sorted(extra)}; a number is "
+                                   "written { value = ..., source = \"...\" } (optionally note = \"...\")")
+            src = node.get("source")
+            if not isinstance(src, str) or not src.strip():
+                raise EdgekitError(f"{file}: '{where}' has no source; write it as "
+                                   f"{{ value = {node['value']!r}, source = \"datasheet section, publication "
+                                   "or edgekit measurement: <command>\" }")
+            value = node["value"]
+            if not (_is_number(value) or (isinstance(value, list) and value
+                                          and all(_is_number(v) for v in value))):
+                raise EdgekitError(f"{file}: '{where}' value must be a number or a list of numbers, "
+                                   f"not {value!r}; put text in the source or a string key")
+            return
+        for k, v in node.items():
+            _check_leaves(v, f"{where}.{k}" if where else k, file)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_leaves(v, f"{where}[{i}]", file)
+    elif _has_number(node):
+        raise EdgekitError(f"{file}: '{where}' = {node!r} is a number without a source; write it as "
+                           f"{{ value = {node!r}, source = \"datasheet section, publication or edgekit "
+                           "measurement: <command>\" }")
+
+
+def _hex4(x: Any) -> bool:
+    return isinstance(x, str) and len(x) == 4 and all(c in "0123456789abcdefABCDEF" for c in x)
+
+
+def parse_board(data: Mapping[str, Any], path: Path) -> Board:
+    """Validate a parsed descriptor and build the Board; EdgekitError names the file and key."""
+    file = path.name
+    for k in REQUIRED:
+        if not isinstance(data.get(k), str) or not data[k]:
+            raise EdgekitError(f"{file}: missing the string '{k}'; every descriptor has "
+                               f"{', '.join(REQUIRED)}")
+    for k, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("kernels", KERNELS), ("arch", ARCHES)):
+        if data[k] not in allowed:
+            raise EdgekitError(f"{file}: {k} = '{data[k]}' is not one of {', '.join(allowed)}")
+    if data["key"] != path.stem:
+        raise EdgekitError(f"{file}: key = '{data['key']}' differs from the file name; rename the file "
+                           f"to {data['key']}.toml or fix the key")
+    _check_leaves(data, "", file)
+
+    usb = []
+    for i, u in enumerate(data.get("usb", [])):
+        where = f"usb[{i}]"
+        if not isinstance(u, Mapping):
+            raise EdgekitError(f"{file}: {where} must be a table {{ vid, pid, role, source }}")
+        if not (_hex4(u.get("vid")) and _hex4(u.get("pid"))):
+            raise EdgekitError(f"{file}: {where} vid/pid must be 4-digit hex strings like \"2341\", "
+                               f"got {u.get('vid')!r}/{u.get('pid')!r}")
+        if u.get("role") not in USB_ROLES:
+            raise EdgekitError(f"{file}: {where} role = {u.get('role')!r} is not one of {', '.join(USB_ROLES)}")
+        if not isinstance(u.get("source"), str) or not u["source"].strip():
+            raise EdgekitError(f"{file}: {where} ({u['vid']}:{u['pid']}) has no source; add "
+                               "source = \"where this USB ID is documented\"")
+        usb.append(UsbId(u["vid"].lower(), u["pid"].lower(), u["role"], u["source"]))
+
+    sensors = []
+    for i, s in enumerate(data.get("sensors", [])):
+        where = f"sensors[{i}]"
+        if not isinstance(s, Mapping) or not isinstance(s.get("name"), str) or not isinstance(s.get("part"), str):
+            raise EdgekitError(f"{file}: {where} needs name and part strings")
+        channels, units = s.get("channels", []), s.get("units", [])
+        if not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)
+                and isinstance(units, list) and len(units) == len(channels)):
+            raise EdgekitError(f"{file}: {where} ({s['name']}) needs channels and units: lists of strings "
+                               "of the same length")
+        rates = s.get("rates_hz", {"value": [], "source": ""})
+        sensors.append(Sensor(s["name"], s["part"], tuple(channels), tuple(units),
+                              tuple(rates["value"]), rates["source"], s.get("revision")))
+
+    return Board(key=data["key"], name=data["name"], kind=data["kind"], runtime=data["runtime"],
+                 kernels=data["kernels"], arch=data["arch"], path=path, data=data,
+                 usb=tuple(usb), sensors=tuple(sensors))
+
+
+def load_board_file(path: str | Path) -> Board:
+    """Load and validate one descriptor file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise EdgekitError(f"board descriptor {path} not found; check the path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise EdgekitError(f"{path.name} is not valid TOML ({e}); fix the syntax") from None
+    return parse_board(data, path)
+
+
+def load_board(key: str) -> Board:
+    """The board with this key (e.g. "nano33ble"); EdgekitError listing the known keys otherwise."""
+    directory = targets_dir()
+    path = directory / f"{key}.toml"
+    if not path.is_file():
+        raise EdgekitError(f"unknown target '{key}'; use one of the known targets: "
+                           f"{', '.join(board_keys(directory))}")
+    return load_board_file(path)
+
+
+def all_boards() -> list[Board]:
+    """Every known board, sorted by key."""
+    directory = targets_dir()
+    return [load_board_file(directory / f"{k}.toml") for k in board_keys(directory)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection: which boards are plugged in (or, for the Pi, are this machine)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Connection:
+    key: str
+    transport: str                   # "serial" (a port), "usb" (sysfs device), "host" (this machine)
+    device: str                      # /dev/ttyACM0, COM3, usb:2-1, localhost
+    role: str                        # sketch | bootloader | runtime | host
+    vid: str | None = None
+    pid: str | None = None
+    serial_number: str | None = None
+    description: str = ""
+    speed_mbps: int | None = None    # USB link speed where the OS reports it (Coral: 5000 = USB 3)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+    def label(self) -> str:
+        extra = f", {self.speed_mbps} Mb/s" if self.speed_mbps else ""
+        return f"{self.device} ({self.role}{extra})"
+
+
+_ROLE_ORDER = {"sketch": 0, "runtime": 0, "bootloader": 1}
+
+
+def _serial_ports() -> list:
+    try:
+        from serial.tools import list_ports
+    except ImportError:  # pragma: no cover - pyserial is a dependency
+        return []
+    try:
+        return list(list_ports.comports())
+    except Exception:  # pragma: no cover - a broken OS enumeration is "nothing connected"
+        return []
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode(errors="replace").strip("\x00\n\r\t ")
+    except OSError:
+        return None
+
+
+def _detect_serial(board: Board, ports: list) -> Connection | None:
+    found = []
+    for port in ports:
+        for u in board.usb:
+            if u.matches(getattr(port, "vid", None), getattr(port, "pid", None)):
+                found.append((_ROLE_ORDER.get(u.role, 2), port.device, port, u))
+    if not found:
+        return None
+    _, _, port, u = min(found, key=lambda t: (t[0], t[1]))
+    return Connection(board.key, "serial", port.device, u.role, u.vid, u.pid,
+                      getattr(port, "serial_number", None) or None,
+                      getattr(port, "description", "") or "")
+
+
+def _detect_sysfs_usb(board: Board, sysfs_root: Path) -> Connection | None:
+    devices = sysfs_root / "bus" / "usb" / "devices"
+    if not devices.is_dir():
+        return None
+    found = []
+    for dev in sorted(devices.iterdir()):
+        vid, pid = _read(dev / "idVendor"), _read(dev / "idProduct")
+        if not vid or not pid:
+            continue
+        for u in board.usb:
+            if _hex4(vid) and _hex4(pid) and u.matches(vid, pid):
+                found.append((_ROLE_ORDER.get(u.role, 2), dev, u))
+    if not found:
+        return None
+    _, dev, u = min(found, key=lambda t: (t[0], t[1].name))
+    speed = _read(dev / "speed")
+    try:
+        speed_mbps = int(float(speed)) if speed else None
+    except ValueError:
+        speed_mbps = None
+    desc = " ".join(x for x in (_read(dev / "manufacturer"), _read(dev / "product")) if x)
+    return Connection(board.key, "usb", f"usb:{dev.name}", u.role, u.vid, u.pid,
+                      _read(dev / "serial") or None, desc, speed_mbps)
+
+
+def _detect_host(board: Board, proc_root: Path) -> Connection | None:
+    wanted = board.data.get("device_tree_model")
+    if not wanted:
+        return None
+    model = _read(proc_root / "device-tree" / "model")
+    if model and wanted in model:
+        return Connection(board.key, "host", "localhost", "host", description=model)
+    return None
+
+
+def detect(board: Board, *, ports: list | None = None, sysfs_root: str | Path = "/sys",
+           proc_root: str | Path = "/proc") -> Connection | None:
+    """Where `board` is connected now, or None.
+
+    MCUs: a serial port whose USB VID/PID is in the board's usb list (pyserial's comports(), or
+    `ports` for tests); a sketch port wins over a bootloader one. Accelerators (the Coral, which
+    is no serial device): a USB device under <sysfs_root>/bus/usb/devices with a listed ID
+    (Linux only). A Linux board (the Pi): <proc_root>/device-tree/model contains the descriptor's
+    device_tree_model, i.e. edgekit itself runs on it.
+    """
+    if board.kind == "mcu" and board.usb:
+        return _detect_serial(board, _serial_ports() if ports is None else ports)
+    if board.kind == "accelerator" and board.usb:
+        return _detect_sysfs_usb(board, Path(sysfs_root))
+    if board.kind == "linux":
+        return _detect_host(board, Path(proc_root))
+    return None
+
+
+def connected(*, ports: list | None = None, sysfs_root: str | Path = "/sys",
+              proc_root: str | Path = "/proc", boards: list[Board] | None = None) -> dict[str, Connection]:
+    """{key: Connection} for every known board connected now (serial ports enumerated once)."""
+    boards = all_boards() if boards is None else boards
+    if ports is None and any(b.kind == "mcu" and b.usb for b in boards):
+        ports = _serial_ports()
+    out = {}
+    for b in boards:
+        conn = detect(b, ports=ports, sysfs_root=sysfs_root, proc_root=proc_root)
+        if conn is not None:
+            out[b.key] = conn
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# `edgekit targets`
+# ---------------------------------------------------------------------------------------------
+
+def targets_report(**detect_kwargs) -> list[dict]:
+    """One row per known board: its summary, and where it is connected now (or that it is simulated)."""
+    boards = all_boards()
+    conns = connected(boards=boards, **detect_kwargs)
+    rows = []
+    for b in boards:
+        conn = conns.get(b.key)
+        rows.append(dict(b.summary(), connected=conn is not None,
+                         connection=conn.to_dict() if conn else None,
+                         status=conn.label() if conn else "not connected (simulated)"))
+    return rows
+
+
+def _bytes(n: Any) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            v = n / size
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+def _hz(n: Any) -> str:
+    if not n:
+        return "-"
+    return f"{n / 1e9:g} GHz" if n >= 1e9 else f"{n / 1e6:g} MHz"
+
+
+def render_targets(rows: list[dict]):
+    """A rich table of `targets_report()` rows."""
+    from rich.table import Table
+    table = Table(title="edgekit targets", title_justify="left")
+    for col in ("key", "board", "chip / clock", "RAM", "flash", "runtime / kernels", "connection"):
+        table.add_column(col, no_wrap=col == "key")
+    for r in rows:
+        if "sram_bytes" in r:
+            ram = _bytes(r["sram_bytes"]) + (f" + {_bytes(r['psram_bytes'])} PSRAM" if "psram_bytes" in r else "")
+        elif "dram_bytes" in r:
+            ram = f"{_bytes(r['dram_bytes'])}+ DRAM"
+        elif "param_cache_bytes" in r:
+            ram = f"{_bytes(r['param_cache_bytes'])} cache"
+        else:
+            ram = "-"
+        flash = _bytes(r.get("flash_bytes")) if "flash_bytes" in r else ("SD card" if r["kind"] == "linux" else "-")
+        if r.get("host"):
+            flash = f"host: {r['host']}"
+        status = f"[green]{r['status']}[/green]" if r["connected"] else f"[dim]{r['status']}[/dim]"
+        table.add_row(r["key"], r["name"], f"{r['chip']} @ {_hz(r.get('clock_hz'))}", ram, flash,
+                      f"{r['runtime']} / {r['kernels']}", status)
+    return table
