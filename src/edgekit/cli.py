@@ -11,7 +11,8 @@ from rich.console import Console
 
 from .errors import EdgekitError
 
-out = Console()
+# Piped output (files, CI logs) is not cut to 80 columns: tables stay whole.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -36,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("targets", help="the boards edgekit deploys to, and which are connected now")
     t.add_argument("--json", action="store_true")
+    for name, helptext in (("profile", "latency, energy and memory of a model on a board (or its simulator)"),
+                           ("deploy", "convert if needed, check the fit, flash, verify the outputs, profile")):
+        d = sub.add_parser(name, help=helptext)
+        d.add_argument("model", help="int8 .tflite (or .onnx / float .tflite with --calib)")
+        d.add_argument("--target", required=True, help="nano33ble, esp32s3, rpi4, coral or stm32l4r5")
+        how = d.add_mutually_exclusive_group()
+        how.add_argument("--hw", action="store_true", help="use the connected board, fail if there is none")
+        how.add_argument("--sim", action="store_true", help="simulate the board even if one is connected")
+        d.add_argument("--runs", type=int, default=10, help="inferences to time (default 10)")
+        d.add_argument("--calib", help="calibration inputs, to convert a model that is not int8 yet")
+        d.add_argument("--json", action="store_true", help="print the report as JSON")
+        d.add_argument("--plot", help="write a per-layer chart (PNG) of the Iron Law terms")
+        if name == "profile":
+            d.add_argument("--duration", help="sustained run, e.g. 10m: heating and throttling (rpi4)")
     return p
 
 
@@ -80,7 +95,45 @@ def _targets(args) -> int:
     return 0
 
 
-COMMANDS = {"convert": _convert, "inspect": _inspect, "targets": _targets}
+def _deploy_or_profile(args) -> int:
+    from . import deploy as dep
+    from .profile_report import plot_layers, render_profile
+    force = "hw" if args.hw else "sim" if args.sim else None
+    duration = None
+    if getattr(args, "duration", None):
+        from .sim.thermal import parse_duration
+        duration = parse_duration(args.duration)
+    with err.status(f"{args.command} ...") as status:
+        def progress(msg):
+            if msg.startswith(args.target + ":"):  # which backend was chosen: always say it
+                err.print(msg, highlight=False)
+            status.update(msg + " ...")
+        if args.command == "deploy":
+            report = dep.deploy(args.model, args.target, runs=args.runs, force=force,
+                                calibration=args.calib, progress=progress)
+        else:
+            report = dep.profile(args.model, args.target, runs=args.runs, force=force, duration_s=duration,
+                                 calibration=args.calib, progress=progress)
+    if args.plot:
+        plot_layers(report, args.plot)
+    if args.json:
+        slim = {k: v for k, v in report.items() if k != "thermal"}
+        if "thermal" in report:
+            slim["thermal"] = {k: v for k, v in report["thermal"].items() if not isinstance(v, list)}
+        print(json.dumps(slim, indent=2))
+    else:
+        out.print(render_profile(report))
+        if args.command == "deploy":
+            chk = report["outputs_check"]
+            out.print(f"deployed to {report['target']} ({report['mode']}); outputs within {chk['max_lsb']} "
+                      f"LSB of {chk['reference']} on {chk['samples']} inputs")
+        if args.plot:
+            out.print(f"wrote {args.plot}")
+    return 0 if report.get("fits", True) else 1
+
+
+COMMANDS = {"convert": _convert, "inspect": _inspect, "targets": _targets,
+            "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,105 @@
+"""Profile reports for people: a rich summary, the per-layer Iron Law table, and plots."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+
+def _b(n) -> str:
+    return "-" if n is None else f"{int(n):,} B"
+
+
+def render_profile(r: dict, max_layers: int = 40):
+    mode = r["mode"]
+    tag = Text(mode.upper(), style="bold green" if mode == "measured" else "bold yellow")
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("target", Text.assemble(f"{r['target']} ({r.get('board', '')}) ", tag))
+    head.add_row("latency", f"{r['latency_ms']:.3f} ms median, {r['latency_ms_p90']:.3f} ms p90 ({mode})")
+    head.add_row("energy", f"{r['energy_mj']:.4f} mJ per inference ({mode})")
+    fit = Text("fits", style="green") if r["fits"] else Text("DOES NOT FIT", style="bold red")
+    head.add_row("memory", Text.assemble(fit, f": flash {_b(r['flash_bytes'])}, RAM {_b(r['ram_bytes'])}, "
+                                              f"arena {_b(r['arena_bytes'])}"
+                                              + (f" in {r['arena_in']}" if r.get("arena_in") else "")
+                                              + (f" ({r['arena_source']})" if r.get("arena_source") else "")))
+    law = r.get("iron_law")
+    if law:
+        head.add_row("Iron Law", f"memory {law['memory_ms']:.3f} ms + compute {law['compute_ms']:.3f} ms + "
+                                 f"overhead {law['overhead_ms']:.3f} ms: {law['dominant']}-bound")
+    if r.get("outputs_by"):
+        head.add_row("outputs", f"computed by {r['outputs_by']}")
+    parts = [head]
+    mem = r.get("memory") or {}
+    budgets = [(k, v) for k, v in mem.items() if isinstance(v, dict) and "needed" in v]
+    if budgets:
+        t = Table(title="memory budget", title_justify="left")
+        for c in ("memory", "needed", "available", "short by"):
+            t.add_column(c, justify="left" if c == "memory" else "right")
+        for name, b in budgets:
+            t.add_row(name, f"{b['needed']:,}", f"{b['available']:,}",
+                      Text(f"{b['short_by']:,}", style="red") if b["short_by"] else "0")
+        parts.append(t)
+        for tip in mem.get("advice", []):
+            parts.append(Text(f"to fit: {tip}", style="yellow"))
+    layers = r.get("layers") or []
+    if layers:
+        t = Table(title=f"per layer ({mode}; Iron Law terms in ms)", title_justify="left")
+        for c in ("layer", "op", "MACs", "ms", "memory", "compute", "overhead", "eta", "bound"):
+            t.add_column(c, justify="left" if c in ("layer", "op", "bound") else "right")
+        for layer in layers[:max_layers]:
+            eta = layer.get("eta")
+            name = layer["name"] if len(layer["name"]) <= 32 else "..." + layer["name"][-29:]
+            t.add_row(name, layer["op"], f"{layer['macs']:,}", f"{layer['latency_ms']:.3f}",
+                      f"{layer.get('memory_ms', 0):.3f}", f"{layer.get('compute_ms', 0):.3f}",
+                      f"{layer.get('overhead_ms', 0):.3f}", "-" if eta is None else f"{eta:.1%}", layer["bound"])
+        if len(layers) > max_layers:
+            t.add_row(f"... {len(layers) - max_layers} more (--json has all)", "", "", "", "", "", "", "", "")
+        parts.append(t)
+    th = r.get("thermal")
+    if th:
+        start = "never" if th["throttle_start_s"] is None else f"after {th['throttle_start_s']:.0f} s"
+        parts.append(Text(f"sustained {th['duration_s']:.0f} s: {th['start_temperature_c']} C -> "
+                          f"{th['final_temperature_c']} C, throttling (80 C) starts {start}; latency "
+                          f"{th['latency_ms_first_minute']:.3f} ms in the first minute, "
+                          f"{th['latency_ms_last_minute']:.3f} ms in the last ({th['slowdown']:.2f}x)"))
+    return Group(*parts)
+
+
+def plot_layers(r: dict, path) -> None:
+    """A stacked bar per layer: memory, compute and overhead time (the Iron Law's three terms)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    layers = r["layers"]
+    names = [f"{i}:{l['op']}" for i, l in enumerate(layers)]
+    mem = [l.get("memory_ms", 0) for l in layers]
+    comp = [l.get("compute_ms", 0) for l in layers]
+    over = [l.get("overhead_ms", 0) for l in layers]
+    fig, axes = plt.subplots(2 if r.get("thermal") else 1, 1, figsize=(max(8, 0.35 * len(layers)), 8 if r.get("thermal") else 5))
+    ax = axes[0] if r.get("thermal") else axes
+    x = range(len(layers))
+    ax.bar(x, mem, label="memory (D_vol / BW)")
+    ax.bar(x, comp, bottom=mem, label="compute (O / R_peak x eta)")
+    ax.bar(x, over, bottom=[a + b for a, b in zip(mem, comp)], label="overhead (L_lat)")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_ylabel("ms per inference")
+    ax.set_title(f"{r['target']} ({r['mode']}): {r['latency_ms']:.3f} ms, {r['iron_law']['dominant']}-bound")
+    ax.legend()
+    if r.get("thermal"):
+        th = r["thermal"]
+        ax2 = axes[1]
+        ax2.plot(th["seconds"], th["temperature_c"], color="tab:red", label="temperature C")
+        ax2.axhline(80, color="tab:red", linestyle=":", label="throttle 80 C")
+        ax2.set_xlabel("seconds of sustained inference")
+        ax2.set_ylabel("C")
+        ax3 = ax2.twinx()
+        ax3.plot(th["seconds"], [1e3 * v for v in th["latency_s"]], color="tab:blue", label="latency ms")
+        ax3.set_ylabel("ms")
+        ax2.legend(loc="upper left")
+        ax3.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,99 @@
+"""Does the model fit the board? Flash and RAM, byte for byte, with what would make it fit.
+
+flash = model bytes + the runtime's code (TFLM, kernels, the protocol sketch), per board;
+RAM   = the TFLM tensor arena (measured by TFLM on this machine when it runs, else edgekit's
+        planner) + the scratch buffers the board's optimized kernels (CMSIS-NN, ESP-NN) request and
+        the host's reference kernels do not + stack, heap and runtime (mbed OS, FreeRTOS).
+On the ESP32-S3, an arena that does not fit the internal SRAM left by the runtime goes to PSRAM
+(as esp-tflite-micro does with heap_caps_malloc(MALLOC_CAP_SPIRAM)); the latency model then
+reads activations at PSRAM's bandwidth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .arena import plan_arena
+
+KERNELS = {"cmsis-nn": "cmsis-nn-dsp", "esp-nn": "esp-nn-1.2"}
+
+
+@dataclass
+class Budget:
+    name: str
+    needed: int
+    available: int
+
+    @property
+    def short_by(self) -> int:
+        return max(self.needed - self.available, 0)
+
+    def as_dict(self) -> dict:
+        return {"needed": self.needed, "available": self.available, "short_by": self.short_by}
+
+
+@dataclass
+class MemoryPlan:
+    flash: Budget
+    ram: Budget
+    arena_bytes: int            # what the firmware must allocate (arena + kernel scratch)
+    arena_source: str           # "measured by TFLite Micro" or "edgekit planner"
+    arena_in: str = "sram"      # "sram" or "psram"
+    psram: Budget | None = None
+    parts: dict = field(default_factory=dict)
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        budgets = [self.flash, self.ram] + ([self.psram] if self.psram else [])
+        return all(b.short_by == 0 for b in budgets)
+
+
+def kernel_scratch(model: bytes, arch: str, kernels: str) -> int:
+    """Extra arena bytes the board's optimized kernels need over TFLM's reference kernels."""
+    lib = KERNELS.get(kernels)
+    if lib is None:
+        return 0
+    return max(plan_arena(model, arch, lib).minimum - plan_arena(model, arch, "reference").minimum, 0)
+
+
+def plan_memory(model: bytes, board, host_arena: int | None, largest_layer: str | None = None) -> MemoryPlan:
+    """Memory budgets of `model` on an MCU `board`; host_arena is TFLM's measurement, if any."""
+    arch = board.arch
+    if host_arena is None:
+        host_arena, source = plan_arena(model, "host", "reference").minimum, "edgekit planner"
+    else:
+        source = "measured by TFLite Micro"
+    scratch = kernel_scratch(model, arch, board.kernels)
+    arena = host_arena + scratch
+    runtime_ram = int(board.num("memory.runtime_ram_bytes"))
+    # what the linker leaves a sketch, where the board states it (ESP32-S3: 320 KB of its 512 KB)
+    sram = int(board.num("memory.data_ram_max_bytes", board.num("memory.sram_bytes")))
+    flash_avail = int(board.num("memory.sketch_flash_max_bytes", board.num("memory.flash_bytes")))
+    flash = Budget("flash", len(model) + int(board.num("memory.runtime_flash_bytes")), flash_avail)
+    parts = {"model_bytes": len(model), "runtime_flash_bytes": int(board.num("memory.runtime_flash_bytes")),
+             "arena_host_bytes": host_arena, "kernel_scratch_bytes": scratch, "runtime_ram_bytes": runtime_ram}
+    psram_total = int(board.num("memory.psram_bytes", 0))
+    if psram_total and arena + runtime_ram > sram:
+        plan = MemoryPlan(flash, Budget("sram", runtime_ram, sram), arena, source, "psram",
+                          Budget("psram", arena, psram_total), parts)
+    else:
+        plan = MemoryPlan(flash, Budget("sram", arena + runtime_ram, sram), arena, source, "sram", None, parts)
+    plan.advice = _advice(plan, board, largest_layer)
+    return plan
+
+
+def _advice(plan: MemoryPlan, board, largest_layer: str | None) -> list[str]:
+    tips = []
+    if plan.flash.short_by:
+        weights = plan.parts["model_bytes"]
+        cut = plan.flash.short_by / max(weights, 1)
+        tips.append(f"flash: the model must shrink by {plan.flash.short_by:,} B ({cut:.0%} of it): fewer "
+                    "parameters (a smaller width multiplier, fewer or narrower dense layers, pruning)")
+    short_ram = plan.ram.short_by or (plan.psram.short_by if plan.psram else 0)
+    if short_ram:
+        where = f" (the arena peaks around layer '{largest_layer}')" if largest_layer else ""
+        tips.append(f"RAM: the arena must shrink by {short_ram:,} B{where}: a smaller input resolution, "
+                    "fewer channels in the early layers, or a stride-2 first layer")
+        if not board.num("memory.psram_bytes", 0):
+            tips.append("or deploy to esp32s3, whose 8 MB PSRAM takes arenas that do not fit SRAM")
+    return tips

@@ -1,0 +1,129 @@
+"""The simulated board: latency per layer, memory fit, energy and (on the Pi) heat, for one model.
+
+simulate(model, "nano33ble") returns the profile report's standard keys (target, mode, latency_ms,
+latency_ms_p90, energy_mj, flash_bytes, ram_bytes, arena_bytes, fits, layers) plus the Iron Law
+breakdown and the memory budgets. Every number is computed from the board's descriptor in
+targets/ (each with its source) and the model's layers; nothing is looked up per model.
+"""
+from __future__ import annotations
+
+import hashlib
+import statistics
+
+from ..targets import load_board
+from . import latency as lat
+from .layers import KINDS, layers as model_layers
+from .memory import plan_memory
+
+
+def cost_model(board, clock_hz: float | None = None, arena_in: str = "sram") -> lat.CostModel:
+    speed = {k: float(board.num(f"latency.speed.{k}", 1.0)) for k in KINDS}
+    ram_bw = board.num("memory.psram_bw_bytes_per_s") if arena_in == "psram" else \
+        board.num("memory.sram_bw_bytes_per_s", None) or board.num("memory.dram_bw_bytes_per_s")
+    flash_bw = board.num("memory.flash_bw_bytes_per_s", None) or board.num("memory.dram_bw_bytes_per_s")
+    return lat.CostModel(
+        clock_hz=clock_hz or board.num("chip.clock_hz"),
+        peak_macs_per_cycle=board.num("compute.peak_macs_per_cycle"),
+        mac_cycles=board.num("latency.mac_cycles"),
+        output_cycles=board.num("latency.output_cycles"),
+        op_overhead_cycles=board.num("latency.op_overhead_cycles"),
+        speed=speed, flash_bw=flash_bw, ram_bw=ram_bw,
+        threads=int(board.num("compute.threads", 1)))
+
+
+def _layer_rows(times, m) -> list[dict]:
+    rows = []
+    for t in times:
+        eta = lat.efficiency(t, m)
+        rows.append({"name": t.layer.name, "op": t.layer.op, "kind": t.layer.kind, "macs": t.layer.macs,
+                     "latency_ms": t.total_s * 1e3, "bound": t.bound,
+                     "memory_ms": t.memory_s * 1e3, "compute_ms": t.compute_s * 1e3,
+                     "overhead_ms": t.overhead_s * 1e3, "eta": None if eta is None else round(eta, 4)})
+    return rows
+
+
+def simulate(model: bytes, target: str, host_arena: int | None = None, duration_s: float | None = None,
+             runs: int = 1) -> dict:
+    """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known."""
+    board = load_board(target)
+    kind = board.kind
+    layers = model_layers(model)
+    report = {"target": board.key, "board": board.name, "mode": "simulated",
+              "model_sha256": hashlib.sha256(model).hexdigest(), "runs": runs}
+    if kind == "accelerator":
+        from .edgetpu import simulate_edgetpu
+        report.update(simulate_edgetpu(model, board, layers))
+        return report
+
+    arena_in = "sram"
+    if kind == "mcu":
+        mem = plan_memory(model, board, host_arena, _peak_layer(model, board))
+        arena_in = mem.arena_in
+        report.update({"fits": mem.fits, "flash_bytes": mem.flash.needed, "ram_bytes": mem.ram.needed +
+                       (mem.psram.needed if mem.psram else 0), "arena_bytes": mem.arena_bytes,
+                       "arena_in": arena_in, "arena_source": mem.arena_source,
+                       "memory": {"flash": mem.flash.as_dict(), "sram": mem.ram.as_dict(),
+                                  **({"psram": mem.psram.as_dict()} if mem.psram else {}),
+                                  "parts": mem.parts, "advice": mem.advice}})
+    else:  # the Pi: gigabytes of DRAM; the arena is LiteRT's tensors, reported for comparison
+        from .arena import plan_arena
+        arena = host_arena or plan_arena(model, "host", "reference").minimum
+        report.update({"fits": True, "flash_bytes": len(model), "ram_bytes": arena + len(model),
+                       "arena_bytes": arena, "arena_in": "dram", "memory": {}})
+
+    m = cost_model(board, arena_in=arena_in)
+    times = lat.model_time(layers, m)
+    total_s = sum(t.total_s for t in times)
+    report["layers"] = _layer_rows(times, m)
+    report["iron_law"] = _iron_law(times)
+    report["latency_ms"] = report["latency_ms_p90"] = total_s * 1e3  # the model is deterministic
+    report["energy_mj"] = board.num("power.active_w") * total_s * 1e3
+    if duration_s and board.has("thermal.throttle_c"):
+        report["thermal"] = _thermal(board, layers, duration_s)
+        lat_ms = [x * 1e3 for x in report["thermal"]["latency_s"]]
+        report["latency_ms"] = statistics.median(lat_ms)
+        report["latency_ms_p90"] = statistics.quantiles(lat_ms, n=10)[-1] if len(lat_ms) > 1 else lat_ms[0]
+    report["sources"] = _sources(board, kind)
+    return report
+
+
+def _iron_law(times) -> dict:
+    mem = sum(t.memory_s for t in times) * 1e3
+    comp = sum(t.compute_s for t in times) * 1e3
+    over = sum(t.overhead_s for t in times) * 1e3
+    terms = {"memory": mem, "compute": comp, "overhead": over}
+    return {"memory_ms": mem, "compute_ms": comp, "overhead_ms": over, "dominant": max(terms, key=terms.get)}
+
+
+def _peak_layer(model: bytes, board) -> str | None:
+    from .arena import plan_arena
+    try:
+        plan = plan_arena(model, "host", "reference")
+        return plan.peak_op if isinstance(plan.peak_op, str) else None
+    except Exception:  # the planner's view is advice only
+        return None
+
+
+def _thermal(board, layers, duration_s: float) -> dict:
+    from .thermal import ThermalParams, sustained
+    p = ThermalParams(
+        ambient_c=board.num("thermal.ambient_c"), throttle_c=board.num("thermal.throttle_c"),
+        r_th=board.num("thermal.thermal_resistance_c_per_w"), tau_s=board.num("thermal.time_constant_s"),
+        clock_hz=board.num("chip.clock_hz"), throttled_clock_hz=board.num("thermal.throttled_clock_hz"),
+        active_w=board.num("power.active_w"), idle_w=board.num("power.idle_w", 0.0))
+
+    def latency_at(clock):
+        m = cost_model(board, clock_hz=clock)
+        return sum(t.total_s for t in lat.model_time(layers, m))
+
+    trace = sustained(p, duration_s, latency_at)
+    return {**trace.summary(), "seconds": trace.seconds, "temperature_c": trace.temperature_c,
+            "clock_hz": trace.clock_hz, "latency_s": trace.latency_s}
+
+
+def _sources(board, kind) -> dict:
+    keys = ["chip.clock_hz", "compute.peak_macs_per_cycle", "latency.mac_cycles", "latency.output_cycles",
+            "latency.op_overhead_cycles", "power.active_w"]
+    keys += ["memory.sram_bytes", "memory.flash_bytes", "memory.runtime_flash_bytes",
+             "memory.runtime_ram_bytes"] if kind == "mcu" else []
+    return {k: board.source(k) for k in keys if board.has(k)}
