@@ -3,9 +3,11 @@
 1. train a small MLP on scikit-learn's bundled digits (numpy, a second or two);
 2. write it as ONNX, with a calibration set and a validation set as .npy files;
 3. `edgekit convert` it to a verified int8 TFLite model, then `edgekit inspect` the result;
-4. compare float and int8 accuracy on the held-out test set.
+4. compare float and int8 accuracy on the held-out test set;
+5. `edgekit deploy` it to an Arduino Nano 33 BLE Sense: the board when one is plugged in, else
+   its simulator (memory fit, outputs by TFLite Micro, latency per layer, energy).
 
-    python examples/demo.py [--out DIR] [--json]
+    python examples/demo.py [--out DIR] [--target nano33ble] [--json]
 """
 import argparse
 import contextlib
@@ -24,6 +26,7 @@ from edgekit.runtime import litert
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/demo", help="folder for the files (default: out/demo)")
+    ap.add_argument("--target", default="nano33ble", help="board to deploy to (default: nano33ble)")
     ap.add_argument("--json", action="store_true", help="print a JSON summary instead of the reports")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -52,12 +55,18 @@ def main(argv=None) -> int:
     int8_acc = float((int8_pred == data["y_test"]).mean())
     summary = {"float_accuracy": data["float_accuracy"], "int8_accuracy": int8_acc,
                "int8_file": str(int8_path), "int8_bytes": int8_path.stat().st_size}
+    deploy_args = ["deploy", str(int8_path), "--target", args.target, "--plot", str(out / "layers.png")]
     if args.json:
-        print(json.dumps({**summary, "convert": report}, indent=2))
-    else:
-        print(f"\ndigits test set: float accuracy {summary['float_accuracy']:.2%}, "
-              f"int8 accuracy {int8_acc:.2%}  ({int8_path}, {summary['int8_bytes']:,} bytes)")
-    return 0
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = cli.main(deploy_args + ["--json"])
+        if code:
+            return code
+        print(json.dumps({**summary, "convert": report, "deploy": json.loads(buf.getvalue())}, indent=2))
+        return 0
+    print(f"\ndigits test set: float accuracy {summary['float_accuracy']:.2%}, "
+          f"int8 accuracy {int8_acc:.2%}  ({int8_path}, {summary['int8_bytes']:,} bytes)\n")
+    return cli.main(deploy_args)
 
 
 if __name__ == "__main__":

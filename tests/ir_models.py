@@ -94,3 +94,26 @@ def residual(seed=2):
 def calibration(graph, n=64, seed=0):
     shape = graph.tensors[graph.inputs[0]].shape
     return np.random.default_rng(seed).uniform(0, 1, (n,) + tuple(shape[1:])).astype(np.float32)
+
+
+def int8(graph, n=32) -> bytes:
+    """The graph as a fully int8 .tflite, calibrated on seeded uniform inputs."""
+    from edgekit.export.tflite_writer import write_tflite
+    from edgekit.quantize.calibrate import calibrate
+    from edgekit.quantize.scheme import quantize_graph
+    return write_tflite(graph, quantize_graph(graph, calibrate(graph, calibration(graph, n))))
+
+
+def wide_dense(inputs=1100, outputs=1000, seed=3):
+    """One big fully-connected layer: ~1.1 MB of int8 weights, more than a Nano's flash."""
+    b = Builder((1, inputs), seed, "wide_dense")
+    b.dense("fc", outputs, inputs)
+    return b.done()
+
+
+def big_activations(size=128, seed=4):
+    """Two convs at full resolution: activations far beyond a Nano's 256 KB of SRAM."""
+    b = Builder((1, size, size, 8), seed, "big_activations")
+    b.conv("conv1", 16)
+    b.conv("conv2", 8)
+    return b.done()

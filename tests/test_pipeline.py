@@ -85,3 +85,19 @@ def test_tinytorch_cnn_converts_and_runs_in_litert_and_tflm(tmp_path):
     path = edgekit.export_onnx(model, tt.Tensor(images[:1]), tmp_path / "cnn.onnx")
     via_onnx = edgekit.convert(path, calibration=images)
     np.testing.assert_array_equal(via_onnx.predict(images[:50]), q.predict(images[:50]))
+
+
+def test_readme_main_job_runs(tmp_path):
+    """`python3 dev.py demo` runs examples/demo.py: train, convert, inspect, deploy to a simulated Nano."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    res = subprocess.run([sys.executable, str(demo), "--out", str(tmp_path), "--json"], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert abs(out["float_accuracy"] - out["int8_accuracy"]) <= 0.01
+    assert out["deploy"]["mode"] == "simulated" and out["deploy"]["fits"]
+    assert (tmp_path / "layers.png").exists() and (tmp_path / "digits_int8.tflite").exists()

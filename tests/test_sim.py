@@ -1,0 +1,172 @@
+"""The simulated boards: profiles, memory fit decisions, outputs, target selection, thermal."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ir_models
+from edgekit.errors import EdgekitError
+from edgekit.runtime import litert
+from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.sim.arena import plan_arena
+from edgekit.sim.simulate import cost_model, simulate
+from edgekit.targets import load_board
+from edgekit.targets.board import Connection
+from edgekit.targets.target import HardwareTarget, SimulatedTarget, select
+
+TARGETS = ("nano33ble", "esp32s3", "rpi4", "coral", "stm32l4r5")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+KEYS = ("target", "mode", "latency_ms", "latency_ms_p90", "energy_mj", "flash_bytes", "ram_bytes",
+        "arena_bytes", "fits", "layers")
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {b.__name__: ir_models.int8(b()) for b in (ir_models.cnn, ir_models.ds_block, ir_models.residual)}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_board_profiles_generated_models(target, models):
+    for name, model in models.items():
+        r = simulate(model, target)
+        assert all(k in r for k in KEYS), (target, name)
+        assert r["target"] == target and r["mode"] == "simulated" and r["fits"] is True
+        assert r["latency_ms"] > 0 and r["latency_ms_p90"] >= r["latency_ms"] and r["energy_mj"] > 0
+        assert r["flash_bytes"] >= len(model)
+        for layer in r["layers"]:
+            assert set(layer) >= {"name", "op", "macs", "latency_ms", "bound"}
+            assert layer["bound"] in ("memory", "compute", "overhead")
+        assert sum(l["latency_ms"] for l in r["layers"]) <= r["latency_ms"] + 1e-9
+        json.dumps(r)  # the report is plain JSON
+
+
+def test_slower_clock_is_slower_same_core(models):
+    # the Nano and the STM32L4R5 share core and kernels: compute scales with the clock
+    nano, stm = simulate(models["cnn"], "nano33ble"), simulate(models["cnn"], "stm32l4r5")
+    assert nano["iron_law"]["compute_ms"] == pytest.approx(stm["iron_law"]["compute_ms"] * 120 / 64, rel=1e-9)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the calibration models are in ../shared/models, beside the project")
+@pytest.mark.parametrize("target,name,ms", [("stm32l4r5", "kws_ref_model", 181.9),
+                                            ("stm32l4r5", "pretrainedResnet_quant", 704.2),
+                                            ("esp32s3", "person_detect", 54.0)])
+def test_calibration_points_are_reproduced(target, name, ms):
+    assert simulate((SHARED / f"{name}.tflite").read_bytes(), target)["latency_ms"] == pytest.approx(ms, rel=0.005)
+
+
+def test_flash_no_fit_has_exact_bytes():
+    model = ir_models.int8(ir_models.wide_dense())
+    board = load_board("nano33ble")
+    r = simulate(model, "nano33ble")
+    need = len(model) + board.num("memory.runtime_flash_bytes")
+    assert r["fits"] is False
+    assert r["memory"]["flash"] == {"needed": need, "available": 983_040, "short_by": need - 983_040}
+    assert any("flash" in tip for tip in r["memory"]["advice"])
+    with pytest.raises(EdgekitError, match=f"short by {need - 983_040:,} B"):
+        SimulatedTarget(board).prepare(model)
+
+
+def test_ram_no_fit_has_exact_bytes_and_suggests_psram():
+    model = ir_models.int8(ir_models.big_activations())
+    board = load_board("nano33ble")
+    r = simulate(model, "nano33ble")
+    arena = plan_arena(model, "host", "reference").minimum
+    scratch = max(plan_arena(model, "arm", "cmsis-nn-dsp").minimum - plan_arena(model, "arm", "reference").minimum, 0)
+    need = arena + scratch + board.num("memory.runtime_ram_bytes")
+    assert r["arena_bytes"] == arena + scratch
+    assert r["memory"]["sram"] == {"needed": need, "available": 262_144, "short_by": need - 262_144}
+    assert r["fits"] is False and any("esp32s3" in tip for tip in r["memory"]["advice"])
+
+
+def test_esp32s3_arena_goes_to_psram_and_costs_bandwidth():
+    model = ir_models.int8(ir_models.big_activations(size=160))
+    r = simulate(model, "esp32s3")
+    board = load_board("esp32s3")
+    assert r["fits"] is True and r["arena_in"] == "psram"
+    assert r["memory"]["psram"]["needed"] == r["arena_bytes"]
+    assert r["arena_bytes"] + board.num("memory.runtime_ram_bytes") > board.num("memory.data_ram_max_bytes")
+    sram_bw, psram_bw = cost_model(board).ram_bw, cost_model(board, arena_in="psram").ram_bw
+    assert psram_bw < sram_bw
+    act = sum(l["memory_ms"] for l in r["layers"])
+    assert act > 0 and r["iron_law"]["memory_ms"] == pytest.approx(act)
+    small = simulate(ir_models.int8(ir_models.big_activations(size=48)), "esp32s3")
+    assert small["arena_in"] == "sram"
+
+
+@pytest.mark.skipif(not tflm_available()[0], reason="tflite-micro has wheels for Linux x86-64 only")
+def test_simulated_mcu_outputs_are_tflms(models):
+    t = SimulatedTarget(load_board("nano33ble"))
+    t.flash(models["ds_block"])
+    x = np.random.default_rng(0).integers(-128, 128, (5, 24, 24, 1)).astype(np.int8)
+    for a, b in zip(t.infer(x), run_tflm(models["ds_block"], [x]).outputs):
+        np.testing.assert_array_equal(a, b)
+    assert t.outputs_by() == "TFLite Micro"
+
+
+def test_simulated_pi_outputs_are_litert(models):
+    t = SimulatedTarget(load_board("rpi4"))
+    t.flash(models["cnn"])
+    x = np.random.default_rng(1).integers(-128, 128, (3, 16, 16, 3)).astype(np.int8)
+    np.testing.assert_array_equal(t.infer(x)[0], litert.run(models["cnn"], x, raw=True)[0][0])
+
+
+def test_target_selection():
+    nano = Connection("nano33ble", "serial", "/dev/ttyACM0", "sketch", "2341", "805a")
+    t, why = select("nano33ble", connection=nano)
+    assert isinstance(t, HardwareTarget) and t.mode == "measured" and "/dev/ttyACM0" in why
+    t, why = select("nano33ble", force="sim", connection=nano)
+    assert isinstance(t, SimulatedTarget) and "--sim" in why
+    t, why = select("esp32s3")  # nothing is plugged into this machine
+    assert isinstance(t, SimulatedTarget) and t.mode == "simulated" and "no board connected" in why
+    with pytest.raises(EdgekitError, match="--hw: no Seeed XIAO ESP32S3"):
+        select("esp32s3", force="hw")
+    with pytest.raises(EdgekitError, match="--sim"):
+        HardwareTarget(load_board("nano33ble"), nano).profile(b"")
+
+
+def test_pi_throttles_under_sustained_load(models):
+    hot = simulate(models["cnn"], "rpi4", duration_s=600)["thermal"]
+    assert hot["throttle_start_s"] is not None and 0 < hot["throttle_start_s"] < 600
+    assert hot["slowdown"] > 1.05 and max(hot["temperature_c"]) <= 81
+    cool = simulate(models["cnn"], "rpi4", duration_s=30)["thermal"]
+    assert cool["throttle_start_s"] is None and cool["slowdown"] == 1.0
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_profile_json_and_plot(tmp_path, models):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(models["residual"])
+    res = _cli("profile", path, "--target", "esp32s3", "--json", "--plot", tmp_path / "layers.png", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert all(k in r for k in KEYS) and r["mode"] == "simulated"
+    assert "esp32s3: simulated (no board connected)" in res.stderr
+    assert (tmp_path / "layers.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_deploy_converts_then_fails_cleanly_when_too_big(tmp_path):
+    from edgekit.export.tflite_writer import write_tflite
+    g = ir_models.wide_dense()
+    (tmp_path / "big.tflite").write_bytes(write_tflite(g))  # float: deploy converts it first
+    np.save(tmp_path / "calib.npy", ir_models.calibration(g, 8))
+    res = _cli("deploy", tmp_path / "big.tflite", "--target", "nano33ble", "--calib", tmp_path / "calib.npy",
+               cwd=tmp_path)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the model does not fit") and "short by" in last and "To fit:" in last
+
+
+def test_cli_deploy_on_simulated_board(tmp_path, models):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(models["cnn"])
+    res = _cli("deploy", path, "--target", "nano33ble", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["mode"] == "simulated" and r["outputs_check"]["max_lsb"] <= 1 and r["fits"]
