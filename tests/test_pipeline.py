@@ -101,3 +101,13 @@ def test_readme_main_job_runs(tmp_path):
     assert abs(out["float_accuracy"] - out["int8_accuracy"]) <= 0.01
     assert out["deploy"]["mode"] == "simulated" and out["deploy"]["fits"]
     assert (tmp_path / "layers.png").exists() and (tmp_path / "digits_int8.tflite").exists()
+
+
+def test_deploy_a_tinytorch_model_from_python(digits):
+    model, d = digits
+    q = edgekit.convert(model, example_input=tt.Tensor(d["x_train"][:1]), calibration=d["x_train"][:100])
+    r = edgekit.deploy(q, "esp32s3")
+    assert r["mode"] == "simulated" and r["fits"] and r["outputs_check"]["max_lsb"] <= 1
+    direct = edgekit.deploy(model, "esp32s3", example_input=tt.Tensor(d["x_train"][:1]),
+                            calibration=d["x_train"][:100])
+    assert direct["latency_ms"] == r["latency_ms"]

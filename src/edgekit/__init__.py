@@ -4,12 +4,14 @@
     q = edgekit.convert(model, example_input=x[:1], calibration=x_train[:200])
     q.save("digits_int8.tflite")
     print(q.report())
+    report = edgekit.deploy(q, "nano33ble")   # the board when connected, else its simulator
 """
 from .convert import Converted, convert
+from .deployment import deploy, profile
 from .errors import EdgekitError
 
 __version__ = "0.1.0"
-__all__ = ["convert", "Converted", "export_onnx", "EdgekitError", "__version__"]
+__all__ = ["convert", "Converted", "deploy", "profile", "export_onnx", "EdgekitError", "__version__"]
 
 
 def export_onnx(model, example_input, path):

@@ -96,7 +96,7 @@ def _targets(args) -> int:
 
 
 def _deploy_or_profile(args) -> int:
-    from . import deploy as dep
+    from . import deployment as dep
     from .profile_report import plot_layers, render_profile
     force = "hw" if args.hw else "sim" if args.sim else None
     duration = None

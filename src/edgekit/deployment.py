@@ -17,7 +17,11 @@ VERIFY_SAMPLES = 4
 
 def int8_model(model, calibration=None, example_input=None, progress=lambda m: None) -> tuple[bytes, dict | None]:
     """The int8 .tflite bytes for `model`: as is when already int8, else converted (needs calibration)."""
-    from .convert import convert
+    from .convert import Converted, convert
+    if isinstance(model, Converted):
+        return model.tflite, model.info
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model), None
     if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
         from .importers import _read
         from .tflite_file import quantization_kind, read_model
@@ -52,8 +56,9 @@ def _sample_inputs(model: bytes, n: int) -> np.ndarray:
 
 
 def profile(model, target: str, runs: int = 10, force: str | None = None, duration_s: float | None = None,
-            calibration=None, progress=lambda m: None) -> dict:
-    tflite, conversion = int8_model(model, calibration, progress=progress)
+            calibration=None, example_input=None, progress=lambda m: None) -> dict:
+    """Profile `model` (an int8 .tflite, or anything convert() takes plus calibration) on `target`."""
+    tflite, conversion = int8_model(model, calibration, example_input, progress=progress)
     t, why = select(target, force)
     progress(why)
     host_arena = _host_arena(tflite, conversion) if t.board.kind == "mcu" else None
@@ -63,8 +68,9 @@ def profile(model, target: str, runs: int = 10, force: str | None = None, durati
 
 
 def deploy(model, target: str, runs: int = 10, force: str | None = None, calibration=None,
-           progress=lambda m: None) -> dict:
-    tflite, conversion = int8_model(model, calibration, progress=progress)
+           example_input=None, progress=lambda m: None) -> dict:
+    """Deploy `model` to `target` (the board, or its simulator) and profile it there."""
+    tflite, conversion = int8_model(model, calibration, example_input, progress=progress)
     t, why = select(target, force)
     progress(why)
     progress("checking memory")
