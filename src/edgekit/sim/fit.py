@@ -89,3 +89,35 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- Coral USB Accelerator ------------------------------------------------------------------------
+# The calibration set's Coral rows (published-latency.md): MobileNet v1 1.0 224 (568,741,376 MACs,
+# 4,222,057 parameters, counted from edgekit.zoo.mobilenet_v1(1.0, 224, 3, 1001)) on x86-64 USB 3
+# 2.17 ms, Pi 4 USB 3 4.20 ms, Pi 3B USB 2 9.22 ms; Inception v4 299 on x86-64 84.25 ms and Pi 4
+# 141.2 ms (12.27 G MACs, 42.68 M parameters: Szegedy et al. 2016, "Inception-v4", Table/Keras
+# summary; about 34 MB of them do not fit the ~8 MB cache and are streamed every call).
+MOBILENET = {"macs": 568_741_376, "params": 4_222_057, "io": 224 * 224 * 3 + 1001}
+INCEPTION = {"macs": 12_270_000_000, "params": 42_680_000, "io": 299 * 299 * 3 + 1001}
+X86_OVERHEAD_S = 38e-6  # per-invoke floor (google-coral/edgetpu issue 89, edgetpu-rules.md section 5)
+
+
+def fit_coral(peak_macs_per_s: float = 2e12, cache: float = 8_388_608) -> dict:
+    """T = host overhead + io / link + max(MACs / (peak x eta), streamed / link).
+
+    Streaming overlaps compute (the TPU computes while the next parameters arrive): Inception v4 is
+    stream-bound on both hosts, which gives each host's link bandwidth; MobileNet v1 streams nothing,
+    which gives the TPU's efficiency (x86, whose per-call overhead is the known floor) and the Pi 4's
+    per-call host overhead. The Pi 3B (USB 2) is taken to have the Pi 4's host overhead.
+    """
+    streamed = INCEPTION["params"] - cache
+    bw_x86 = (INCEPTION["io"] + streamed) / (84.25e-3 - X86_OVERHEAD_S)
+    compute_m = 2.17e-3 - X86_OVERHEAD_S - MOBILENET["io"] / bw_x86
+    eta = MOBILENET["macs"] / (peak_macs_per_s * compute_m)
+    assert INCEPTION["macs"] / (peak_macs_per_s * eta) < streamed / bw_x86  # stream-bound, as assumed
+    # Pi 4: h + io_m / bw = 4.20 ms - compute_m;  h + (io_i + streamed) / bw = 141.2 ms
+    bw_pi4 = (INCEPTION["io"] + streamed - MOBILENET["io"]) / (141.2e-3 - 4.20e-3 + compute_m)
+    h_pi4 = 4.20e-3 - compute_m - MOBILENET["io"] / bw_pi4
+    bw_usb2 = MOBILENET["io"] / (9.22e-3 - compute_m - h_pi4)
+    return {"efficiency": eta, "pi4_overhead_s": h_pi4, "usb3_bw": bw_pi4, "usb3_x86_bw": bw_x86,
+            "usb2_bw": bw_usb2, "mobilenet_compute_s": compute_m}
