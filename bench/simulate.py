@@ -19,7 +19,7 @@ from edgekit import zoo
 from edgekit.export.tflite_writer import write_tflite
 from edgekit.quantize.calibrate import calibrate
 from edgekit.quantize.scheme import quantize_graph
-from edgekit.sim import arena
+from edgekit.sim import memory
 from edgekit.sim.simulate import simulate
 
 TARGETS = ("nano33ble", "esp32s3", "rpi4", "coral", "stm32l4r5")
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         model = int8(graph)
         cold, per_target = [], {t: [] for t in TARGETS}
         for _ in range(args.repeats):
-            arena.plan_arena.cache_clear()  # cold: nothing remembered from the last model
+            memory.plan_arena.cache_clear()  # cold: nothing remembered from the last model
             t0 = time.perf_counter()
             for t in TARGETS:
                 t1 = time.perf_counter()

@@ -32,6 +32,7 @@ needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason="shared/models is 
 needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1] or "no TFLM")
 
 
+
 def int8(graph) -> bytes:
     return write_tflite(graph, quantize_graph(graph, calibrate(graph, ir_models.calibration(graph, n=8))))
 

@@ -170,3 +170,24 @@ def test_cli_deploy_on_simulated_board(tmp_path, models):
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
     assert r["mode"] == "simulated" and r["outputs_check"]["max_lsb"] <= 1 and r["fits"]
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the calibration models are in ../shared/models, beside the project")
+def test_descriptors_hold_what_the_fit_gives():
+    from edgekit.sim import fit
+    cmsis, coral = fit.fit_cmsis(), fit.fit_coral()
+    esp = fit.fit_esp(cmsis)
+    for key in ("nano33ble", "stm32l4r5"):
+        b = load_board(key)
+        assert b.num("latency.mac_cycles") == pytest.approx(cmsis["mac_cycles"], rel=1e-3)
+        assert b.num("latency.output_cycles") == pytest.approx(cmsis["output_cycles"], rel=1e-3)
+    b = load_board("esp32s3")
+    assert b.num("latency.mac_cycles") == pytest.approx(esp["mac_cycles"], rel=1e-3)
+    assert b.num("latency.output_cycles") == pytest.approx(esp["output_cycles"], rel=1e-3)
+    for kind, speed in esp["speed"].items():
+        assert b.num(f"latency.speed.{kind}", 1.0) == pytest.approx(speed, rel=1e-3)
+    c = load_board("coral")
+    assert c.num("latency.efficiency") == pytest.approx(coral["efficiency"], rel=1e-3)
+    assert c.num("latency.host_overhead_s") == pytest.approx(coral["pi4_overhead_s"], rel=1e-3)
+    assert c.num("latency.usb3_bw_bytes_per_s") == pytest.approx(coral["usb3_bw"], rel=1e-2)
+    assert c.num("latency.usb2_bw_bytes_per_s") == pytest.approx(coral["usb2_bw"], rel=1e-2)

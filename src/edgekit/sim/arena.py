@@ -29,8 +29,6 @@ both for a plain MicroInterpreter of TFLM 90b983c2. Sources: shared/facts/tflm-a
 """
 from __future__ import annotations
 
-import functools
-
 import bisect
 from dataclasses import dataclass, field
 
@@ -648,7 +646,6 @@ def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, pl
 # The arena
 # ---------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=32)  # one profile asks for the same plans several times
 def plan_arena(model: bytes, arch: str = "host", kernels: str = "reference") -> ArenaPlan:
     """TFLite Micro's tensor arena for `model` (the bytes of an int8 .tflite file).
 

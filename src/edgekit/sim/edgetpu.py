@@ -30,7 +30,7 @@ def simulate_edgetpu(model_bytes: bytes, board, layers, usb: int = 3, clock: str
     if kind not in ("int8", "uint8"):
         raise EdgekitError(f"the Edge TPU runs only fully 8-bit models and this one is {kind}; "
                            "run `edgekit convert` on it first")
-    bw = board.num("memory.usb3_bw_bytes_per_s" if usb == 3 else "memory.usb2_bw_bytes_per_s")
+    bw = board.num("latency.usb3_bw_bytes_per_s" if usb == 3 else "latency.usb2_bw_bytes_per_s")
     peak = board.num("compute.peak_macs_per_s") * CLOCK_SHARE[clock] * board.num("latency.efficiency")
     cache = board.num("memory.param_cache_bytes")
     params = sum(l.weight_bytes for l in layers)

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .arena import plan_arena
+import functools
+
+from .arena import plan_arena as _plan_arena
+
+# One profile asks for the same plans several times (fit check, scratch, advice): plan each once.
+plan_arena = functools.lru_cache(maxsize=32)(_plan_arena)
 
 KERNELS = {"cmsis-nn": "cmsis-nn-dsp", "esp-nn": "esp-nn-1.2"}
 

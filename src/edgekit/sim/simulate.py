@@ -66,7 +66,7 @@ def simulate(model: bytes, target: str, host_arena: int | None = None, duration_
                                   **({"psram": mem.psram.as_dict()} if mem.psram else {}),
                                   "parts": mem.parts, "advice": mem.advice}})
     else:  # the Pi: gigabytes of DRAM; the arena is LiteRT's tensors, reported for comparison
-        from .arena import plan_arena
+        from .memory import plan_arena
         arena = host_arena or plan_arena(model, "host", "reference").minimum
         report.update({"fits": True, "flash_bytes": len(model), "ram_bytes": arena + len(model),
                        "arena_bytes": arena, "arena_in": "dram", "memory": {}})
@@ -96,7 +96,7 @@ def _iron_law(times) -> dict:
 
 
 def _peak_layer(model: bytes, board) -> str | None:
-    from .arena import plan_arena
+    from .memory import plan_arena
     try:
         plan = plan_arena(model, "host", "reference")
         return plan.peak_op if isinstance(plan.peak_op, str) else None
