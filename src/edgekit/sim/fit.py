@@ -9,7 +9,8 @@ Few parameters, each with a physical meaning:
   1x1 conv (64 MACs per output), with no per-kind constant.
 - ESP32-S3 + ESP-NN: the Cortex-M4's cost shape, kinds weighted by ESP-NN's published per-kernel
   speed-ups (relative to its 3x3 conv), and one scale fitted on person detection (54 ms).
-- Edge TPU: one efficiency, fitted on MobileNet v1 224 on a Pi 4 over USB 3 (4.20 ms).
+- Edge TPU: efficiency, the Pi 4's per-call overhead and each link's bandwidth, from the five
+  Coral rows (MobileNet v1 224 and Inception v4 on x86, Pi 4 and Pi 3B hosts); see fit_coral().
 Run `python -m edgekit.sim.fit` to print the values; targets/*.toml carry them with this source.
 """
 from __future__ import annotations
@@ -84,6 +85,9 @@ def main() -> int:
     for k in ("mac_cycles", "output_cycles", "scale_vs_cortex_m4"):
         print(f"{k} = {esp[k]:.4f}")
     print("speed =", esp["speed"])
+    print("# Coral USB Accelerator")
+    for k, v in fit_coral().items():
+        print(f"{k} = {v:.6g}")
     return 0
 
 
