@@ -91,9 +91,6 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # -- Coral USB Accelerator ------------------------------------------------------------------------
 # The calibration set's Coral rows (published-latency.md): MobileNet v1 1.0 224 (568,741,376 MACs,
@@ -125,3 +122,7 @@ def fit_coral(peak_macs_per_s: float = 2e12, cache: float = 8_388_608) -> dict:
     bw_usb2 = MOBILENET["io"] / (9.22e-3 - compute_m - h_pi4)
     return {"efficiency": eta, "pi4_overhead_s": h_pi4, "usb3_bw": bw_pi4, "usb3_x86_bw": bw_x86,
             "usb2_bw": bw_usb2, "mobilenet_compute_s": compute_m}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
