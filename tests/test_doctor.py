@@ -1,0 +1,265 @@
+"""`edgekit doctor`: fake tools on a temporary PATH (real subprocesses printing what the real tools
+print) and a Host describing the machine; every missing thing comes with its exact fix command."""
+import os
+import shutil
+import sys
+import textwrap
+
+import pytest
+from rich.console import Console
+
+from edgekit.firmware.doctor import Host, doctor, doctor_ok, print_doctor, render_doctor
+
+ARDUINO_CLI = """\
+#!{python}
+import sys
+args = sys.argv[1:]
+if args == ["version"]:
+    print("arduino-cli  Version: {version} Commit: fa6eafcb Date: 2024-11-22T09:31:36Z")
+elif args == ["core", "list"]:
+    print({cores!r})
+elif args == ["lib", "list"]:
+    print({libs!r})
+else:
+    sys.exit(2)
+"""
+CORES = textwrap.dedent("""\
+    ID                Installed Latest Name
+    arduino:mbed_nano 4.1.5     4.2.1  Arduino Mbed OS Nano Boards
+    esp32:esp32       3.1.1     3.3.0  esp32""")
+LIBS = textwrap.dedent("""\
+    Name                   Installed   Available    Location Description
+    Arduino_LSM9DS1        1.1.1       -            user     Allows you to read the accelerometer
+    Chirale_TensorFLowLite 2.0.0       -            user     Allows you to run machine learning models""")
+ESPTOOL = """\
+#!{python}
+import sys
+print("esptool.py v4.8.1")
+print("4.8.1")
+"""
+ARM_GCC = """\
+#!{python}
+print("arm-none-eabi-g++ (15:12.2.rel1-1) 12.2.1 20221205")
+"""
+
+LINUX = dict(system="Linux", machine="x86_64", user="student", groups={"student", "dialout"},
+             configured_groups={"student", "dialout"}, existing_groups={"student", "dialout", "plugdev"},
+             serial_devices={"/dev/ttyACM0": (True, "dialout")})
+
+
+def _exe(path, text):
+    path.write_text(text.format(python=sys.executable))
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    """Put fakes on a fresh PATH: tools(arduino_cli=True, version=..., cores=..., libs=..., esptool=..., gcc=...)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+    def make(arduino_cli=True, version="1.1.1", cores=CORES, libs=LIBS, esptool=True, gcc=True):
+        if arduino_cli:
+            _exe(bin_dir / "arduino-cli", ARDUINO_CLI.replace("{version}", version)
+                 .replace("{cores!r}", repr(cores)).replace("{libs!r}", repr(libs)))
+        if esptool:
+            _exe(bin_dir / "esptool.py", ESPTOOL)
+        if gcc:
+            _exe(bin_dir / "arm-none-eabi-g++", ARM_GCC)
+        return bin_dir
+    return make
+
+
+def installed(name, dist):
+    return {"serial": "3.5", "ai_edge_litert": "2.3.0", "tflite_micro": "0.dev20261023", "pycoral": "2.0.0"}.get(name)
+
+
+def _by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def _text(checks) -> str:
+    """What `edgekit doctor` prints, at a narrow terminal width: fix commands stay whole lines."""
+    console = Console(record=True, width=60)
+    print_doctor(checks, console)
+    return console.export_text(styles=False)
+
+
+def test_everything_present_passes(tools):
+    tools()
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)
+    assert doctor_ok(checks)
+    assert c["arduino-cli"].status == "ok" and c["arduino-cli"].detail.startswith("1.1.1 (")
+    assert c["core arduino:mbed_nano"].status == "ok" and "4.1.5" in c["core arduino:mbed_nano"].detail
+    assert c["core esp32:esp32"].status == "ok"
+    assert c["TFLite Micro (nano33ble)"].detail == "Chirale_TensorFLowLite 2.0.0"
+    assert c["TFLite Micro (esp32s3)"].status == "ok" and "bundled with esp32:esp32 3.x" in c["TFLite Micro (esp32s3)"].detail
+    assert c["esptool"].status == "ok" and c["esptool"].detail.startswith("4.8.1")
+    assert c["serial ports"].status == "ok" and c["group dialout"].status == "ok"
+    assert c["pyserial"].detail == "3.5" and c["LiteRT"].status == "ok" and c["tflite-micro"].status == "ok"
+    assert c["gcc-arm-none-eabi"].status == "ok" and "12.2.1" in c["gcc-arm-none-eabi"].detail
+    assert c["Coral (pycoral, libedgetpu)"].status == "skip"
+    assert all(c.status in ("ok", "skip") for c in checks)
+    assert "Ready: every required tool is installed." in _text(checks)
+
+
+def test_nothing_installed_prints_every_fix(tools):
+    tools(arduino_cli=False, esptool=False, gcc=False)
+    checks = doctor(host=Host(**LINUX), modules=lambda name, dist: None)
+    c = _by_name(checks)
+    assert not doctor_ok(checks)
+    assert c["arduino-cli"].status == "missing"
+    assert c["arduino-cli"].fix == ("curl -fsSL https://raw.githubusercontent.com/arduino/arduino-cli/master/"
+                                    "install.sh | BINDIR=$HOME/.local/bin sh")
+    assert c["core arduino:mbed_nano"].status == "skip"
+    assert c["core arduino:mbed_nano"].fix == "arduino-cli core update-index && arduino-cli core install arduino:mbed_nano"
+    assert c["esptool"].fix == "pip install esptool" and not c["esptool"].required
+    assert c["pyserial"].fix == "pip install pyserial"
+    assert c["LiteRT"].fix == "pip install ai-edge-litert"
+    assert c["tflite-micro"].fix == "pip install tflite-micro"
+    assert c["gcc-arm-none-eabi"].fix == "sudo apt-get install gcc-arm-none-eabi"
+    text = _text(checks)
+    lines = [l.strip() for l in text.splitlines()]
+    for check in checks:
+        if check.status in ("missing", "warn") and check.fix:
+            assert check.fix in lines  # each command on one line, whole
+    assert "required item(s) missing" in text and print_doctor(checks, Console(file=open(os.devnull, "w"))) is False
+    wide = Console(record=True, width=300)
+    wide.print(render_doctor(checks))
+    assert c["arduino-cli"].fix in wide.export_text()
+
+
+@pytest.mark.parametrize("system, fix", [("Darwin", "brew install arduino-cli"),
+                                         ("Windows", "winget install ArduinoSA.CLI")])
+def test_arduino_cli_install_command_per_os(tools, system, fix):
+    tools(arduino_cli=False)
+    c = _by_name(doctor(host=Host(system=system, machine="arm64"), modules=installed))
+    assert c["arduino-cli"].fix == fix
+    assert c["serial ports"].status == "info"  # no group business off Linux
+    assert c["tflite-micro"].status == "ok"
+
+
+def test_old_arduino_cli_cannot_compile_cc_files(tools):
+    tools(version="0.33.1")
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))
+    assert c["arduino-cli"].status == "missing" and "too old, 0.34.0+" in c["arduino-cli"].detail
+    assert "install.sh" in c["arduino-cli"].fix
+
+
+def test_missing_cores_and_libraries_have_their_install_commands(tools):
+    tools(cores="ID          Installed Latest Name\narduino:avr 1.8.6     1.8.6  Arduino AVR Boards",
+          libs="No libraries installed.")
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)
+    assert not doctor_ok(checks)
+    assert c["core arduino:mbed_nano"].status == "missing"
+    assert c["core esp32:esp32"].fix == (
+        "arduino-cli core update-index --additional-urls https://espressif.github.io/arduino-esp32/"
+        "package_esp32_index.json && arduino-cli core install esp32:esp32 --additional-urls "
+        "https://espressif.github.io/arduino-esp32/package_esp32_index.json")
+    nano_lib = c["TFLite Micro (nano33ble)"]
+    assert nano_lib.status == "missing" and "Chirale_TensorFLowLite" in nano_lib.detail
+    assert nano_lib.fix == "arduino-cli lib install Chirale_TensorFLowLite"
+    assert c["TFLite Micro (esp32s3)"].status == "skip" and c["TFLite Micro (esp32s3)"].fix is None
+
+
+def test_esp32_core_2_has_no_tflite_micro(tools):
+    tools(cores="ID                Installed Latest Name\narduino:mbed_nano 4.1.5     4.2.1  Nano\n"
+                "esp32:esp32       2.0.17    3.3.0  esp32")
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)
+    assert not doctor_ok(checks)
+    assert c["core esp32:esp32"].status == "missing" and "2.0.17 is too old" in c["core esp32:esp32"].detail
+    assert c["core esp32:esp32"].fix.endswith(
+        "arduino-cli core upgrade esp32:esp32 --additional-urls https://espressif.github.io/arduino-esp32/"
+        "package_esp32_index.json")
+
+
+def test_only_the_chosen_boards_are_checked(tools):
+    tools(cores="ID                Installed Latest Name\narduino:mbed_nano 4.1.5     4.2.1  Nano",
+          libs="Name                   Installed\nArduino_TensorFlowLite 2.4.0-ALPHA")
+    checks = doctor(boards=("nano33ble",), host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)
+    assert "core esp32:esp32" not in c and "TFLite Micro (esp32s3)" not in c
+    # the sketch's default build includes Chirale's header: Arduino_TensorFlowLite alone is not enough
+    assert c["TFLite Micro (nano33ble)"].status == "missing" and not doctor_ok(checks)
+
+
+def test_serial_port_without_permission(tools):
+    tools()
+    host = Host(**{**LINUX, "groups": {"student"}, "configured_groups": {"student"},
+                   "serial_devices": {"/dev/ttyACM0": (False, "dialout"), "/dev/ttyUSB0": (True, "dialout")}})
+    checks = doctor(host=host, modules=installed)
+    c = _by_name(checks)
+    assert not doctor_ok(checks)
+    assert c["serial ports"].status == "missing" and "/dev/ttyACM0" in c["serial ports"].detail
+    assert "/dev/ttyUSB0" not in c["serial ports"].detail
+    assert c["serial ports"].fix == "sudo usermod -aG dialout $USER  # then log out and back in"
+
+
+def test_arch_linux_uses_uucp(tools):
+    tools()
+    host = Host(system="Linux", machine="x86_64", user="s", groups={"s"}, configured_groups={"s"},
+                existing_groups={"s", "uucp"}, serial_devices={})
+    c = _by_name(doctor(host=host, modules=installed))
+    assert c["serial ports"].status == "info"  # nothing plugged in
+    assert c["group uucp"].status == "warn" and c["group uucp"].fix.startswith("sudo usermod -aG uucp $USER")
+    assert doctor_ok(list(c.values()))  # a warning while no board is plugged in
+
+
+def test_added_to_dialout_but_not_logged_in_again(tools):
+    tools()
+    host = Host(**{**LINUX, "groups": {"student"}, "serial_devices": {"/dev/ttyACM0": (True, "dialout")}})
+    c = _by_name(doctor(host=host, modules=installed))
+    assert c["group dialout"].status == "missing" and c["group dialout"].fix == "log out and back in (or reboot)"
+
+
+def test_root_needs_no_group(tools):
+    tools()
+    host = Host(**{**LINUX, "is_root": True, "user": "root", "groups": {"root"}, "configured_groups": {"root"}})
+    c = _by_name(doctor(host=host, modules=installed))
+    assert "group dialout" not in c and c["serial ports"].status == "ok"
+
+
+def test_tflite_micro_is_informational_where_it_has_no_wheels(tools):
+    tools()
+    host = Host(**{**LINUX, "machine": "aarch64"})
+    c = _by_name(doctor(host=host, modules=lambda n, d: None if n == "tflite_micro" else "1.0"))
+    assert c["tflite-micro"].status == "info" and c["tflite-micro"].ok
+
+
+def test_raspberry_pi_reports_coral_runtime_as_information(tools):
+    tools()
+    host = Host(**{**LINUX, "machine": "aarch64", "is_pi": True})
+    checks = doctor(host=host, modules=lambda n, d: None if n == "pycoral" else installed(n, d))
+    c = _by_name(checks)
+    assert c["pycoral"].status == "info" and c["pycoral"].fix == "sudo apt-get install python3-pycoral"
+    assert c["libedgetpu"].required is False
+    assert doctor_ok(checks)
+
+
+def test_a_broken_arduino_cli_is_reported_not_raised(tools, tmp_path):
+    bin_dir = tools()
+    (bin_dir / "arduino-cli").write_text(f"#!{sys.executable}\nimport sys\nprint('segfault-ish', file=sys.stderr)\n"
+                                         "sys.exit(3)\n")
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))
+    assert c["arduino-cli"].status == "missing" and "exit 3" in c["arduino-cli"].detail
+
+
+def test_which_is_injectable(tools):
+    bin_dir = tools()
+    c = _by_name(doctor(which=lambda name: None, host=Host(**LINUX), modules=installed))
+    assert c["arduino-cli"].status == "missing" and c["esptool"].status == "warn"
+    c = _by_name(doctor(which=lambda name: shutil.which(name, path=str(bin_dir)), host=Host(**LINUX),
+                        modules=installed))
+    assert c["arduino-cli"].status == "ok"
+
+
+def test_runs_on_this_machine():
+    checks = doctor()  # the real PATH, packages and serial devices: it must not crash
+    assert {"arduino-cli", "pyserial", "LiteRT", "tflite-micro", "esptool"} <= {c.name for c in checks}
+    assert _by_name(checks)["pyserial"].status == "ok"  # an edgekit dependency
+    host = Host.current()
+    assert host.system and isinstance(host.serial_devices, dict)
