@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("--plot", help="write a per-layer chart (PNG) of the Iron Law terms")
         if name == "profile":
             d.add_argument("--duration", help="sustained run, e.g. 10m: heating and throttling (rpi4)")
+    doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
+    doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
+                     help="check only this board's tools (repeatable; default both)")
     return p
 
 
@@ -132,7 +135,13 @@ def _deploy_or_profile(args) -> int:
     return 0 if report.get("fits", True) else 1
 
 
-COMMANDS = {"convert": _convert, "inspect": _inspect, "targets": _targets,
+def _doctor(args) -> int:
+    from .firmware.doctor import doctor, print_doctor
+    ok = print_doctor(doctor(boards=tuple(args.board or ("nano33ble", "esp32s3"))), out)
+    return 0 if ok else 1
+
+
+COMMANDS = {"doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 
