@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
     doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
                      help="check only this board's tools (repeatable; default both)")
+    from .board import add_cli as add_board_cli
+    add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
     return p
 
 
@@ -141,7 +143,12 @@ def _doctor(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
+def _board(args) -> int:
+    from .board import run_board
+    return run_board(args)
+
+
+COMMANDS = {"board": _board, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 

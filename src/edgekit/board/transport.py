@@ -1,0 +1,323 @@
+"""Virtual boards behind serial ports: a pyserial URL handler (sim://) and a real pseudo-terminal.
+
+    import edgekit.board, serial
+    port = serial.serial_for_url("sim://nano33ble?model=out/m_int8.tflite", timeout=1)
+    port.write(b"name%"); port.read_until(b"m-ready\\r\\n")
+
+URL: sim://<target>[?options], options (query parameters):
+  model=<path>     the .tflite the board runs (else the C++ host harness's stand-in model)
+  stand_in=1       the stand-in model (and fake clock) of the C++ host harness
+  seed=<N>         seeds the fault injection
+  tag=<text>       the model tag profile% prints (default "edgekit", as the firmware)
+  and the faults of board/faults.py: drop, corrupt, garbage, split, lose_ready, corrupt_dbx,
+  corrupt_in, reset_after, vanish_after, banner, realtime.
+
+pyserial finds the handler as edgekit.board.protocol_sim (importing edgekit.board registers the
+package in serial.protocol_handler_packages).
+
+serve_pty(board) serves a VirtualBoard on a real pseudo-terminal (any serial program can open the
+path it returns); `edgekit board serve --target nano33ble [--model m.tflite]` does that from the shell.
+"""
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException
+
+from ..errors import EdgekitError
+from .faults import Faults, Link, Vanished
+from .virtual import VirtualBoard
+
+BOARD_OPTIONS = ("model", "stand_in", "tag")
+READ_GONE = "device reports readiness to read but returned no data (device disconnected or multiple access on port?)"
+WRITE_GONE = "write failed: [Errno 5] Input/output error"
+
+
+def board_from_url(url: str) -> tuple[VirtualBoard, Faults]:
+    """The VirtualBoard and Faults a sim:// URL describes."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sim" or not parts.netloc:
+        raise EdgekitError(f"'{url}' is not a virtual board URL; write sim://<target>?model=<path>, "
+                           "e.g. sim://nano33ble?model=m_int8.tflite")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    board_opts = {k: options.pop(k) for k in BOARD_OPTIONS if k in options}
+    faults = Faults.from_options(options)
+    model = None
+    if board_opts.get("model"):
+        path = Path(board_opts["model"]).expanduser()
+        try:
+            model = path.read_bytes()
+        except OSError as e:
+            raise EdgekitError(f"cannot read the model {path} for {url.split('?')[0]} ({e.strerror}); "
+                               "check the model= path") from None
+    stand_in = board_opts.get("stand_in", "").lower() in ("1", "true", "yes", "on")
+    if stand_in and model is not None:
+        raise EdgekitError(f"{url.split('?')[0]}: give model= or stand_in=1, not both")
+    board = VirtualBoard(parts.netloc, model, stand_in=stand_in, seed=faults.seed,
+                         model_tag=board_opts.get("tag") or None)
+    return board, faults
+
+
+class SimSerial(SerialBase):
+    """A serial port (pyserial API) with a VirtualBoard on the other end. No threads: the board
+    answers inside write(), and timed reply pieces (split=1) are released by read()."""
+
+    BAUDRATES = SerialBase.BAUDRATES
+
+    def __init__(self, *args, **kwargs):
+        self.board: VirtualBoard | None = None
+        self.link: Link | None = None
+        self._rx = bytearray()
+        super().__init__(*args, **kwargs)
+
+    def open(self):
+        if self.is_open:
+            raise SerialException("Port is already open.")
+        if self._port is None:
+            raise SerialException("Port must be configured before it can be used.")
+        self.board, faults = board_from_url(self._port)
+        self.link = Link(self.board, faults)
+        self._rx = bytearray()
+        self.is_open = True
+
+    def close(self):
+        if self.is_open:
+            self.is_open = False
+            if self.board is not None:
+                self.board.close()
+        super().close()
+
+    def _reconfigure_port(self):
+        pass
+
+    def _update_dtr_state(self):
+        pass
+
+    def _update_rts_state(self):
+        pass
+
+    def _update_break_state(self):
+        pass
+
+    def _pump(self) -> None:
+        self._rx += self.link.take()
+        if not self._rx and self.link.gone and self.link.idle:
+            raise SerialException(READ_GONE)
+
+    @property
+    def in_waiting(self) -> int:
+        if not self.is_open:
+            raise PortNotOpenError()
+        self._pump()
+        return len(self._rx)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.is_open:
+            raise PortNotOpenError()
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._pump()
+            if len(self._rx) >= size:
+                break
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            nxt = self.link.next_event()
+            wait = 0.05 if nxt is None else max(nxt - now, 0.0)
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if wait > 0:
+                time.sleep(wait)
+        data = bytes(self._rx[:size])
+        del self._rx[:size]
+        return data
+
+    def write(self, data) -> int:
+        if not self.is_open:
+            raise PortNotOpenError()
+        data = bytes(data)
+        try:
+            self.link.write(data)
+        except Vanished:
+            raise SerialException(WRITE_GONE) from None
+        return len(data)
+
+    def flush(self):
+        pass  # nothing is buffered on the way out (io's close() calls this after is_open is False)
+
+    def reset_input_buffer(self):
+        if not self.is_open:
+            raise PortNotOpenError()
+        self._rx += self.link.take(more=False)
+        self._rx.clear()
+
+    def reset_output_buffer(self):
+        if not self.is_open:
+            raise PortNotOpenError()
+
+    @property
+    def out_waiting(self) -> int:
+        return 0
+
+    @property
+    def cts(self):
+        return True
+
+    @property
+    def dsr(self):
+        return True
+
+    @property
+    def ri(self):
+        return False
+
+    @property
+    def cd(self):
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# A real pseudo-terminal
+# ---------------------------------------------------------------------------------------------
+
+def serve_pty(board: VirtualBoard, faults: Faults | None = None) -> tuple[str, callable]:
+    """Serve `board` on a new pseudo-terminal in raw mode. Returns (slave path, stop).
+
+    A thread moves bytes between the pty's master side and the board. stop() ends the thread and
+    closes the pty (a host that still has it open then sees the port disappear); it is idempotent.
+    With faults.vanish_after the pty is closed by itself after that many commands.
+    """
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    link = Link(board, faults or Faults())
+    wake_r, wake_w = os.pipe()
+    done = threading.Event()
+    lock = threading.Lock()
+    closed = []
+
+    def close_fds():
+        with lock:
+            if closed:
+                return
+            closed.append(True)
+            for fd in (master, slave, wake_r, wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def loop():
+        out = bytearray()
+        try:
+            while not done.is_set():
+                out += link.take(more=len(out) < 4096)
+                if link.gone and link.idle and not out:
+                    break  # vanish: the pty closes
+                nxt = link.next_event()
+                timeout = 0.05 if nxt is None else max(0.0, min(0.05, nxt - time.monotonic()))
+                r, w, _ = select.select([master, wake_r], [master] if out else [], [], timeout)
+                if wake_r in r:
+                    break
+                if master in r:
+                    try:
+                        data = os.read(master, 4096)
+                    except OSError:  # EIO: no process has the slave open (ours keeps it open)
+                        data = b""
+                    if data:
+                        try:
+                            link.write(data)
+                        except Vanished:
+                            pass
+                if master in w and out:
+                    try:
+                        n = os.write(master, bytes(out[:4096]))
+                        del out[:n]
+                    except BlockingIOError:
+                        pass
+        finally:
+            close_fds()
+
+    thread = threading.Thread(target=loop, name=f"edgekit-pty-{board.key}", daemon=True)
+    thread.start()
+
+    def stop():
+        done.set()
+        with lock:
+            if not closed:
+                try:
+                    os.write(wake_w, b"x")
+                except OSError:
+                    pass
+        thread.join(timeout=2)
+        close_fds()
+
+    return path, stop
+
+
+# ---------------------------------------------------------------------------------------------
+# edgekit board serve
+# ---------------------------------------------------------------------------------------------
+
+def add_cli(subparsers) -> None:
+    """Adds `edgekit board ...` to the CLI's subparsers; dispatch with run_board(args)."""
+    b = subparsers.add_parser("board", help="talk to boards over the serial protocol, or serve a virtual one")
+    sub = b.add_subparsers(dest="board_command", required=True, metavar="SUBCOMMAND")
+    s = sub.add_parser("serve", help="serve a virtual board on a pseudo-terminal (prints its path)")
+    s.add_argument("--target", required=True, help="nano33ble, esp32s3, rpi4, coral or stm32l4r5")
+    s.add_argument("--model", help="int8 .tflite the board runs (default: the stand-in model)")
+    s.add_argument("--stand-in", action="store_true", help="run the C++ host harness's stand-in model")
+    s.add_argument("--faults", default="", help="fault injection as URL query options, e.g. "
+                   "'split=1&drop=0.001&seed=3' (see edgekit/board/faults.py)")
+
+
+def run_board(args) -> int:
+    if args.board_command == "serve":
+        return run_serve(args)
+    raise EdgekitError(f"unknown board command '{args.board_command}'; try: edgekit board serve --help")
+
+
+def run_serve(args) -> int:
+    """`edgekit board serve`: prints the device path, serves until Ctrl-C (exit 0) or SIGTERM."""
+    import signal
+    model = None
+    if getattr(args, "model", None):
+        try:
+            model = Path(args.model).read_bytes()
+        except OSError as e:
+            raise EdgekitError(f"cannot read {args.model} ({e.strerror}); check the path") from None
+        if args.stand_in:
+            raise EdgekitError("give --model or --stand-in, not both")
+    faults = Faults.from_options(dict(parse_qsl(getattr(args, "faults", "") or "", keep_blank_values=True)))
+    board = VirtualBoard(args.target, model, stand_in=model is None, seed=faults.seed)
+    path, stop = serve_pty(board, faults)
+    what = "the stand-in model" if board.stand_in else f"{Path(args.model).name} (sha256 {board.model.sha256[:12]}...)"
+    print(path, flush=True)
+    print(f"serving a virtual {board.key} running {what} on {path}; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        board.close()
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    print("stopped", file=sys.stderr, flush=True)
+    return 0
