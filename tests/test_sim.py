@@ -113,7 +113,7 @@ def test_simulated_pi_outputs_are_litert(models):
     np.testing.assert_array_equal(t.infer(x)[0], litert.run(models["cnn"], x, raw=True)[0][0])
 
 
-def test_target_selection():
+def test_target_selection(models, tmp_path, monkeypatch):
     nano = Connection("nano33ble", "serial", "/dev/ttyACM0", "sketch", "2341", "805a")
     t, why = select("nano33ble", connection=nano)
     assert isinstance(t, HardwareTarget) and t.mode == "measured" and "/dev/ttyACM0" in why
@@ -123,8 +123,16 @@ def test_target_selection():
     assert isinstance(t, SimulatedTarget) and t.mode == "simulated" and "no board connected" in why
     with pytest.raises(EdgekitError, match="--hw: no Seeed XIAO ESP32S3"):
         select("esp32s3", force="hw")
+    # a connected Nano without arduino-cli: the firmware project is written, and the message says how
+    # to build it (tests must not find arduino-cli on PATH)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with pytest.raises(EdgekitError, match="arduino-cli"):
+        HardwareTarget(load_board("nano33ble"), nano).flash(models["cnn"])
+    assert list((tmp_path / "edgekit-build").glob("nano33ble_*/nano33ble_*.ino"))
+    coral = Connection("coral", "usb", "usb:2-1", "runtime", "18d1", "9302")
     with pytest.raises(EdgekitError, match="--sim"):
-        HardwareTarget(load_board("nano33ble"), nano).profile(b"")
+        HardwareTarget(load_board("coral"), coral).flash(models["cnn"])
 
 
 def test_pi_throttles_under_sustained_load(models):

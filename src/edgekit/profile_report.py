@@ -28,6 +28,8 @@ def render_profile(r: dict, max_layers: int = 40):
     if law:
         head.add_row("Iron Law", f"memory {law['memory_ms']:.3f} ms + compute {law['compute_ms']:.3f} ms + "
                                  f"overhead {law['overhead_ms']:.3f} ms: {law['dominant']}-bound")
+    if r.get("via"):
+        head.add_row("board", f"driven over {r['via']} (edgekit's serial protocol)")
     if r.get("outputs_by"):
         head.add_row("outputs", f"computed by {r['outputs_by']}")
     parts = [head]

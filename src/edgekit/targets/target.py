@@ -10,6 +10,10 @@ Every command that takes --target goes through select(); --hw and --sim force ei
 """
 from __future__ import annotations
 
+import hashlib
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import EdgekitError
@@ -44,7 +48,8 @@ class Target:
     def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None) -> dict:
+    def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None,
+                host_arena: int | None = None) -> dict:
         raise NotImplementedError
 
     def capture(self, sensor: str, rate_hz: float, seconds: float):
@@ -61,14 +66,78 @@ def no_fit_message(board: Board, report: dict) -> str:
     return f"the model does not fit {board.name}: {'; '.join(parts)}. To fit: {advice}"
 
 
-class SimulatedTarget(Target):
-    """The board's simulator: memory limits and latency from its descriptor, outputs computed by
-    TFLite Micro (microcontrollers; LiteRT where TFLM has no wheel) or LiteRT (the Pi, the Coral)."""
-    mode = "simulated"
+class _SerialTarget(Target):
+    """A board behind the serial protocol: the same client code for a real port and a virtual board."""
+
+    client = None
+
+    def _connect(self, model: bytes) -> None:
+        raise NotImplementedError
 
     def flash(self, model: bytes) -> None:
         self.prepare(model)
+        self.close()
+        self._connect(model)
         self.model = model
+        info = self.client.info()
+        want = hashlib.sha256(model).hexdigest()
+        if info.get("model-sha256") not in (None, want):
+            raise EdgekitError(f"{self.board.name} runs another model (sha256 {info.get('model-sha256', '?')[:12]}…, "
+                               f"expected {want[:12]}…); flash it again")
+
+    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """Raw outputs (e.g. int8) for raw inputs stacked over samples, one `db load` + `infer` each."""
+        if self.client is None:
+            raise EdgekitError("nothing is flashed yet: call flash(model) first")
+        shape, dtype = _output_spec(self.model)
+        outs = []
+        for x in inputs:
+            self.client.load(np.ascontiguousarray(x).tobytes())
+            self.client.infer(1, 0)
+            outs.append(np.array(self.client.raw(), dtype).reshape(shape[1:]))
+        return [np.stack(outs)]
+
+    def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None,
+                host_arena: int | None = None) -> dict:
+        """Latency from the board's own lap timestamps over `runs` inferences (after one warm-up)."""
+        from ..sim.simulate import simulate
+        if self.model != model:
+            self.flash(model)
+        x = _random_inputs_for(model)
+        self.client.load(x.tobytes())
+        timed = self.client.infer(runs, 1)
+        report = simulate(model, self.key, host_arena=host_arena, duration_s=duration_s, runs=runs)
+        report["mode"] = self.mode
+        report["via"] = self.via
+        if not report.get("thermal"):
+            report["latency_ms"] = report["latency_ms_p90"] = timed["latency_us"] / 1e3
+        report["energy_mj"] = self.board.num("power.active_w") * report["latency_ms"]
+        on_board = {op_index: us for op_index, _, us in self.client.layers()}
+        for i, layer in enumerate(report["layers"]):
+            if i in on_board:
+                layer["board_us"] = on_board[i]
+        report["board_info"] = self.client.info()
+        return report
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class SimulatedTarget(_SerialTarget):
+    """The board's simulator, reached as a virtual board (sim://<key>) through the same protocol
+    client as a real board: memory limits and latency from the board's descriptor, outputs computed
+    by TFLite Micro (microcontrollers; LiteRT where TFLM has no wheel) or LiteRT (the Pi, the Coral)."""
+    mode = "simulated"
+
+    def _connect(self, model: bytes) -> None:
+        from ..board import BoardClient
+        self._dir = tempfile.TemporaryDirectory(prefix="edgekit-sim-")
+        path = Path(self._dir.name) / "model.tflite"
+        path.write_bytes(model)
+        self.via = f"sim://{self.key}"
+        self.client = BoardClient(f"sim://{self.key}?model={path}")
 
     def _uses_tflm(self) -> tuple[bool, str]:
         if self.board.runtime != "tflm":
@@ -77,46 +146,47 @@ class SimulatedTarget(Target):
         ok, why = tflm_available()
         return (True, "TFLite Micro") if ok else (False, f"LiteRT, since {why}")
 
-    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
-        """Raw outputs (e.g. int8) for raw inputs stacked over samples."""
-        if self.model is None:
-            raise EdgekitError("nothing is flashed yet: call flash(model) first")
-        use_tflm, _ = self._uses_tflm()
-        if use_tflm:
-            from ..runtime.tflm import run_tflm
-            return run_tflm(self.model, [inputs]).outputs
-        from ..runtime import litert
-        return litert.run(self.model, inputs, raw=True)[0]
-
     def outputs_by(self) -> str:
         return self._uses_tflm()[1]
 
     def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None,
                 host_arena: int | None = None) -> dict:
-        from ..sim.simulate import simulate
-        report = simulate(model, self.key, host_arena=host_arena, duration_s=duration_s, runs=runs)
+        report = super().profile(model, runs, duration_s, host_arena)
         report["outputs_by"] = self.outputs_by()
         return report
 
 
-class HardwareTarget(Target):
-    """The board itself. Detection works now; building, flashing and measuring on the board arrive
-    with edgekit's firmware (microcontrollers) and the Coral/Pi runner."""
+class HardwareTarget(_SerialTarget):
+    """The board itself: microcontrollers get edgekit's firmware built around the model (arduino-cli,
+    esptool) and are driven over their serial port; the Pi and the Coral arrive with the Coral work."""
     mode = "measured"
 
-    def _not_yet(self, what: str):
-        raise EdgekitError(f"{self.board.name} is connected at {self.connection.device}, but {what} on "
-                           "the hardware is not in this edgekit yet (it arrives with the firmware and "
-                           "Coral support); add --sim to simulate the board meanwhile")
+    def _connect(self, model: bytes) -> None:
+        from ..board import BoardClient
+        if self.board.kind != "mcu":
+            raise EdgekitError(f"{self.board.name} is connected ({self.connection.device}), but measuring on it "
+                               "is not in this edgekit yet (it arrives with the Coral and Pi support); add --sim "
+                               "to simulate it meanwhile")
+        from ..firmware.build import build_and_flash
+        from ..firmware.generate import generate_project
+        out = Path("edgekit-build") / f"{self.key}_{hashlib.sha256(model).hexdigest()[:8]}"
+        project = generate_project(model, self.key, out)
+        result = build_and_flash(project, self.key, port=self.connection.device)
+        self.via = result.port
+        self.client = BoardClient(result.port)
 
-    def flash(self, model: bytes) -> None:
-        self._not_yet("flashing")
 
-    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
-        self._not_yet("inference")
+def _output_spec(model: bytes) -> tuple[tuple[int, ...], type]:
+    from ..tflite_file import NUMPY_TYPES, read_model, tensor_type_name
+    m = read_model(model)
+    sub = m.subgraphs[0]
+    t = sub.tensors[sub.outputs[0]]
+    return tuple(int(d) for d in t.shape), NUMPY_TYPES[tensor_type_name(t.type)]
 
-    def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None, **_) -> dict:
-        self._not_yet("profiling")
+
+def _random_inputs_for(model: bytes) -> np.ndarray:
+    from ..verify import _random_inputs
+    return _random_inputs(model)[0]
 
 
 def select(key: str, force: str | None = None, connection: Connection | None = None) -> tuple[Target, str]:
