@@ -199,3 +199,29 @@ def test_descriptors_hold_what_the_fit_gives():
     assert c.num("latency.host_overhead_s") == pytest.approx(coral["pi4_overhead_s"], rel=1e-3)
     assert c.num("latency.usb3_bw_bytes_per_s") == pytest.approx(coral["usb3_bw"], rel=1e-2)
     assert c.num("latency.usb2_bw_bytes_per_s") == pytest.approx(coral["usb2_bw"], rel=1e-2)
+
+
+def test_deploy_cycle_over_a_pty(models):
+    """The deploy path's own code (flash, output check, profile) against a virtual board on a real pty."""
+    from edgekit.board import BoardClient, VirtualBoard, serve_pty
+    from edgekit.deployment import verify_outputs
+
+    board = VirtualBoard("nano33ble", models["ds_block"])
+    path, stop = serve_pty(board)
+
+    class PtyTarget(SimulatedTarget):
+        def _connect(self, model):
+            self.via, self.client = path, BoardClient(path, pace_s=0)
+
+    try:
+        t = PtyTarget(load_board("nano33ble"))
+        t.flash(models["ds_block"])
+        assert verify_outputs(t, models["ds_block"])["max_lsb"] == 0
+        r = t.profile(models["ds_block"], runs=5)
+        assert r["via"] == path and r["mode"] == "simulated"
+        assert r["latency_ms"] == pytest.approx(simulate(models["ds_block"], "nano33ble")["latency_ms"], abs=1e-3)
+        assert r["board_info"]["board"] == "nano33ble"
+        t.close()
+    finally:
+        stop()
+        board.close()
