@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("--calib", help="calibration inputs, to convert a model that is not int8 yet")
         d.add_argument("--json", action="store_true", help="print the report as JSON")
         d.add_argument("--plot", help="write a per-layer chart (PNG) of the Iron Law terms")
+        d.add_argument("--host", help="run on a Raspberry Pi over ssh, e.g. pi@raspberrypi.local")
+        d.add_argument("--remote-python", default="python3", help="python on the Pi that has edgekit")
+        d.add_argument("--usb", type=int, choices=(2, 3), default=3, help="Coral: the USB link (default 3)")
+        d.add_argument("--edgetpu-clock", choices=("std", "max"), default="max",
+                       help="Coral: libedgetpu1-std (250 MHz) or -max (500 MHz)")
         if name == "profile":
             d.add_argument("--duration", help="sustained run, e.g. 10m: heating and throttling (rpi4)")
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
@@ -108,17 +113,31 @@ def _deploy_or_profile(args) -> int:
     if getattr(args, "duration", None):
         from .sim.thermal import parse_duration
         duration = parse_duration(args.duration)
+    if args.host:
+        from .pi import profile_remote
+        model = args.model if not args.calib else dep.int8_model(args.model, args.calib)[0]
+        extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
+        with err.status(f"{args.command} on {args.host} ..."):
+            report = profile_remote(model, args.target, host=args.host, runs=args.runs, command=args.command,
+                                    force="sim" if args.sim else "hw", python=args.remote_python, extra=extra)
+        return _show_report(args, report)
     with err.status(f"{args.command} ...") as status:
         def progress(msg):
             if msg.startswith(args.target + ":"):  # which backend was chosen: always say it
                 err.print(msg, highlight=False)
             status.update(msg + " ...")
+        coral = {"usb": args.usb, "clock": args.edgetpu_clock}
         if args.command == "deploy":
             report = dep.deploy(args.model, args.target, runs=args.runs, force=force,
-                                calibration=args.calib, progress=progress)
+                                calibration=args.calib, progress=progress, **coral)
         else:
             report = dep.profile(args.model, args.target, runs=args.runs, force=force, duration_s=duration,
-                                 calibration=args.calib, progress=progress)
+                                 calibration=args.calib, progress=progress, **coral)
+    return _show_report(args, report)
+
+
+def _show_report(args, report: dict) -> int:
+    from .profile_report import plot_layers, render_profile
     if args.plot:
         plot_layers(report, args.plot)
     if args.json:

@@ -33,6 +33,18 @@ def render_profile(r: dict, max_layers: int = 40):
     if r.get("outputs_by"):
         head.add_row("outputs", f"computed by {r['outputs_by']}")
     parts = [head]
+    e = r.get("edgetpu")
+    if e:
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        t.add_row("Edge TPU", f"{e['source']}: {e['mapped_ops']} ops mapped, {len(e['cpu_ops'])} on the CPU, "
+                              f"{e['subgraphs']} TPU subgraph(s), on-chip {e['on_chip_bytes']:,} B, "
+                              f"streamed {e['off_chip_bytes']:,} B per call (USB {e.get('usb', 3)}, "
+                              f"{e.get('clock', 'max')} clock)")
+        parts.append(t)
+    for line in r.get("lesson", []):
+        parts.append(Text("• " + line))
     mem = r.get("memory") or {}
     budgets = [(k, v) for k, v in mem.items() if isinstance(v, dict) and "needed" in v]
     if budgets:

@@ -43,8 +43,9 @@ def _layer_rows(times, m) -> list[dict]:
 
 
 def simulate(model: bytes, target: str, host_arena: int | None = None, duration_s: float | None = None,
-             runs: int = 1) -> dict:
-    """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known."""
+             runs: int = 1, usb: int = 3, clock: str = "max") -> dict:
+    """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known;
+    usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or "max")."""
     board = load_board(target)
     kind = board.kind
     layers = model_layers(model)
@@ -52,7 +53,7 @@ def simulate(model: bytes, target: str, host_arena: int | None = None, duration_
               "model_sha256": hashlib.sha256(model).hexdigest(), "runs": runs}
     if kind == "accelerator":
         from .edgetpu import simulate_edgetpu
-        report.update(simulate_edgetpu(model, board, layers))
+        report.update(simulate_edgetpu(model, board, layers, usb=usb, clock=clock))
         return report
 
     arena_in = "sram"

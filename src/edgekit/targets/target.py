@@ -26,6 +26,7 @@ class Target:
     def __init__(self, board: Board, connection: Connection | None = None):
         self.board, self.connection = board, connection
         self.model: bytes | None = None
+        self.options: dict = {}  # the Coral's usb (2, 3) and clock ("std", "max")
 
     @property
     def key(self) -> str:
@@ -106,10 +107,11 @@ class _SerialTarget(Target):
         x = _random_inputs_for(model)
         self.client.load(x.tobytes())
         timed = self.client.infer(runs, 1)
-        report = simulate(model, self.key, host_arena=host_arena, duration_s=duration_s, runs=runs)
+        report = simulate(model, self.key, host_arena=host_arena, duration_s=duration_s, runs=runs,
+                          **self.options)
         report["mode"] = self.mode
         report["via"] = self.via
-        if not report.get("thermal"):
+        if not report.get("thermal") and not self.options:
             report["latency_ms"] = report["latency_ms_p90"] = timed["latency_us"] / 1e3
         report["energy_mj"] = self.board.num("power.active_w") * report["latency_ms"]
         on_board = {op_index: us for op_index, _, us in self.client.layers()}
@@ -158,8 +160,33 @@ class SimulatedTarget(_SerialTarget):
 
 class HardwareTarget(_SerialTarget):
     """The board itself: microcontrollers get edgekit's firmware built around the model (arduino-cli,
-    esptool) and are driven over their serial port; the Pi and the Coral arrive with the Coral work."""
+    esptool) and are driven over their serial port; on a Raspberry Pi (with or without the Coral)
+    edgekit runs the model in this process (edgekit.pi)."""
     mode = "measured"
+
+    def _on_host(self) -> bool:
+        return self.board.kind in ("linux", "accelerator")
+
+    def flash(self, model: bytes) -> None:
+        if not self._on_host():
+            return super().flash(model)
+        self.prepare(model)
+        self.model = model  # nothing to flash: the Pi runs it in this process
+
+    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+        if not self._on_host():
+            return super().infer(inputs)
+        if self.model is None:
+            raise EdgekitError("nothing is flashed yet: call flash(model) first")
+        from ..pi import infer
+        return infer(self.model, inputs, accelerator=self.board.kind == "accelerator", usb=self.connection)
+
+    def profile(self, model: bytes, runs: int = 10, duration_s: float | None = None,
+                host_arena: int | None = None) -> dict:
+        if not self._on_host():
+            return super().profile(model, runs, duration_s, host_arena)
+        from ..pi import profile_on_board
+        return profile_on_board(model, self.key, runs=runs, connection=self.connection, duration_s=duration_s)
 
     def _connect(self, model: bytes) -> None:
         from ..board import BoardClient
