@@ -165,7 +165,9 @@ def float_interface(dtype=np.int8) -> bytes:
     x = b.unary(OP.QUANTIZE, xf, "input_int8", dtype=dtype)
     c = b.conv(x, "conv", 4, stride=2, dtype=dtype)
     f = b.dense(b.reshape(c, "flatten", [1, 64], dtype), "fc", 10, dtype=dtype)
-    s = b.unary(OP.SOFTMAX, f, "probs", dtype=dtype, options=_options(fb.SoftmaxOptionsT, beta=1.0))
+    # softmax's output quantization is fixed (scale 1/256, the type's lowest value as zero point)
+    s = b.tensor("probs", [1, 10], dtype, scale=1 / 256, zero_point=-128 if dtype == np.int8 else 0)
+    b.op(OP.SOFTMAX, [f], [s], _options(fb.SoftmaxOptionsT, beta=1.0))
     y = b.unary(OP.DEQUANTIZE, s, "probs_float", dtype=np.float32)
     return b.finish([xf], [y])
 

@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="Coral: libedgetpu1-std (250 MHz) or -max (500 MHz)")
         if name == "profile":
             d.add_argument("--duration", help="sustained run, e.g. 10m: heating and throttling (rpi4)")
+    cc = sub.add_parser("compile", help="compile an int8 model for the Coral Edge TPU (edgetpu_compiler), "
+                        "or predict what it would map where the compiler is absent")
+    cc.add_argument("model", help="int8 or uint8 .tflite")
+    cc.add_argument("-o", "--output-dir", default=".", help="where MODEL_edgetpu.tflite goes (default: here)")
+    cc.add_argument("--json", action="store_true")
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
     doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
                      help="check only this board's tools (repeatable; default both)")
@@ -116,6 +121,11 @@ def _deploy_or_profile(args) -> int:
     if args.host:
         from .pi import profile_remote
         model = args.model if not args.calib else dep.int8_model(args.model, args.calib)[0]
+        if args.target == "coral" and not args.sim:  # the Pi has no compiler: compile here, send the result
+            from .edgetpu.plan import need_compiled, plan
+            from .importers import _read
+            data = model if isinstance(model, bytes) else _read(Path(model))
+            model = need_compiled(plan(data, Path(args.model).stem))
         extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
         with err.status(f"{args.command} on {args.host} ..."):
             report = profile_remote(model, args.target, host=args.host, runs=args.runs, command=args.command,
@@ -156,6 +166,21 @@ def _show_report(args, report: dict) -> int:
     return 0 if report.get("fits", True) else 1
 
 
+def _compile(args) -> int:
+    from .edgetpu.plan import plan, summary
+    from .edgetpu.report import render_partition
+    from .importers import _read
+    path = Path(args.model)
+    with err.status("edgetpu_compiler ..."):
+        p = plan(_read(path), path.stem, args.output_dir)
+    if args.json:
+        print(json.dumps({**summary(p.partition), "plan": p.note,
+                          "compiled_model": str(p.compiled_path) if p.compiled_path else None}, indent=2))
+    else:
+        out.print(render_partition(p))
+    return 0
+
+
 def _doctor(args) -> int:
     from .firmware.doctor import doctor, print_doctor
     ok = print_doctor(doctor(boards=tuple(args.board or ("nano33ble", "esp32s3"))), out)
@@ -167,7 +192,7 @@ def _board(args) -> int:
     return run_board(args)
 
 
-COMMANDS = {"board": _board, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
+COMMANDS = {"board": _board, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 

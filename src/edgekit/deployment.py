@@ -15,8 +15,10 @@ from .targets.target import select
 VERIFY_SAMPLES = 4
 
 
-def int8_model(model, calibration=None, example_input=None, progress=lambda m: None) -> tuple[bytes, dict | None]:
-    """The int8 .tflite bytes for `model`: as is when already int8, else converted (needs calibration)."""
+def int8_model(model, calibration=None, example_input=None, progress=lambda m: None,
+               accept=("int8", "uint8")) -> tuple[bytes, dict | None]:
+    """The int8 .tflite bytes for `model`: as is when already int8, else converted (needs calibration).
+    accept: the quantization kinds taken as they are (the Coral also takes "mixed", to judge op by op)."""
     from .convert import Converted, convert
     if isinstance(model, Converted):
         return model.tflite, model.info
@@ -26,7 +28,7 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
         from .importers import _read
         from .tflite_file import quantization_kind, read_model
         data = _read(Path(model))
-        if quantization_kind(read_model(data, Path(model).name)) in ("int8", "uint8"):
+        if quantization_kind(read_model(data, Path(model).name)) in accept:
             return data, None
     if calibration is None:
         raise EdgekitError("this model is not int8 yet: give calibration inputs (--calib calib.npy) so "
@@ -59,27 +61,28 @@ def profile(model, target: str, runs: int = 10, force: str | None = None, durati
             calibration=None, example_input=None, progress=lambda m: None, usb: int = 3,
             clock: str = "max") -> dict:
     """Profile `model` (an int8 .tflite, or anything convert() takes plus calibration) on `target`."""
-    tflite, conversion = int8_model(model, calibration, example_input, progress=progress)
+    tflite, conversion = int8_model(model, calibration, example_input, progress=progress, accept=_accept(target))
     t, why = select(target, force)
-    t.options = _coral_options(t, usb, clock)
     progress(why)
+    coral, run = _coral(t, tflite, model, usb, clock, progress)
     host_arena = _host_arena(tflite, conversion) if t.board.kind == "mcu" else None
-    report = t.profile(tflite, runs=runs, duration_s=duration_s, host_arena=host_arena)
+    report = t.profile(run, runs=runs, duration_s=duration_s, host_arena=host_arena)
     report["selected"] = why
+    _add_coral(report, coral)
     return report
 
 
 def deploy(model, target: str, runs: int = 10, force: str | None = None, calibration=None,
            example_input=None, progress=lambda m: None, usb: int = 3, clock: str = "max") -> dict:
     """Deploy `model` to `target` (the board, or its simulator) and profile it there."""
-    tflite, conversion = int8_model(model, calibration, example_input, progress=progress)
+    tflite, conversion = int8_model(model, calibration, example_input, progress=progress, accept=_accept(target))
     t, why = select(target, force)
-    t.options = _coral_options(t, usb, clock)
     progress(why)
+    coral, run = _coral(t, tflite, model, usb, clock, progress)
     progress("checking memory")
-    t.prepare(tflite)
+    t.prepare(run)
     progress("flashing")
-    t.flash(tflite)
+    t.flash(run)
     if t.mode == "measured" and t.board.kind == "accelerator":
         # a compiled model's edgetpu-custom-op has no reference runtime on the host to compare with
         check = {"samples": 0, "max_lsb": 0, "reference": "none (the Edge TPU's compiled op has no host reference)"}
@@ -88,16 +91,54 @@ def deploy(model, target: str, runs: int = 10, force: str | None = None, calibra
         check = verify_outputs(t, tflite)
     host_arena = _host_arena(tflite, conversion) if t.board.kind == "mcu" else None
     progress("profiling")
-    report = t.profile(tflite, runs=runs, host_arena=host_arena)
+    report = t.profile(run, runs=runs, host_arena=host_arena)
     report.update(selected=why, outputs_check=check, converted=conversion is not None)
+    _add_coral(report, coral)
     return report
 
 
-def _coral_options(t, usb: int, clock: str) -> dict:
-    """The Coral's link and clock, when they differ from the defaults (the simulator needs them)."""
-    if t.board.kind != "accelerator" or (usb, clock) == (3, "max"):
-        return {}
-    return {"usb": usb, "clock": clock}
+def _accept(target: str) -> tuple[str, ...]:
+    """Quantization kinds a target takes as they are. The Coral's plan judges "mixed" models op by op
+    (a float interface is fine, a float op in the middle is refused with its name)."""
+    from .targets import load_board
+    return ("int8", "uint8", "mixed") if load_board(target).kind == "accelerator" else ("int8", "uint8")
+
+
+def _coral(t, tflite: bytes, model, usb: int, clock: str, progress):
+    """For the Coral: the Edge TPU plan (compiled where edgetpu_compiler is, else predicted), made
+    before anything runs, and the bytes the target runs (the compiled model on the accelerator).
+    Other targets: (None, tflite)."""
+    if t.board.kind != "accelerator":
+        return None, tflite
+    from .edgetpu.plan import need_compiled, plan
+    name = Path(model).stem if isinstance(model, (str, Path)) else "model"
+    p = plan(tflite, name)  # refuses float, partly quantized and nothing-maps models, naming the op
+    from .tflite_file import quantization_kind, read_model
+    if p.compiled is not tflite and quantization_kind(read_model(tflite)) == "mixed":
+        raise EdgekitError("this model is int8 inside but takes or gives float32 at its edges (QUANTIZE/DEQUANTIZE "
+                           "on the CPU); edgekit exchanges int8 with its targets: convert it with `edgekit convert` "
+                           "for int8 inputs and outputs")
+    progress(f"{t.key}: {p.note}")
+    if t.mode == "measured":
+        return p, need_compiled(p)
+    if p.compiled is tflite:
+        raise EdgekitError("the simulator needs the int8 model from before edgetpu_compiler (this one is already "
+                           "compiled, its Edge TPU part opaque): give that model, or run this one on the Coral "
+                           "itself (--hw)")
+    t.options = {"usb": usb, "clock": clock, "partition": p.partition}
+    return p, tflite
+
+
+def _add_coral(report: dict, p) -> None:
+    """The measured report gets the plan's `edgetpu` object (the simulated one has it already)."""
+    if p is None:
+        return
+    from .edgetpu.plan import summary
+    if "edgetpu" not in report:
+        report["edgetpu"] = summary(p.partition)
+    report["edgetpu"]["plan"] = p.note
+    if p.compiled_path is not None:
+        report["edgetpu"]["compiled_model"] = str(p.compiled_path)
 
 
 def verify_outputs(t, tflite: bytes) -> dict:

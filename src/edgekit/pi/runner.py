@@ -51,9 +51,7 @@ INSTALL_LIBEDGETPU = (
     "(optional) is `sudo apt-get install python3-pycoral`, which needs Python 3.9 or older (Raspberry Pi "
     "OS 11): without it edgekit uses LiteRT with the libedgetpu delegate")
 PLUG_IN = "plug the Coral USB Accelerator into a USB 3 (blue) port"
-# edgekit has no compile step yet; when one exists (where edgetpu_compiler is installed), say so here,
-# e.g. " (or run `edgekit compile MODEL.tflite --target coral` where edgetpu_compiler is installed)".
-EDGEKIT_COMPILE_HINT = ""
+EDGEKIT_COMPILE_HINT = " (or run `edgekit compile MODEL.tflite` where edgetpu_compiler is installed)"
 
 
 def delegate_library_name(system: str | None = None) -> str:

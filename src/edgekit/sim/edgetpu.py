@@ -88,10 +88,8 @@ def simulate_edgetpu(model_bytes: bytes, board, layers, usb: int = 3, clock: str
     if stream_s > compute_s:  # stream-bound: the overlapped compute is hidden behind the stream
         memory = transfer_s + stream_s + sum(t.memory_s for t in cpu_times.values())
     terms = {"memory": memory * 1e3, "compute": comp * 1e3, "overhead": over * 1e3}
-    edgetpu = {"source": part.source, "mapped_ops": part.mapped_ops, "cpu_ops": list(part.cpu_ops),
-               "cpu_reasons": list(part.cpu_reasons), "subgraphs": part.subgraphs,
-               "on_chip_bytes": int(part.on_chip_bytes), "off_chip_bytes": int(part.off_chip_bytes),
-               "usb": usb, "clock": clock, "tpu_ms": tpu_s * 1e3, "cpu_ms": cpu_s * 1e3,
+    from ..edgetpu.plan import summary
+    edgetpu = {**summary(part), "usb": usb, "clock": clock, "tpu_ms": tpu_s * 1e3, "cpu_ms": cpu_s * 1e3,
                "stream_ms": stream_s * 1e3, "transfer_ms": transfer_s * 1e3, "host_overhead_ms": host_s * 1e3,
                "tpu_mac_share": (tpu_macs / max(sum(l.macs for l in layers), 1))}
     report = {"latency_ms": total * 1e3, "latency_ms_p90": total * 1e3,

@@ -43,9 +43,10 @@ def _layer_rows(times, m) -> list[dict]:
 
 
 def simulate(model: bytes, target: str, host_arena: int | None = None, duration_s: float | None = None,
-             runs: int = 1, usb: int = 3, clock: str = "max") -> dict:
+             runs: int = 1, usb: int = 3, clock: str = "max", partition=None) -> dict:
     """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known;
-    usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or "max")."""
+    usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or "max"); partition: the
+    Coral's split when already known (edgekit.edgetpu.plan: compiled or predicted), else predicted."""
     board = load_board(target)
     kind = board.kind
     layers = model_layers(model)
@@ -53,7 +54,7 @@ def simulate(model: bytes, target: str, host_arena: int | None = None, duration_
               "model_sha256": hashlib.sha256(model).hexdigest(), "runs": runs}
     if kind == "accelerator":
         from .edgetpu import simulate_edgetpu
-        report.update(simulate_edgetpu(model, board, layers, usb=usb, clock=clock))
+        report.update(simulate_edgetpu(model, board, layers, usb=usb, clock=clock, partition=partition))
         return report
 
     arena_in = "sram"

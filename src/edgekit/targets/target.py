@@ -26,7 +26,7 @@ class Target:
     def __init__(self, board: Board, connection: Connection | None = None):
         self.board, self.connection = board, connection
         self.model: bytes | None = None
-        self.options: dict = {}  # the Coral's usb (2, 3) and clock ("std", "max")
+        self.options: dict = {}  # the Coral's usb (2, 3), clock ("std", "max") and partition
 
     @property
     def key(self) -> str:
@@ -38,6 +38,8 @@ class Target:
     def prepare(self, model: bytes) -> dict:
         """The memory plan of `model` on this board; raises EdgekitError if it does not fit."""
         from ..sim.simulate import simulate
+        if self.board.kind == "accelerator":
+            return {}  # the Edge TPU streams what its cache cannot hold; edgetpu.plan did the checks
         report = simulate(model, self.key)
         if not report["fits"]:
             raise EdgekitError(no_fit_message(self.board, report))

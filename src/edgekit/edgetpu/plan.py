@@ -1,0 +1,92 @@
+"""Before anything runs on the Coral: what maps to the Edge TPU, compiled where the compiler is.
+
+    p = plan(int8_bytes, "digits_int8")
+    p.partition    # source "compiled" (edgetpu_compiler ran here) or "predicted" (rules.py)
+    p.compiled     # the *_edgetpu.tflite bytes the accelerator runs, or None
+    p.note         # one line for the user: which, and why
+
+Everything that would make the Coral refuse the model (float, partly quantized, nothing maps)
+is raised here by rules.predict, before a board is touched or a simulation starts. Where
+edgetpu_compiler is on PATH it runs (edgetpu_compiler -s, into out_dir, default the current folder
+as the compiler itself does) and its log replaces the prediction's figures; the prediction's op
+by op split is kept for the simulator's per-layer rows, since a log does not say which op is which.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EdgekitError
+from .compiler import CUSTOM_OP, compile, edgetpu_compiler_available, from_compiled_model
+from .rules import Partition, predict
+
+
+@dataclass
+class CoralPlan:
+    partition: Partition | None
+    compiled: bytes | None = None
+    compiled_path: Path | None = None
+    note: str = ""
+
+
+def is_compiled(model: bytes) -> bool:
+    from ..tflite_file import builtin_name, read_model
+    m = read_model(model)
+    return any(builtin_name(m, op.opcodeIndex) == f"CUSTOM({CUSTOM_OP})"
+               for sg in m.subgraphs for op in (sg.operators or []))
+
+
+def compiled_partition(model: bytes) -> Partition:
+    """What a compiled model itself tells: its Edge TPU subgraphs and the CPU ops around them. The
+    count of original ops folded into each subgraph and the memory split are in the log, not here."""
+    c = from_compiled_model(model)
+    return Partition(source="compiled", total_ops=None, mapped_ops=None, cpu_ops=c["cpu_ops"],
+                     cpu_reasons=["left on the CPU by edgetpu_compiler (its log says why)"] * len(c["cpu_ops"]),
+                     op_table=[], subgraphs=c["edgetpu_ops"], on_chip_bytes=None, off_chip_bytes=None,
+                     notes=["read from the compiled model: compile with edgekit (or keep the compiler's log) "
+                            "for mapped-op counts and on-chip/off-chip bytes"])
+
+
+def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compiler: bool = True) -> CoralPlan:
+    """The Edge TPU plan for an int8/uint8 model (or an already compiled one), see the module doc."""
+    if is_compiled(model):
+        return CoralPlan(compiled_partition(model), compiled=model,
+                         note="already compiled for the Edge TPU: runs on the accelerator as it is")
+    predicted = predict(model, name=name)  # refuses float, partly quantized, nothing-maps models
+    ok, why = edgetpu_compiler_available() if use_compiler else (False, "compiling was not asked for")
+    if not ok:
+        why = why.split(", or predict the partition")[0]  # that advice is for API users; this is it
+        return CoralPlan(predicted, note=f"partition predicted from the documented rules ({why})")
+    with tempfile.TemporaryDirectory(prefix="edgekit-coral-") as tmp:
+        src = Path(tmp) / f"{name}.tflite"
+        src.write_bytes(model)
+        path, log = compile(src, Path(out_dir).resolve())
+    part = log  # a CompileLog is a Partition with what else the log says
+    if part.mapped_ops == predicted.mapped_ops:
+        part = dataclasses.replace(part, mapping=predicted.mapping, ops=predicted.ops)
+    else:
+        part = dataclasses.replace(part, mapping=predicted.mapping, ops=predicted.ops, notes=part.notes + [
+            f"edgetpu_compiler mapped {part.mapped_ops} ops where the rules predicted {predicted.mapped_ops}; "
+            "the simulated per-op split follows the prediction, the totals follow the compiler"])
+    return CoralPlan(part, compiled=path.read_bytes(), compiled_path=path,
+                     note=f"compiled by edgetpu_compiler: {path}")
+
+
+def summary(part: Partition) -> dict:
+    """The report's `edgetpu` object (issue 5's keys) for a partition."""
+    return {"source": part.source, "mapped_ops": part.mapped_ops, "cpu_ops": list(part.cpu_ops),
+            "cpu_reasons": list(part.cpu_reasons), "subgraphs": part.subgraphs,
+            "on_chip_bytes": part.on_chip_bytes, "off_chip_bytes": part.off_chip_bytes,
+            "notes": list(part.notes)}
+
+
+def need_compiled(p: CoralPlan) -> bytes:
+    """The bytes the accelerator runs, or the one-line reason there are none and how to get them."""
+    if p.compiled is not None:
+        return p.compiled
+    raise EdgekitError("the Coral runs models compiled by edgetpu_compiler, which is not here "
+                       f"({p.note.split('(', 1)[-1].rstrip(')')}); on an x86-64 Linux machine run "
+                       "`edgekit compile MODEL_int8.tflite` and give the MODEL_int8_edgetpu.tflite it writes, "
+                       "or add --sim to simulate")

@@ -1,0 +1,153 @@
+"""`edgekit profile/deploy/compile --target coral`: compiled where edgetpu_compiler is, predicted
+where not, and every refusal said before anything runs."""
+import json
+import os
+import sys
+
+import pytest
+
+import edgetpu_builders as eb
+import ir_models
+from edgekit.cli import main
+from edgekit.edgetpu import compiler as ec
+from edgekit.edgetpu.plan import need_compiled, plan
+from edgekit.errors import EdgekitError
+from edgekit.export.tflite_writer import write_tflite
+from edgekit.targets import target as tg
+from test_edgetpu_compiler import FAKE
+
+
+@pytest.fixture
+def int8_cnn(tmp_path):
+    path = tmp_path / "cnn_int8.tflite"
+    path.write_bytes(ir_models.int8(ir_models.cnn()))
+    return path
+
+
+@pytest.fixture
+def compiler_on_path(monkeypatch, tmp_path):
+    """A stand-in edgetpu_compiler (a Python script printing the real compiler's log format)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "edgetpu_compiler"
+    exe.write_text(FAKE.format(python=sys.executable))
+    exe.chmod(0o755)
+    out = tmp_path / "fake_output.tflite"
+    out.write_bytes(eb.compiled_like(cpu_after=()))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_ARGS", str(tmp_path / "args.json"))
+    monkeypatch.setenv("FAKE_OUTPUT", str(out))
+    monkeypatch.setattr(ec.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(ec.platform, "machine", lambda: "x86_64")
+    return exe
+
+
+@pytest.fixture
+def no_compiler(monkeypatch):
+    monkeypatch.setattr(ec.shutil, "which", lambda name: None)
+
+
+def _profile_json(capsys, *argv):
+    assert main(["profile", *argv, "--target", "coral", "--sim", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_predicted_without_the_compiler(int8_cnn, no_compiler, capsys):
+    r = _profile_json(capsys, str(int8_cnn))
+    e = r["edgetpu"]
+    assert r["mode"] == "simulated" and e["source"] == "predicted"
+    assert (e["mapped_ops"], e["cpu_ops"], e["subgraphs"], e["off_chip_bytes"]) == (7, [], 1, 0)
+    assert "not on PATH" in e["plan"] and "compiled_model" not in e
+
+
+def test_compiled_where_the_compiler_is(int8_cnn, compiler_on_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    r = _profile_json(capsys, str(int8_cnn))
+    e = r["edgetpu"]
+    assert e["source"] == "compiled" and e["mapped_ops"] == 7 and e["subgraphs"] == 1
+    assert e["on_chip_bytes"] == round(4.75 * 1024)  # the log's figure, not the prediction's
+    kept = tmp_path / "cnn_int8_edgetpu.tflite"  # kept where edgetpu_compiler puts it: here
+    assert kept.is_file() and e["compiled_model"] == str(kept)
+    assert json.loads((tmp_path / "args.json").read_text())[:2] == ["-s", "-o"]
+    # the simulated latency uses the compiled partition's split, per layer as predicted
+    assert len(r["layers"]) == 7 and all(row["device"] == "edgetpu" for row in r["layers"])
+
+
+def test_compile_command(int8_cnn, compiler_on_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["compile", str(int8_cnn), "-o", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["source"] == "compiled" and r["compiled_model"] == str(out / "cnn_int8_edgetpu.tflite")
+    assert (out / "cnn_int8_edgetpu.tflite").is_file()
+    assert main(["compile", str(int8_cnn), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "COMPILED" in text and "Mapped to Edge TPU" in text
+
+
+def test_compile_command_predicts_without_the_compiler(no_compiler, tmp_path, capsys):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(eb.unsupported_middle() if hasattr(eb, "unsupported_middle") else eb.float_interface())
+    assert main(["compile", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "PREDICTED" in text and "left on the CPU" in text
+    assert not list(tmp_path.glob("*_edgetpu.tflite"))
+
+
+def _refused(capsys, argv, *phrases):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err.replace("\n", " ").strip() or len(err.splitlines()) <= 3  # one (wrapped) line
+    assert "Traceback" not in err
+    flat = " ".join(err.split())
+    for p in phrases:
+        assert p in flat, (p, flat)
+    return flat
+
+
+def test_float_model_says_convert(tmp_path, capsys, no_compiler):
+    path = tmp_path / "float.tflite"
+    path.write_bytes(write_tflite(ir_models.cnn()))
+    _refused(capsys, ["profile", str(path), "--target", "coral"], "edgekit convert")
+
+
+def test_partly_quantized_model_says_convert(tmp_path, capsys, no_compiler):
+    path = tmp_path / "partly.tflite"
+    path.write_bytes(eb.partly_quantized())
+    _refused(capsys, ["deploy", str(path), "--target", "coral"], "partly quantized", "TANH", "edgekit convert")
+
+
+def test_float_interface_model_says_convert(tmp_path, capsys, no_compiler):
+    """int8 inside, float at the edges (the TFLite converter's default): the Edge TPU would take it, but
+    edgekit's targets exchange int8, so the student is sent to convert it with int8 edges."""
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(eb.float_interface())
+    _refused(capsys, ["profile", str(path), "--target", "coral"], "float32 at its edges", "edgekit convert")
+
+
+def test_nothing_maps_is_said_before_anything_runs(tmp_path, capsys, no_compiler, monkeypatch):
+    started = []
+    monkeypatch.setattr(tg.SimulatedTarget, "_connect", lambda self, model: started.append(model))
+    path = tmp_path / "elu.tflite"
+    path.write_bytes(eb.elu_first())
+    _refused(capsys, ["deploy", str(path), "--target", "coral"], "nothing in this model maps to the Edge TPU",
+             "ELU")
+    assert started == []  # no virtual board was started
+
+
+def test_compiled_model_cannot_be_simulated(tmp_path, capsys):
+    path = tmp_path / "m_edgetpu.tflite"
+    path.write_bytes(eb.compiled_like())
+    _refused(capsys, ["profile", str(path), "--target", "coral", "--sim"], "before edgetpu_compiler", "--hw")
+
+
+def test_the_accelerator_needs_a_compiled_model(int8_cnn, no_compiler):
+    p = plan(int8_cnn.read_bytes(), "cnn_int8")
+    assert p.compiled is None and p.partition.source == "predicted"
+    with pytest.raises(EdgekitError, match=r"not on PATH.*`edgekit compile MODEL_int8.tflite`.*--sim"):
+        need_compiled(p)
+
+
+def test_a_compiled_model_runs_as_it_is():
+    model = eb.compiled_like()
+    p = plan(model)
+    assert need_compiled(p) is model and p.partition.source == "compiled" and p.partition.mapped_ops is None
