@@ -68,6 +68,15 @@ bool parse_hex32(const char* s, uint32_t* out) {
   return true;
 }
 
+// A stream's channel mask: 1-8 hex digits (parse_hex32), bit i selecting the sensor's channel i;
+// not 0 and no bit at or beyond the sensor's channel count (at most kMaxChannels, so < 32).
+bool parse_channel_mask(const char* s, unsigned channels, uint32_t* mask) {
+  uint32_t m = 0;
+  if (!parse_hex32(s, &m) || m == 0 || (m >> channels) != 0) return false;
+  *mask = m;
+  return true;
+}
+
 }  // namespace
 
 const char* dtype_name(DType t) {
@@ -104,6 +113,7 @@ Protocol::Protocol(Platform& platform, Model& model)
       streaming_(false),
       sensor_(0),
       channels_(0),
+      mask_(0),
       spf_(1),
       total_(0),
       taken_(0),
@@ -359,7 +369,7 @@ void Protocol::cmd_help() {
       "m-help-dbx <offset> <crc32> <hex>",
       "m-help-raw",
       "m-help-layers",
-      "m-help-stream <sensor> <rate_hz> <samples>",
+      "m-help-stream <sensor> <rate_hz> <samples> [<channel_mask>]",
       "m-help-stop",
   };
   for (unsigned i = 0; i < sizeof(kLines) / sizeof(kLines[0]); ++i) line(kLines[i]);
@@ -695,6 +705,16 @@ void Protocol::cmd_stream(unsigned ntok) {
     endl();
     return;
   }
+  // The mask comes after the rate check (arguments left to right); absent: all channels.
+  const unsigned all = s->channels();  // 1..kMaxChannels (add_sensor checks)
+  uint32_t mask = (uint32_t)((1ul << all) - 1ul);
+  if (ntok >= 5 && !parse_channel_mask(tok_[4], all, &mask)) {
+    puts("e-[Invalid channel mask: ");
+    puts(tok_[4]);
+    put(']');
+    endl();
+    return;
+  }
   if (!s->start(rate)) {
     puts("e-[Sensor failed to start: ");
     puts(s->name());
@@ -703,7 +723,10 @@ void Protocol::cmd_stream(unsigned ntok) {
     return;
   }
   sensor_ = s;
-  channels_ = s->channels();
+  mask_ = mask;
+  channels_ = 0;
+  for (unsigned c = 0; c < all; ++c) channels_ += (mask >> c) & 1u;
+  // Frames are as full as the sensor wants, within kMaxFrameBytes of the channels actually sent.
   const unsigned max_spf = kMaxFrameBytes / (2u * channels_);
   spf_ = s->samples_per_frame();
   if (spf_ == 0) spf_ = 1;
@@ -735,7 +758,9 @@ void Protocol::poll() {
   if (!sensor_->read(values)) return;  // not ready: try again on the next poll
   if (fill_ == 0) frame_t_ = now;
   uint8_t* p = frame_ + fill_ * channels_ * 2u;
-  for (unsigned c = 0; c < channels_; ++c) {
+  const unsigned all = sensor_->channels();
+  for (unsigned c = 0; c < all; ++c) {
+    if (!((mask_ >> c) & 1u)) continue;
     const uint16_t u = (uint16_t)values[c];
     *p++ = (uint8_t)(u & 0xFFu);
     *p++ = (uint8_t)(u >> 8);

@@ -94,7 +94,8 @@ struct Sensor {
     (void)rate_hz;
     return true;
   }
-  // Reads one sample: channels() values. false: no sample ready yet (poll() tries again).
+  // Reads one sample: all channels() values (the core keeps those the host asked for).
+  // false: no sample ready yet (poll() tries again).
   virtual bool read(int16_t* values) = 0;
   virtual void stop() {}
 
@@ -110,8 +111,8 @@ class Protocol {
     kOutBuffer = 256,      // output is written in pieces of at most this many bytes
     kMaxChunkBytes = 96,   // dbx data bytes per command
     kMaxFrameBytes = 96,   // payload bytes per f- frame
-    kMaxChannels = 8,
-    kMaxSensors = 4,
+    kMaxChannels = 9,      // the Nano 33 BLE Sense's 9-axis IMU
+    kMaxSensors = 8,
   };
 
   Protocol(Platform& platform, Model& model);
@@ -187,7 +188,8 @@ class Protocol {
   unsigned nsensors_;
   bool streaming_;
   Sensor* sensor_;
-  unsigned channels_;
+  unsigned channels_;        // channels sent (those of mask_)
+  uint32_t mask_;            // bit i: the sensor's channel i is sent
   unsigned spf_;             // samples per frame
   unsigned long total_;      // samples requested
   unsigned long taken_;      // samples read

@@ -48,6 +48,10 @@
 //         read as two's complement. Frame f holds samples 4f..4f+3 (the last frame fewer when
 //         <samples> is not a multiple of 4) and t_us = t0 + floor(4f * 1000000 / rate_hz), where
 //         t0 is the clock when the stream command ran (after its '%' added 10 us).
+//         "wide": 9 channels (as the Nano's 9-axis IMU, to test channel masks), at most 2000 Hz,
+//         asks for 16 samples per frame (the core sends fewer when they would not fit in 96 bytes:
+//         5 with all 9 channels). Sample k, channel c: int16 value ((9*k + c) * 300) mod 65536,
+//         read as two's complement; a channel mask selects which of them are sent.
 // ================================================================================================
 
 #include <errno.h>
@@ -184,6 +188,30 @@ class CounterSensor : public edgekit::Sensor {
   uint32_t k_ = 0;
 };
 
+class WideSensor : public edgekit::Sensor {
+ public:
+  const char* name() override { return "wide"; }
+  unsigned channels() override { return 9; }
+  unsigned long max_rate_hz() override { return 2000; }
+  unsigned samples_per_frame() override { return 16; }
+  bool start(unsigned long) override {
+    k_ = 0;
+    return true;
+  }
+  bool read(int16_t* values) override {
+    for (unsigned c = 0; c < 9; ++c) {
+      const uint32_t v = static_cast<uint32_t>((9u * k_ + c) * 300u) & 0xFFFFu;
+      values[c] = static_cast<int16_t>(v >= 0x8000u ? static_cast<int32_t>(v) - 0x10000
+                                                    : static_cast<int32_t>(v));
+    }
+    ++k_;
+    return true;
+  }
+
+ private:
+  uint32_t k_ = 0;
+};
+
 void make_raw(int fd) {
   if (!isatty(fd)) return;
   struct termios t;
@@ -295,8 +323,10 @@ int main(int argc, char** argv) {
   FdPlatform platform(out_fd);
   StandInModel model(o);
   CounterSensor counter;
+  WideSensor wide;
   edgekit::Protocol proto(platform, model);
   proto.add_sensor(&counter);
+  proto.add_sensor(&wide);
   proto.begin();
 
   bool input_open = true;

@@ -366,11 +366,13 @@ class BoardClient:
         return self._recovering("db print", lambda: self._call("db print", parse, line_timeout=line_timeout),
                                 state=True)
 
-    def stream(self, sensor: str, rate_hz: float, samples: int) -> "Stream":
-        """Starts `stream sensor rate_hz samples` (integers >= 1; for an open-ended capture give a
-        large count and call stop()); iterate the returned Stream for Frames."""
+    def stream(self, sensor: str, rate_hz: float, samples: int, channels: list[int] | None = None) -> "Stream":
+        """Starts `stream sensor rate_hz samples [mask]` (integers >= 1; for an open-ended capture
+        give a large count and call stop()); iterate the returned Stream for Frames. channels: None
+        for all the sensor's channels, or the indices of those to send (docs/protocol.md lists
+        each sensor's channels in order); a frame's samples then hold just those, in index order."""
         self._check_idle()
-        return Stream(self, sensor, rate_hz, samples)
+        return Stream(self, sensor, rate_hz, samples, channels)
 
     def command(self, cmd: str, idempotent: bool | None = None) -> list[str]:
         """Any command; its reply lines before m-ready (e-[...] lines raise BoardReplyError)."""
@@ -759,9 +761,12 @@ class Stream:
     one). Counts: good, corrupted, gaps (sequence numbers skipped between good frames), lost (frames
     the board sent that never arrived whole), garbage lines. stop() ends it early."""
 
-    def __init__(self, client: BoardClient, sensor: str, rate_hz: float, samples: int):
+    def __init__(self, client: BoardClient, sensor: str, rate_hz: float, samples: int,
+                 channels: list[int] | None = None):
         self.client = client
         self.sensor, self.rate_hz, self.samples = sensor, float(rate_hz), int(samples)
+        # the channel indices asked for (None: all); .channels is the count the board sends
+        self.selected = None if channels is None else sorted(set(int(c) for c in channels))
         self.good = self.corrupted = self.gaps = self.duplicates = 0
         self.sent: int | None = None
         self.finished = False
@@ -770,6 +775,8 @@ class Stream:
         if int(rate_hz) != rate_hz or rate_hz < 1 or int(samples) != samples or samples < 1:
             raise BoardError(f"stream needs whole numbers >= 1 for rate_hz and samples, got {rate_hz} and {samples}")
         cmd = f"stream {sensor} {int(rate_hz)} {int(samples)}"
+        if self.selected is not None:
+            cmd += f" {channel_mask(self.selected)}"
         client._check_idle()
         if client._dirty:
             client._drain()
@@ -795,6 +802,12 @@ class Stream:
         self.per_frame = max(1, 96 // (2 * self.channels))  # a guess until the first frame
         self._seen_payload = False
         client._stream = self
+        if self.selected is not None and self.channels != len(self.selected):
+            # firmware older than the channel mask ignores the extra word and sends every channel
+            self.stop()
+            raise BoardError(f"the board at {client.port} sends {self.channels} channels of '{sensor}' where "
+                             f"{len(self.selected)} were asked for: its firmware predates channel masks; "
+                             "rebuild and flash it (edgekit deploy), or stream all channels")
 
     @property
     def lost(self) -> int | None:
@@ -922,6 +935,14 @@ def _why(e) -> str:
     return msg if len(msg) <= 80 else msg[:77] + "..."
 
 
+def channel_mask(channels: list[int]) -> str:
+    """The hex channel mask of `stream` (bit i = channel i) for channel indices, e.g. [0, 1, 2] -> "7"."""
+    chans = [int(c) for c in channels]
+    if not chans or any(c < 0 or c > 31 for c in chans):
+        raise BoardError(f"channels must be a non-empty list of channel indices 0 to 31, got {list(channels)}")
+    return f"{sum(1 << c for c in set(chans)):x}"
+
+
 def _advice(err: str) -> str:
     if "hex digit" in err:
         return "bytes were lost on the way: check the cable and the baud rate, then load again"
@@ -935,6 +956,8 @@ def _advice(err: str) -> str:
         return "the board's firmware has no such sensor; use one its firmware offers"
     if "Invalid rate" in err:
         return "use a rate in the range the board gives"
+    if "Invalid channel mask" in err:
+        return "ask only for channels the sensor has (edgekit sensors --target T lists them)"
     if "No stream running" in err:
         return "start a stream first"
     return "see docs/protocol.md"

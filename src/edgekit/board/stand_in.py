@@ -18,6 +18,8 @@ replies to the same commands.
   sensor  "counter": 3 channels, at most 10000 Hz, 4 samples per frame; sample k, channel c:
           int16(((3k + c) * 1000) mod 65536); frame f holds samples 4f..4f+3 and
           t_us = t0 + floor(4f * 1e6 / rate), t0 = the clock when the stream command ran.
+          "wide": 9 channels (channel-mask tests), at most 2000 Hz, 16 samples per frame (5 fit
+          with all 9 channels); sample k, channel c: int16(((9k + c) * 300) mod 65536).
 """
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ SENSOR_CHANNELS = 3
 SENSOR_MAX_RATE_HZ = 10000
 SENSOR_SAMPLES_PER_FRAME = 4
 
+WIDE_SENSOR = "wide"
+WIDE_CHANNELS = 9
+WIDE_MAX_RATE_HZ = 2000
+WIDE_SAMPLES_PER_FRAME = 16
+
 
 def run(data: bytes) -> bytes:
     """The stand-in's raw output bytes for the input buffer."""
@@ -54,3 +61,10 @@ def counter_source(sensor: str, channels: int, rate_hz: float, first: int, count
     k = np.arange(first, first + count, dtype=np.int64)[:, None]
     c = np.arange(channels, dtype=np.int64)[None, :]
     return (((3 * k + c) * 1000) % 65536).astype(np.uint16).view(np.int16)
+
+
+def wide_source(sensor: str, channels: int, rate_hz: float, first: int, count: int) -> np.ndarray:
+    """The harness's 9-channel "wide" sensor: int16(((9k + c) * 300) mod 65536)."""
+    k = np.arange(first, first + count, dtype=np.int64)[:, None]
+    c = np.arange(channels, dtype=np.int64)[None, :]
+    return (((9 * k + c) * 300) % 65536).astype(np.uint16).view(np.int16)

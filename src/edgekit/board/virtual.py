@@ -19,10 +19,12 @@ the simulated latency each; a stream costs its samples' duration. Timestamps pri
 modulo 2^32 (a board's micros() wraps).
 
 Sensors (for `stream`) are VirtualSensor(name, channels, max_rate_hz, samples_per_frame, source),
-source(sensor, channels, rate_hz, first_sample, count) -> int16 array (count, channels). By default
+source(sensor, channels, rate_hz, first_sample, count) -> int16 array (count, channels), all the
+sensor's channels: `stream`'s optional channel mask selects columns of it, as the firmware core
+keeps the masked channels of every Sensor::read(). By default
 the board descriptor's sensors with `synthetic_source` (counter, triangle and square waves); pass
 `sensors=` a source callable (used for every descriptor sensor) or a list of VirtualSensors, or
-call add_sensor(). Stand-in boards also have the harness's "counter" sensor.
+call add_sensor(). Stand-in boards also have the harness's "counter" and 9-channel "wide" sensors.
 """
 from __future__ import annotations
 
@@ -44,11 +46,12 @@ DBX_MAX = 96                # data bytes per dbx chunk
 BAUD = 115200
 WRAP = 2**32
 FRAME_BYTES = 96            # sensor frame payload at most this many bytes
+MAX_CHANNELS = 9            # channels of a stream sensor (the core's kMaxChannels: a 9-axis IMU)
 
 SensorSource = Callable[[str, int, float, int, int], np.ndarray]
 
 HELP = ["name", "profile", "help", "timestamp", "db load <N>", "db <hex>", "db print", "infer <N> <W>",
-        "results", "info", "dbx <offset> <crc32> <hex>", "raw", "layers", "stream <sensor> <rate_hz> <samples>",
+        "results", "info", "dbx <offset> <crc32> <hex>", "raw", "layers", "stream <sensor> <rate_hz> <samples> [<channel_mask>]",
         "stop"]
 MAX_TOKENS = 8
 
@@ -104,6 +107,15 @@ def parse_uint(s: str) -> int | None:
     if not s or not all("0" <= c <= "9" for c in s):
         return None
     return min(int(s), 0xFFFFFFFF)
+
+
+def parse_channel_mask(s: str, channels: int) -> int | None:
+    """The core's parse_channel_mask: 1-8 hex digits (either case), not 0, no bit at or beyond the
+    sensor's channel count; None when invalid."""
+    if not 1 <= len(s) <= 8 or any(c not in "0123456789abcdefABCDEF" for c in s):
+        return None
+    m = int(s, 16)
+    return m if m and not m >> channels else None
 
 
 def _hex_check(h: str, limit: int | None = None) -> tuple[bytes | None, str | None]:
@@ -216,27 +228,29 @@ def stand_in_board_model(tag: str | None = None) -> BoardModel:
 
 @dataclass
 class VirtualSensor:
-    """A stream sensor of a virtual board (the C++ core's Sensor)."""
+    """A stream sensor of a virtual board (the C++ core's Sensor). min_rate_hz: the lowest rate
+    the sensor starts at; below it `stream` answers e-[Sensor failed to start: <name>], as the
+    firmware's microphone does for any rate but 16000 Hz (its Sensor::start() refuses)."""
     name: str
     channels: int
     max_rate_hz: int
     samples_per_frame: int
     source: SensorSource = synthetic_source
+    min_rate_hz: int = 1
 
 
 def descriptor_sensors(board, source: SensorSource = synthetic_source) -> list[VirtualSensor]:
     """The stream sensors a virtual board offers, as edgekit's firmware does (firmware/<board>.ino):
     "adc" (3 channels, up to 1000 Hz) on every MCU board, and the descriptor's sensors (first of
-    each name) with at most 8 channels (the core's kMaxChannels; an IMU streams its first 6,
-    acceleration and rotation, as the firmware does), up to the descriptor's highest rate. Frames
-    are as full as 96 bytes allow."""
+    each name) with at most MAX_CHANNELS channels (the core's kMaxChannels), up to the
+    descriptor's highest rate. Frames are as full as 96 bytes allow."""
     out = [VirtualSensor("adc", 3, 1000, FRAME_BYTES // 6, source)] if board.kind == "mcu" else []
     seen = {"adc"}
     for s in board.sensors:
         if s.name in seen or not s.channels or s.name == "camera":  # frames of pixels are no int16 stream
             continue
         seen.add(s.name)
-        ch = min(len(s.channels), 6 if s.name == "imu" else 8)
+        ch = min(len(s.channels), MAX_CHANNELS)
         out.append(VirtualSensor(s.name, ch, max(1, int(max(s.rates_hz))) if s.rates_hz else 1000,
                                  FRAME_BYTES // (2 * ch), source))
     return out
@@ -253,6 +267,7 @@ class _Stream:
     samples: int
     per_frame: int
     t0: float               # clock when the stream command ran, microseconds
+    columns: list[int]      # the sensor's channels sent (the channel mask's bits), in order
     sent: int = 0           # frames sent
     next_sample: int = 0
 
@@ -286,6 +301,9 @@ class VirtualBoard:
                 self.sensors[standin.SENSOR] = VirtualSensor(
                     standin.SENSOR, standin.SENSOR_CHANNELS, standin.SENSOR_MAX_RATE_HZ,
                     standin.SENSOR_SAMPLES_PER_FRAME, standin.counter_source)
+                self.sensors[standin.WIDE_SENSOR] = VirtualSensor(
+                    standin.WIDE_SENSOR, standin.WIDE_CHANNELS, standin.WIDE_MAX_RATE_HZ,
+                    standin.WIDE_SAMPLES_PER_FRAME, standin.wide_source)
         self.model_error: str | None = None
         self.commands = 0         # complete commands received since power-on
         self.boots = 0
@@ -529,9 +547,17 @@ class VirtualBoard:
             return [f"e-[Unknown sensor: {words[1]}]"]
         if rate == 0 or rate > sensor.max_rate_hz:
             return [f"e-[Invalid rate: {rate} (1 to {sensor.max_rate_hz} Hz)]"]
-        per_frame = min(max(1, sensor.samples_per_frame), FRAME_BYTES // (2 * sensor.channels))
-        self.stream = _Stream(sensor, rate, samples, per_frame, self.clock)
-        return [f"m-stream-start-{sensor.name}-{rate}-{sensor.channels}"]
+        mask = (1 << sensor.channels) - 1  # absent: all channels; checked after the rate, as the core
+        if len(words) > 4:
+            mask = parse_channel_mask(words[4], sensor.channels)
+            if mask is None:
+                return [f"e-[Invalid channel mask: {words[4]}]"]
+        if rate < sensor.min_rate_hz:
+            return [f"e-[Sensor failed to start: {sensor.name}]"]
+        columns = [c for c in range(sensor.channels) if mask >> c & 1]
+        per_frame = min(max(1, sensor.samples_per_frame), FRAME_BYTES // (2 * len(columns)))
+        self.stream = _Stream(sensor, rate, samples, per_frame, self.clock, columns)
+        return [f"m-stream-start-{sensor.name}-{rate}-{len(columns)}"]
 
     def _due(self, k: int) -> float:
         s = self.stream
@@ -551,7 +577,8 @@ class VirtualBoard:
             if elapsed_s is not None and self._due(k + count - 1) - s.t0 > elapsed_s * 1e6:
                 break
             data = np.asarray(s.sensor.source(s.sensor.name, s.sensor.channels, float(s.rate), k, count))
-            payload = data.astype("<i2").reshape(count, s.sensor.channels).tobytes()
+            data = data.reshape(count, s.sensor.channels)[:, s.columns]
+            payload = np.ascontiguousarray(data).astype("<i2").tobytes()
             self.clock = max(self.clock, self._due(k))
             t_us = self._now()
             self.clock = max(self.clock, self._due(k + count - 1))
