@@ -111,6 +111,9 @@ class UsbId:
 
 @dataclass(frozen=True)
 class Sensor:
+    """A sensor of a board: its channels in stream order, their units, and the int16 scale per
+    channel (physical value = raw * scale); max_rate_hz is the highest `stream` rate edgekit's
+    firmware accepts (None: the firmware does not stream it)."""
     name: str
     part: str
     channels: tuple[str, ...]
@@ -118,6 +121,10 @@ class Sensor:
     rates_hz: tuple[Number, ...]
     source: str
     revision: str | None = None
+    scales: tuple[float, ...] = ()
+    max_rate_hz: Number | None = None
+    max_rate_source: str = ""
+    frame_size: tuple[int, ...] = ()      # (width, height) of a camera still
 
 
 @dataclass(frozen=True)
@@ -308,8 +315,16 @@ def parse_board(data: Mapping[str, Any], path: Path) -> Board:
             raise EdgekitError(f"{file}: {where} ({s['name']}) needs channels and units: lists of strings "
                                "of the same length")
         rates = s.get("rates_hz", {"value": [], "source": ""})
+        scales = s.get("scales", {"value": []})["value"]
+        if scales and len(scales) != len(channels):
+            raise EdgekitError(f"{file}: {where}.scales ({s['name']}) needs one scale per channel "
+                               f"({len(channels)}), got {len(scales)}")
+        max_rate = s.get("max_rate_hz", {"value": None, "source": ""})
+        frame = s.get("frame_size", {"value": []})["value"]
         sensors.append(Sensor(s["name"], s["part"], tuple(channels), tuple(units),
-                              tuple(rates["value"]), rates["source"], s.get("revision")))
+                              tuple(rates["value"]), rates["source"], s.get("revision"),
+                              tuple(float(x) for x in scales), max_rate["value"], max_rate["source"],
+                              tuple(int(x) for x in frame)))
 
     return Board(key=data["key"], name=data["name"], kind=data["kind"], runtime=data["runtime"],
                  kernels=data["kernels"], arch=data["arch"], path=path, data=data,
