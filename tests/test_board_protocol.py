@@ -20,7 +20,8 @@ import serial
 import ir_models
 from edgekit.board import BoardClient, VirtualBoard, fixed3, serve_pty
 from edgekit.board import stand_in
-from edgekit.board.client import BoardError, BoardReplyError
+from edgekit.board.client import BoardError, BoardReplyError, channel_mask
+from edgekit.board.virtual import VirtualSensor
 from edgekit.errors import EdgekitError
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim.simulate import simulate
@@ -232,6 +233,76 @@ def test_stream_frames():
         c.close()
 
 
+def _values(frames, channels: int) -> np.ndarray:
+    return np.frombuffer(b"".join(f.payload for f in frames), "<i2").reshape(-1, channels)
+
+
+def test_virtual_stream_channel_masks():
+    """The virtual board keeps the masked columns of what the sensor source returns, sizes frames
+    by the channels sent, and refuses bad masks as the C++ core does."""
+    b = VirtualBoard("nano33ble", stand_in=True)
+    assert b.feed(b"stream wide 1000 7 1c0%") == b"m-stream-start-wide-1000-3\r\n"
+    out = b.poll(100).decode().split("\r\n")
+    payload = bytes.fromhex(out[0].split("-")[3])
+    assert np.frombuffer(payload, "<i2").reshape(7, 3).tolist() == \
+        stand_in.wide_source("wide", 9, 1000.0, 0, 7)[:, 6:].tolist()
+    assert out[1:] == ["m-stream-done-1", "m-ready", ""]
+    b.feed(b"stream wide 2000 10%")                         # all 9 channels: 5 samples a frame
+    assert [len(ln.split("-")[3]) // 4 for ln in b.poll(100).decode().split("\r\n")[:2]] == [45, 45]
+    for bad in ["0", "200", "xyz", "123456789", "-1"]:
+        assert b.feed(f"stream wide 100 10 {bad}%".encode()) == \
+            f"e-[Invalid channel mask: {bad}]\r\nm-ready\r\n".encode()
+    assert b.feed(b"stream counter 100 10 8%") == b"e-[Invalid channel mask: 8]\r\nm-ready\r\n"
+    assert b.feed(b"stream wide 9999 10 0%") == b"e-[Invalid rate: 9999 (1 to 2000 Hz)]\r\nm-ready\r\n"
+    assert b"m-help-stream <sensor> <rate_hz> <samples> [<channel_mask>]" in b.feed(b"help%")
+
+
+def test_virtual_sensor_minimum_rate():
+    """A sensor with min_rate_hz (the firmware's microphone runs at 16 kHz only) fails to start below it."""
+    mic = VirtualSensor("microphone", 1, 16000, 48, stand_in.counter_source, min_rate_hz=16000)
+    b = VirtualBoard("nano33ble", stand_in=True, sensors=[mic])
+    assert b.feed(b"stream microphone 8000 10%") == b"e-[Sensor failed to start: microphone]\r\nm-ready\r\n"
+    assert b.feed(b"stream microphone 16000 96%") == b"m-stream-start-microphone-16000-1\r\n"
+    assert b.poll(100).decode().split("\r\n")[-3:] == ["m-stream-done-2", "m-ready", ""]
+
+
+def test_client_stream_channels_round_trip():
+    c = BoardClient("sim://nano33ble?stand_in=1", timeout=1.0)
+    try:
+        every = stand_in.wide_source("wide", 9, 1000.0, 0, 20)
+        with c.stream("wide", 1000, 20, channels=[8, 0, 4]) as s:
+            frames = list(s)
+        assert s.channels == 3 and s.selected == [0, 4, 8]
+        assert all(f.crc_ok for f in frames) and [len(f.payload) for f in frames] == [96, 24]  # 16 + 4 samples
+        assert _values(frames, 3).tolist() == every[:, [0, 4, 8]].tolist()
+        with c.stream("wide", 1000, 20) as s:               # None: every channel, as before
+            assert s.channels == 9 and _values(list(s), 9).tolist() == every.tolist()
+        with c.stream("counter", 1000, 3, channels=[1]) as s:
+            assert _values(list(s), 1)[:, 0].tolist() == stand_in.counter_source("counter", 3, 1.0, 0, 3)[:, 1].tolist()
+        with pytest.raises(BoardReplyError, match=r"Invalid channel mask: 8\]"):
+            c.stream("counter", 100, 10, channels=[3])
+        for bad in ([], [-1], [32]):
+            with pytest.raises(BoardError, match="channel indices"):
+                c.stream("counter", 100, 10, channels=bad)
+        assert channel_mask([0, 1, 2]) == "7" and channel_mask([8, 6, 7, 7]) == "1c0"
+        assert c.name() == "edgekit nano33ble"              # nothing left in the way
+    finally:
+        c.close()
+
+
+def test_client_notices_firmware_without_masks(monkeypatch):
+    """Firmware that predates masks ignores the extra word and sends every channel: the client says so."""
+    original = VirtualBoard._stream
+    monkeypatch.setattr(VirtualBoard, "_stream", lambda self, words: original(self, words[:4]))
+    c = BoardClient("sim://nano33ble?stand_in=1", timeout=1.0)
+    try:
+        with pytest.raises(BoardError, match="predates channel masks"):
+            c.stream("counter", 100, 1000, channels=[0])
+        assert c.name() == "edgekit nano33ble"              # the stream was stopped
+    finally:
+        c.close()
+
+
 def _harness(tmp_path) -> Path:
     src = [ROOT / "firmware/common/edgekit_protocol.cpp", ROOT / "firmware/host/edgekit_host_board.cpp"]
     if not shutil.which("g++") or not all(p.exists() for p in src):
@@ -258,6 +329,13 @@ def _script() -> list[bytes]:
              b"infer%", b"infer 3%", b"stream%", b"stream foo 10 5%", b"stream counter 0 5%",
              b"stream counter 20000 5%", b"stream counter 100 0%", b"stream counter 1000 10%", b"timestamp%",
              b"stream counter 333 9%", b"timestamp%", b"infer 2 0%", b"help 1 2 3 4 5 6 7 8 9 10%"]
+    # channel masks: selections, either case, 9 channels, frames sized by the channels sent, errors
+    cmds += [b"stream counter 1000 10 5%", b"stream counter 1000 9 7%", b"stream wide 2000 23%",
+             b"stream wide 2000 40 1%", b"stream wide 1500 13 1C0%", b"stream wide 2000 17 0f%",
+             b"stream wide 100 3 00000100 x%", b"stream counter 100 5 0%", b"stream counter 100 5 8%",
+             b"stream wide 100 5 200%", b"stream wide 100 5 3FF%", b"stream wide 100 5 g1%",
+             b"stream wide 100 5 123456789%", b"stream wide 100 5 -1%", b"stream wide 0 5 zz%",
+             b"stream wide 100 0 1%", b"timestamp%"]
     return cmds
 
 
@@ -354,6 +432,8 @@ def test_client_drives_the_cpp_harness_like_the_stand_in(tmp_path):
                 r2 = c.infer(2, 0)
                 with c.stream("counter", 2000, 10) as s:
                     frames = [(f.seq, f.payload, f.crc_ok) for f in s]
+                with c.stream("wide", 2000, 21, channels=[0, 8]) as s:
+                    frames += [(f.seq, f.payload, f.crc_ok) for f in s]
                 s2 = c.stream("counter", 200, 100000)
                 next(iter(s2))
                 stopped = s2.stop()

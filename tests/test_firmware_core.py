@@ -70,6 +70,15 @@ def counter_sample(k: int) -> list[int]:
     return out
 
 
+def wide_sample(k: int) -> list[int]:
+    """The harness's 9-channel "wide" sensor, all channels of sample k."""
+    out = []
+    for c in range(9):
+        v = ((9 * k + c) * 300) % 65536
+        out.append(v - 65536 if v >= 32768 else v)
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # Build and connect
 
@@ -319,6 +328,57 @@ def test_stream_errors(board):
     assert board.cmd("stream counter 10001 10") == ["e-[Invalid rate: 10001 (1 to 10000 Hz)]"]
     assert board.cmd("stream counter 100") == ["e-[Usage: stream <sensor> <rate_hz> <samples>]"]
     assert board.cmd("stream counter 100 0") == ["e-[Usage: stream <sensor> <rate_hz> <samples>]"]
+
+
+def stream_values(board, command: str, channels: int) -> tuple[list[int], list[list[int]]]:
+    """Runs a whole stream; (samples per frame, the samples) after checking the frames' CRCs and
+    sequence numbers."""
+    board.send(command + "%")
+    sensor, rate = command.split()[1:3]
+    assert board.line() == f"m-stream-start-{sensor}-{rate}-{channels}"
+    per_frame, samples, lines = [], [], board.lines_until_ready()
+    for f, ln in enumerate(lines[:-1]):
+        seq, _, payload, crc = parse_frame(ln)
+        assert seq == f and crc == zlib.crc32(payload) and len(payload) % (2 * channels) == 0
+        values = struct.unpack(f"<{len(payload) // 2}h", payload)
+        per_frame.append(len(payload) // (2 * channels))
+        samples += [list(values[i:i + channels]) for i in range(0, len(values), channels)]
+    assert lines[-1] == f"m-stream-done-{len(lines) - 1}"
+    return per_frame, samples
+
+
+def test_stream_channel_mask_selects_channels(board):
+    # bit i = channel i: 5 = channels 0 and 2 of the counter, 1c0 = the "magnetometer" 6..8 of wide
+    per_frame, got = stream_values(board, "stream counter 1000 6 5", 2)
+    assert got == [[counter_sample(k)[0], counter_sample(k)[2]] for k in range(6)]
+    assert per_frame == [4, 2]                            # the sensor's 4 a frame still fit
+    _, got = stream_values(board, "stream wide 1000 7 1C0", 3)   # either case
+    assert got == [wide_sample(k)[6:] for k in range(7)]
+    _, got = stream_values(board, "stream counter 1000 5 7", 3)  # every channel = no mask
+    assert got == [counter_sample(k) for k in range(5)]
+
+
+def test_stream_nine_channels_and_samples_per_frame(board):
+    # samples per frame = max(1, min(sensor's 16, 96 // (2 * channels sent)))
+    per_frame, got = stream_values(board, "stream wide 2000 12", 9)
+    assert per_frame == [5, 5, 2] and got == [wide_sample(k) for k in range(12)]
+    for mask, channels, spf in [("1", 1, 16), ("7", 3, 16), ("f", 4, 12), ("ff", 8, 6), ("1ff", 9, 5)]:
+        per_frame, got = stream_values(board, f"stream wide 2000 {spf + 1} {mask}", channels)
+        assert per_frame == [spf, 1], mask
+        assert got[-1] == wide_sample(spf)[:channels]
+
+
+def test_stream_bad_channel_masks(board):
+    for cmd, mask in [("counter", "0"), ("counter", "8"), ("counter", "f"), ("wide", "200"), ("wide", "3ff"),
+                      ("wide", "xyz"), ("wide", "-1"), ("wide", "123456789"), ("wide", "0x1")]:
+        assert board.cmd(f"stream {cmd} 100 10 {mask}") == [f"e-[Invalid channel mask: {mask}]"], (cmd, mask)
+    _, got = stream_values(board, "stream wide 1000 2 00000100 extra", 1)  # 8 digits; extra words ignored
+    assert got == [[wide_sample(0)[8]], [wide_sample(1)[8]]]
+    # arguments are checked left to right: a bad rate is reported before a bad mask
+    assert board.cmd("stream wide 5000 10 0") == ["e-[Invalid rate: 5000 (1 to 2000 Hz)]"]
+    assert board.cmd("stream nope 100 10 0") == ["e-[Unknown sensor: nope]"]
+    assert board.nothing_pending()
+    assert board.cmd("name") == ["m-name-dut-[edgekit host]"]
 
 
 # ------------------------------------------------------------------------------------------------
