@@ -151,3 +151,20 @@ def test_a_compiled_model_runs_as_it_is():
     model = eb.compiled_like()
     p = plan(model)
     assert need_compiled(p) is model and p.partition.source == "compiled" and p.partition.mapped_ops is None
+
+
+def test_week11_example_runs(tmp_path):
+    """examples/week11_coral.py: the Pi's CPU against the Coral (USB 3 max, USB 2 std), simulated here."""
+    import subprocess
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "examples" / "week11_coral.py"
+    res = subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "--small", "--json",
+                          "--plot", str(tmp_path / "c.png")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert len(rows) == 6 and {r["mode"] for r in rows} == {"simulated"}
+    by = {(r["model"], r["setup"]): r for r in rows}
+    for m in ("ds_cnn_kws", "mobilenet_v1_0.25_96"):
+        fast, slow = by[(m, "coral usb3 max")], by[(m, "coral usb2 std")]
+        assert slow["latency_ms"] > fast["latency_ms"] and fast["edgetpu"]["cpu_ops"] == []
+    assert (tmp_path / "c.png").stat().st_size > 0

@@ -59,7 +59,7 @@ def tools(tmp_path, monkeypatch):
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
 
-    def make(arduino_cli=True, version="1.1.1", cores=CORES, libs=LIBS, esptool=True, gcc=True):
+    def make(arduino_cli=True, version="1.1.1", cores=CORES, libs=LIBS, esptool=True, gcc=True, compiler=True):
         if arduino_cli:
             _exe(bin_dir / "arduino-cli", ARDUINO_CLI.replace("{version}", version)
                  .replace("{cores!r}", repr(cores)).replace("{libs!r}", repr(libs)))
@@ -67,6 +67,8 @@ def tools(tmp_path, monkeypatch):
             _exe(bin_dir / "esptool.py", ESPTOOL)
         if gcc:
             _exe(bin_dir / "arm-none-eabi-g++", ARM_GCC)
+        if compiler:
+            _exe(bin_dir / "edgetpu_compiler", "print('Edge TPU Compiler version 16.0.384591198')")
         return bin_dir
     return make
 
@@ -101,8 +103,17 @@ def test_everything_present_passes(tools):
     assert c["pyserial"].detail == "3.5" and c["LiteRT"].status == "ok" and c["tflite-micro"].status == "ok"
     assert c["gcc-arm-none-eabi"].status == "ok" and "12.2.1" in c["gcc-arm-none-eabi"].detail
     assert c["Coral (pycoral, libedgetpu)"].status == "skip"
+    assert c["edgetpu_compiler"].status == "ok" and c["edgetpu_compiler"].detail.endswith("edgetpu_compiler")
     assert all(c.status in ("ok", "skip") for c in checks)
     assert "Ready: every required tool is installed." in _text(checks)
+
+
+def test_edgetpu_compiler_missing_or_not_for_this_machine(tools):
+    tools(compiler=False)
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))["edgetpu_compiler"]
+    assert c.status == "info" and "apt-get install edgetpu-compiler" in c.fix and not c.required
+    mac = _by_name(doctor(host=Host(**{**LINUX, "system": "Darwin", "machine": "arm64"}), modules=installed))
+    assert "x86-64 Linux only" in mac["edgetpu_compiler"].detail and mac["edgetpu_compiler"].fix is None
 
 
 def test_nothing_installed_prints_every_fix(tools):

@@ -301,6 +301,20 @@ def _check_coral(modules, host: Host) -> list[Check]:
     return checks
 
 
+def _check_edgetpu_compiler(which, host: Host) -> Check:
+    """Coral's compiler: x86-64 Linux only; without it edgekit predicts the Edge TPU split."""
+    if host.system != "Linux" or host.machine.lower() not in ("x86_64", "amd64"):
+        return Check("edgetpu_compiler", INFO, f"not available for {host.system} {host.machine} (x86-64 Linux "
+                     "only): edgekit predicts the Edge TPU split; compile on an x86-64 Linux machine or in "
+                     "Coral's Colab notebook", required=False)
+    path = which("edgetpu_compiler")
+    if path:
+        return Check("edgetpu_compiler", OK, path, required=False)
+    return Check("edgetpu_compiler", INFO, "not installed (optional: edgekit predicts the Edge TPU split "
+                 "instead of compiling it)", "add Coral's apt repository (coral.ai/docs/edgetpu/compiler), then "
+                 "sudo apt-get install edgetpu-compiler", required=False)
+
+
 def _check_arm_gcc(which, run, host: Host) -> Check:
     path = which("arm-none-eabi-g++")
     if path:
@@ -329,6 +343,7 @@ def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], 
     checks += _check_serial(host)
     checks += _check_python(modules, host)
     checks += _check_coral(modules, host)
+    checks.append(_check_edgetpu_compiler(which, host))
     checks.append(_check_arm_gcc(which, run, host))
     return checks
 

@@ -145,7 +145,7 @@ class SimulatedTarget(_SerialTarget):
 
     def _uses_tflm(self) -> tuple[bool, str]:
         if self.board.runtime != "tflm":
-            return False, f"{self.board.runtime} on the board: LiteRT computes the same int8 arithmetic"
+            return False, f"LiteRT on this machine (the board runs {self.board.runtime}: the same int8 arithmetic)"
         from ..runtime.tflm import tflm_available
         ok, why = tflm_available()
         return (True, "TFLite Micro") if ok else (False, f"LiteRT, since {why}")
