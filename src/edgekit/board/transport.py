@@ -7,8 +7,12 @@
 URL: sim://<target>[?options], options (query parameters):
   model=<path>     the .tflite the board runs (else the C++ host harness's stand-in model)
   stand_in=1       the stand-in model (and fake clock) of the C++ host harness
-  seed=<N>         seeds the fault injection
+  seed=<N>         seeds the fault injection and the simulated sensor signals
   tag=<text>       the model tag profile% prints (default "edgekit", as the firmware)
+  label=<text>     what the simulated sensors show (imu: idle, wave, punch, circle; microphone: a
+                   word-like burst whose spectrum depends on the label), edgekit.capture.simulated
+  revision=<Rev>   the board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)
+  recording=<N>    number of the first recording (each stream is a new one with its own variation)
   and the faults of board/faults.py: drop, corrupt, garbage, split, lose_ready, corrupt_dbx,
   corrupt_in, reset_after, vanish_after, banner, realtime.
 
@@ -35,7 +39,7 @@ from ..errors import EdgekitError
 from .faults import Faults, Link, Vanished
 from .virtual import VirtualBoard
 
-BOARD_OPTIONS = ("model", "stand_in", "tag")
+BOARD_OPTIONS = ("model", "stand_in", "tag", "label", "revision", "recording")
 READ_GONE = "device reports readiness to read but returned no data (device disconnected or multiple access on port?)"
 WRITE_GONE = "write failed: [Errno 5] Input/output error"
 
@@ -60,8 +64,12 @@ def board_from_url(url: str) -> tuple[VirtualBoard, Faults]:
     stand_in = board_opts.get("stand_in", "").lower() in ("1", "true", "yes", "on")
     if stand_in and model is not None:
         raise EdgekitError(f"{url.split('?')[0]}: give model= or stand_in=1, not both")
+    recording = board_opts.get("recording", "0")
+    if not recording.isdigit():
+        raise EdgekitError(f"{url.split('?')[0]}: recording={recording!r} must be a whole number, e.g. recording=3")
     board = VirtualBoard(parts.netloc, model, stand_in=stand_in, seed=faults.seed,
-                         model_tag=board_opts.get("tag") or None)
+                         model_tag=board_opts.get("tag") or None, label=board_opts.get("label") or None,
+                         revision=board_opts.get("revision") or None, recording=int(recording))
     return board, faults
 
 
@@ -277,6 +285,8 @@ def add_cli(subparsers) -> None:
     s.add_argument("--stand-in", action="store_true", help="run the C++ host harness's stand-in model")
     s.add_argument("--faults", default="", help="fault injection as URL query options, e.g. "
                    "'split=1&drop=0.001&seed=3' (see edgekit/board/faults.py)")
+    s.add_argument("--label", help="what the simulated sensors show, e.g. wave (edgekit.capture.simulated)")
+    s.add_argument("--revision", help="board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)")
 
 
 def run_board(args) -> int:
@@ -297,7 +307,8 @@ def run_serve(args) -> int:
         if args.stand_in:
             raise EdgekitError("give --model or --stand-in, not both")
     faults = Faults.from_options(dict(parse_qsl(getattr(args, "faults", "") or "", keep_blank_values=True)))
-    board = VirtualBoard(args.target, model, stand_in=model is None, seed=faults.seed)
+    board = VirtualBoard(args.target, model, stand_in=model is None, seed=faults.seed,
+                         label=getattr(args, "label", None), revision=getattr(args, "revision", None))
     path, stop = serve_pty(board, faults)
     what = "the stand-in model" if board.stand_in else f"{Path(args.model).name} (sha256 {board.model.sha256[:12]}...)"
     print(path, flush=True)

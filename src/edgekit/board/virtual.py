@@ -46,6 +46,7 @@ DBX_MAX = 96                # data bytes per dbx chunk
 BAUD = 115200
 WRAP = 2**32
 FRAME_BYTES = 96            # sensor frame payload at most this many bytes
+MAX_CHANNELS = 9            # the C++ core's kMaxChannels (the Nano's 9-axis IMU)
 MAX_CHANNELS = 9            # channels of a stream sensor (the core's kMaxChannels: a 9-axis IMU)
 
 SensorSource = Callable[[str, int, float, int, int], np.ndarray]
@@ -239,20 +240,26 @@ class VirtualSensor:
     min_rate_hz: int = 1
 
 
-def descriptor_sensors(board, source: SensorSource = synthetic_source) -> list[VirtualSensor]:
-    """The stream sensors a virtual board offers, as edgekit's firmware does (firmware/<board>.ino):
-    "adc" (3 channels, up to 1000 Hz) on every MCU board, and the descriptor's sensors (first of
-    each name) with at most MAX_CHANNELS channels (the core's kMaxChannels), up to the
-    descriptor's highest rate. Frames are as full as 96 bytes allow."""
-    out = [VirtualSensor("adc", 3, 1000, FRAME_BYTES // 6, source)] if board.kind == "mcu" else []
-    seen = {"adc"}
+def descriptor_sensors(board, source: SensorSource | None = None, revision: str | None = None) -> list[VirtualSensor]:
+    """The stream sensors a virtual board offers, as the sensor contract (issue 6) and edgekit's
+    firmware define them: every sensor of the descriptor with a max_rate_hz (first of each name, or
+    the given revision, e.g. "Rev2"), all its channels (the Nano's IMU streams 9), up to that rate;
+    "adc" (3 channels, 1000 Hz) on every MCU board even when the descriptor does not list it.
+    Frames are as full as 96 bytes allow (the microphone and camera's 48 samples), except that the
+    slow sensors (at most 50 Hz) send one sample per frame, so a reading is not held back for
+    seconds. The default source is edgekit.capture.simulated.SimulatedSensors (plausible signals)."""
+    if source is None:
+        from ..capture.simulated import SimulatedSensors
+        source = SimulatedSensors(board, revision=revision)
+    chosen: dict = {}
     for s in board.sensors:
-        if s.name in seen or not s.channels or s.name == "camera":  # frames of pixels are no int16 stream
-            continue
-        seen.add(s.name)
+        if s.max_rate_hz and (s.name not in chosen or (revision and s.revision == revision)):
+            chosen[s.name] = s
+    out = [] if "adc" in chosen or board.kind != "mcu" else [VirtualSensor("adc", 3, 1000, FRAME_BYTES // 6, source)]
+    for s in chosen.values():
         ch = min(len(s.channels), MAX_CHANNELS)
-        out.append(VirtualSensor(s.name, ch, max(1, int(max(s.rates_hz))) if s.rates_hz else 1000,
-                                 FRAME_BYTES // (2 * ch), source))
+        per_frame = 1 if s.max_rate_hz <= 50 else FRAME_BYTES // 2
+        out.append(VirtualSensor(s.name, ch, int(s.max_rate_hz), per_frame, source))
     return out
 
 
@@ -283,7 +290,8 @@ class VirtualBoard:
 
     def __init__(self, target_key: str, model: bytes | None = None, stand_in: bool = False, seed: int = 0,
                  sensors: SensorSource | list[VirtualSensor] | None = None, model_tag: str | None = None,
-                 runtime: str = "auto"):
+                 runtime: str = "auto", label: str | None = None, revision: str | None = None,
+                 recording: int = 0):
         from ..targets import load_board
         self.board = load_board(target_key)
         self.key = self.board.key
@@ -296,7 +304,11 @@ class VirtualBoard:
         if isinstance(sensors, list):
             self.sensors = {s.name: s for s in sensors}
         else:
-            self.sensors = {s.name: s for s in descriptor_sensors(self.board, sensors or synthetic_source)}
+            if sensors is None:  # plausible signals; label, seed and recording shape them
+                from ..capture.simulated import SimulatedSensors
+                sensors = SimulatedSensors(self.board, label=label, seed=seed, revision=revision,
+                                           recording=recording)
+            self.sensors = {s.name: s for s in descriptor_sensors(self.board, sensors, revision)}
             if self.stand_in:
                 self.sensors[standin.SENSOR] = VirtualSensor(
                     standin.SENSOR, standin.SENSOR_CHANNELS, standin.SENSOR_MAX_RATE_HZ,
