@@ -14,6 +14,8 @@ default, all reproducible from `seed`):
   reset_after=k  the board reboots on receiving command k+1 (once): it prints the boot banner
                  (after m-warmup-start for an infer) and forgets its input and results
   vanish_after=k after command k has been answered the port is gone: reads and writes fail
+  unplug_frames=k  the board is unplugged after sending k stream frames (in the middle of a stream):
+                 the frames sent arrive, then the port is gone
   banner=1       the boot banner is waiting when the port opens (a board reset by opening it)
   realtime=1     stream frames come at the sensor's rate in wall time (default: as fast as read)
 """
@@ -38,6 +40,7 @@ class Faults:
     corrupt_in: float = 0.0
     reset_after: int = 0
     vanish_after: int = 0
+    unplug_frames: int = 0
     banner: bool = False
     realtime: bool = False
     seed: int = 0
@@ -92,6 +95,7 @@ class Link:
         self.dbx = 0
         self.did_reset = False
         self.gone = False        # armed: the port disappears once the pending bytes are read
+        self.frames = 0          # stream frames the board sent
         self._stream_wall: float | None = None
         if self.faults.banner:
             self.emit(board.boot_banner())
@@ -209,7 +213,15 @@ class Link:
         now = time.monotonic()
         if more and not self._pending and self.board.streaming:
             elapsed = now - self._stream_wall if (self.faults.realtime and self._stream_wall) else None
-            self.emit(self.board.poll(8, elapsed))
+            limit = 8
+            if self.faults.unplug_frames:
+                limit = min(limit, self.faults.unplug_frames - self.frames)
+            data = self.board.poll(limit, elapsed)
+            self.frames += sum(1 for line in data.split(b"\r\n") if line.startswith(b"f-"))
+            self.emit(data)
+            if self.faults.unplug_frames and self.frames >= self.faults.unplug_frames and not self.gone:
+                self.gone = True
+                self.board.reboot()  # unplugged: the board loses power and its stream; nobody hears its banner
             if not self.board.streaming:
                 self._stream_wall = None
         out = bytearray()

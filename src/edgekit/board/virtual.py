@@ -21,10 +21,12 @@ modulo 2^32 (a board's micros() wraps).
 Sensors (for `stream`) are VirtualSensor(name, channels, max_rate_hz, samples_per_frame, source),
 source(sensor, channels, rate_hz, first_sample, count) -> int16 array (count, channels), all the
 sensor's channels: `stream`'s optional channel mask selects columns of it, as the firmware core
-keeps the masked channels of every Sensor::read(). By default
-the board descriptor's sensors with `synthetic_source` (counter, triangle and square waves); pass
-`sensors=` a source callable (used for every descriptor sensor) or a list of VirtualSensors, or
-call add_sensor(). Stand-in boards also have the harness's "counter" and 9-channel "wide" sensors.
+keeps the masked channels of every Sensor::read(). By default the board descriptor's sensors
+(descriptor_sensors) with edgekit.capture.simulated.SimulatedSensors: plausible IMU gestures,
+speech-like audio, drifting room readings and camera stills, shaped by label=, seed=, revision= and
+recording= (the sim:// options of the same names); pass `sensors=` a source callable (used for
+every descriptor sensor; `synthetic_source` gives counter, triangle and square waves) or a list of
+VirtualSensors, or call add_sensor(). Stand-in boards also have the harness's "counter" and 9-channel "wide" sensors.
 """
 from __future__ import annotations
 
