@@ -1,12 +1,12 @@
 """`edgekit profile/deploy/compile --target coral`: compiled where edgetpu_compiler is, predicted
 where not, and every refusal said before anything runs."""
 import json
-import os
 import sys
 
 import pytest
 
 import edgetpu_builders as eb
+import fake_edgetpu_compiler
 import ir_models
 from edgekit.cli import main
 from edgekit.edgetpu import compiler as ec
@@ -14,7 +14,6 @@ from edgekit.edgetpu.plan import need_compiled, plan
 from edgekit.errors import EdgekitError
 from edgekit.export.tflite_writer import write_tflite
 from edgekit.targets import target as tg
-from test_edgetpu_compiler import FAKE
 
 
 @pytest.fixture
@@ -26,20 +25,7 @@ def int8_cnn(tmp_path):
 
 @pytest.fixture
 def compiler_on_path(monkeypatch, tmp_path):
-    """A stand-in edgetpu_compiler (a Python script printing the real compiler's log format)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "edgetpu_compiler"
-    exe.write_text(FAKE.format(python=sys.executable))
-    exe.chmod(0o755)
-    out = tmp_path / "fake_output.tflite"
-    out.write_bytes(eb.compiled_like(cpu_after=()))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("FAKE_ARGS", str(tmp_path / "args.json"))
-    monkeypatch.setenv("FAKE_OUTPUT", str(out))
-    monkeypatch.setattr(ec.platform, "system", lambda: "Linux")
-    monkeypatch.setattr(ec.platform, "machine", lambda: "x86_64")
-    return exe
+    return fake_edgetpu_compiler.install(monkeypatch, tmp_path)
 
 
 @pytest.fixture

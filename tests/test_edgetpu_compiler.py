@@ -1,11 +1,10 @@
 """edgekit.edgetpu.compiler: edgetpu_compiler's log, a fake compiler on PATH, compiled models."""
 import json
-import os
-import sys
 
 import pytest
 
 import edgetpu_builders as eb
+import fake_edgetpu_compiler
 import ir_models
 from edgekit.edgetpu import compile, edgetpu_compiler_available, from_compiled_model, parse_log, predict
 from edgekit.edgetpu import compiler as ec
@@ -196,63 +195,9 @@ def test_not_on_path(monkeypatch, tmp_path):
 
 # A stand-in for edgetpu_compiler: records its arguments, writes <name>_edgetpu.tflite into -o's directory
 # (the file FAKE_OUTPUT names) and prints a compiler-16 style log for the 7-op int8 CNN.
-FAKE = r'''#!{python}
-import json, os, shutil, sys, time
-args = sys.argv[1:]
-json.dump(args, open(os.environ["FAKE_ARGS"], "w"))
-mode = os.environ.get("FAKE_MODE", "ok")
-if mode == "sleep":
-    time.sleep(30)
-print("Edge TPU Compiler version 16.0.384591198")
-print("Started a compilation timeout timer of 180 seconds.")
-if mode == "fail":
-    print("Internal compiler error. Aborting!")
-    sys.exit(1)
-out_dir, model = args[args.index("-o") + 1], args[-1]
-stem = os.path.splitext(os.path.basename(model))[0]
-if mode != "no-output":
-    shutil.copy(os.environ["FAKE_OUTPUT"], os.path.join(out_dir, stem + "_edgetpu.tflite"))
-print(f"""
-Model compiled successfully in 130 ms.
-
-Input model: {{model}}
-Input size: 9.64KiB
-Output model: {{out_dir}}/{{stem}}_edgetpu.tflite
-Output size: 62.34KiB
-On-chip memory used for caching model parameters: 4.75KiB
-On-chip memory remaining for caching model parameters: 7.92MiB
-Off-chip memory used for streaming uncached model parameters: 0.00B
-Number of Edge TPU subgraphs: 1
-Total number of operations: 7
-Operation log: {{out_dir}}/{{stem}}_edgetpu.log
-
-Operator                       Count      Status
-
-CONV_2D                        2          Mapped to Edge TPU
-MAX_POOL_2D                    1          Mapped to Edge TPU
-AVERAGE_POOL_2D                1          Mapped to Edge TPU
-RESHAPE                        1          Mapped to Edge TPU
-FULLY_CONNECTED                1          Mapped to Edge TPU
-SOFTMAX                        1          Mapped to Edge TPU
-Compilation child process completed within timeout period.
-Compilation succeeded!""")
-'''
-
-
 @pytest.fixture
 def fake_compiler(monkeypatch, tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "edgetpu_compiler"
-    exe.write_text(FAKE.format(python=sys.executable))
-    exe.chmod(0o755)
-    compiled = tmp_path / "compiled.tflite"
-    compiled.write_bytes(eb.compiled_like(cpu_after=()))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("FAKE_ARGS", str(tmp_path / "args.json"))
-    monkeypatch.setenv("FAKE_OUTPUT", str(compiled))
-    monkeypatch.setattr(ec.platform, "system", lambda: "Linux")
-    monkeypatch.setattr(ec.platform, "machine", lambda: "x86_64")
+    exe = fake_edgetpu_compiler.install(monkeypatch, tmp_path)
     model = tmp_path / "cnn_int8.tflite"
     model.write_bytes(ir_models.int8(ir_models.cnn()))
     return {"exe": exe, "model": model, "out": tmp_path / "out", "args": tmp_path / "args.json"}
