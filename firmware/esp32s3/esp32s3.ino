@@ -61,7 +61,7 @@
 #endif
 #if defined(EDGEKIT_XIAO_SENSE) && !defined(EDGEKIT_NO_CAMERA)
 #define EDGEKIT_HAVE_CAMERA 1
-#include "esp_camera.h"
+#include <esp_camera.h>
 #endif
 #if defined(EDGEKIT_IMU_LSM6DS3)
 #define EDGEKIT_HAVE_IMU 1

@@ -15,6 +15,12 @@ ESP32_INDEX_URL = "https://espressif.github.io/arduino-esp32/package_esp32_index
 MIN_ARDUINO_CLI = (0, 34, 0)
 
 
+# Rev1 (EDGEKIT_NANO_REV1) and Rev2 (EDGEKIT_NANO_REV2) sensors; PDM comes with the core. The
+# XIAO ESP32S3's sensors need no library (ESP_I2S, esp_camera and Wire come with the core).
+NANO_SENSOR_LIBRARIES = ("Arduino_LSM9DS1", "Arduino_BMI270_BMM150", "Arduino_HTS221", "Arduino_HS300x",
+                         "Arduino_LPS22HB", "Arduino_APDS9960")
+
+
 @dataclass(frozen=True)
 class BoardTools:
     core: str                      # arduino-cli platform ID
@@ -24,6 +30,10 @@ class BoardTools:
     library_install: tuple[str, ...]
     core_min: tuple[int, int, int] | None = None  # the core version that brings TFLM itself
     tflm_note: str = ""
+    # Optional: the libraries of the board's stream sensors, needed only when the sketch is built
+    # with their flags (firmware/README.md, "Stream sensors"); the default build needs none.
+    sensor_libraries: tuple[str, ...] = ()
+    sensor_library_install: tuple[str, ...] = ()
 
 
 def board_tools(key: str) -> BoardTools:
@@ -37,7 +47,9 @@ def board_tools(key: str) -> BoardTools:
             core_install=("arduino-cli core update-index", "arduino-cli core install arduino:mbed_nano"),
             core_upgrade=("arduino-cli core update-index", "arduino-cli core upgrade arduino:mbed_nano"),
             libraries=("Chirale_TensorFLowLite",),
-            library_install=("arduino-cli lib install Chirale_TensorFLowLite",))
+            library_install=("arduino-cli lib install Chirale_TensorFLowLite",),
+            sensor_libraries=NANO_SENSOR_LIBRARIES,
+            sensor_library_install=("arduino-cli lib install " + " ".join(NANO_SENSOR_LIBRARIES),))
     if key == "esp32s3":
         # firmware/esp32s3/esp32s3.ino uses the TFLite Micro that arduino-esp32 3.x ships in its
         # prebuilt ESP-IDF libraries (Espressif's esp-tflite-micro, with ESP-NN): no Arduino library,
