@@ -5,13 +5,17 @@
     q.save("digits_int8.tflite")
     print(q.report())
     report = edgekit.deploy(q, "nano33ble")   # the board when connected, else its simulator
+    for frame in edgekit.stream("nano33ble", "imu", rate=100, seconds=2): ...   # week 4: sensors
+    x, y, labels = edgekit.load_dataset("data/")                                  # a captured data set
 """
 from .convert import Converted, convert
 from .deployment import deploy, profile
 from .errors import EdgekitError
+from .capture.api import load_dataset, stream
 
 __version__ = "0.1.0"
-__all__ = ["convert", "Converted", "deploy", "profile", "export_onnx", "EdgekitError", "__version__"]
+__all__ = ["convert", "Converted", "deploy", "profile", "export_onnx", "EdgekitError", "stream", "load_dataset",
+           "__version__"]
 
 
 def export_onnx(model, example_input, path):

@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="check only this board's tools (repeatable; default both)")
     from .board import add_cli as add_board_cli
     add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
+    from .capture.cli import add_cli as add_capture_cli
+    add_capture_cli(sub)  # edgekit capture, sensors, plot (week 4)
     return p
 
 
@@ -192,7 +194,12 @@ def _board(args) -> int:
     return run_board(args)
 
 
-COMMANDS = {"board": _board, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
+def _capture(args) -> int:
+    from .capture.cli import run_cli
+    return run_cli(args)
+
+
+COMMANDS = {"capture": _capture, "sensors": _capture, "plot": _capture, "board": _board, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 

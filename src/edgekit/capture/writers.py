@@ -1,0 +1,138 @@
+"""Recording files, written as samples arrive and flushed after every frame, so that a crash, an
+unplugged board or Ctrl-C loses nothing already received:
+
+- CsvWriter: `timestamp_us` plus one column per channel, `<channel>_<unit>` (ax_g, gx_dps, ...),
+  physical values (raw * scale) with 6 significant digits (enough to get the raw int16 back);
+- WavWriter: 16-bit PCM mono; the RIFF header's sizes are rewritten after every frame, so the file
+  is a valid WAV at every moment;
+- StillWriter: a camera still (RGB565 pixels) as PNG or JPEG once the still is over (an image
+  cannot be appended to); missing pixels stay black and are counted by the session;
+- write_ei_json: the Edge Impulse data-acquisition JSON of a finished recording.
+
+Every writer opens its file with mode "x": an existing recording is never overwritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class CsvWriter:
+    def __init__(self, path: Path, names: list[str], units: list[str], scales: list[float]):
+        self.path = path
+        self.f = open(path, "x", newline="")
+        self.scales = np.asarray(scales, dtype=np.float64)
+        self.integer = bool(np.all(self.scales == np.round(self.scales)))
+        self.f.write(",".join(["timestamp_us"] + [f"{n}_{u}" for n, u in zip(names, units)]) + "\n")
+        self.f.flush()
+
+    def write(self, t_us: np.ndarray, raw: np.ndarray) -> None:
+        """Rows for samples with timestamps t_us (n,) and raw int16 values (n, channels)."""
+        values = raw * self.scales
+        fmt = "{:.0f}" if self.integer else "{:.6g}"
+        lines = []
+        for t, row in zip(t_us.tolist(), values.tolist()):
+            lines.append(str(t) + "," + ",".join(fmt.format(v) for v in row))
+        self.f.write("\n".join(lines) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class WavWriter:
+    """16-bit PCM mono WAV. The header is written first with the sizes so far and rewritten after
+    every frame (two small writes), so a reader always finds a complete file."""
+
+    def __init__(self, path: Path, rate_hz: int):
+        self.path, self.rate = path, int(rate_hz)
+        self.f = open(path, "xb")
+        self.data_bytes = 0
+        self.f.write(self._header())
+        self.f.flush()
+
+    def _header(self) -> bytes:
+        # RIFF chunk, fmt chunk (PCM = 1, mono, rate, byte rate, block align 2, 16 bits), data chunk
+        return (b"RIFF" + struct.pack("<I", 36 + self.data_bytes) + b"WAVE"
+                + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, self.rate, 2 * self.rate, 2, 16)
+                + b"data" + struct.pack("<I", self.data_bytes))
+
+    def write(self, t_us: np.ndarray, raw: np.ndarray) -> None:
+        data = np.ascontiguousarray(raw[:, 0], dtype="<i2").tobytes()
+        self.f.write(data)
+        self.data_bytes += len(data)
+        end = self.f.tell()
+        self.f.seek(4)
+        self.f.write(struct.pack("<I", 36 + self.data_bytes))
+        self.f.seek(40)
+        self.f.write(struct.pack("<I", self.data_bytes))
+        self.f.seek(end)
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def rgb565_to_rgb888(pixels: np.ndarray) -> np.ndarray:
+    """uint16 RGB565 (...,) -> uint8 RGB (..., 3), each channel scaled to 0..255."""
+    p = pixels.astype(np.uint16)
+    r, g, b = (p >> 11) & 0x1F, (p >> 5) & 0x3F, p & 0x1F
+    return np.stack([r * 255 // 31, g * 255 // 63, b * 255 // 31], axis=-1).astype(np.uint8)
+
+
+class StillWriter:
+    """One still: pixels arrive by index (row-major); the image is written at close()."""
+
+    def __init__(self, path: Path, width: int, height: int, image_format: str = "png"):
+        self.path, self.w, self.h, self.format = path, width, height, image_format
+        self.f = open(path, "xb")         # claims the name now: never overwrite, never race
+        self.pixels = np.zeros(width * height, dtype=np.uint16)
+        self.filled = 0
+
+    def put(self, first: int, raw: np.ndarray) -> None:
+        n = min(len(raw), len(self.pixels) - first)
+        if n > 0:
+            self.pixels[first:first + n] = raw[:n, 0].view(np.uint16)
+            self.filled += n
+
+    def close(self) -> None:
+        from PIL import Image
+        img = Image.fromarray(rgb565_to_rgb888(self.pixels.reshape(self.h, self.w)), "RGB")
+        img.save(self.f, format="JPEG" if self.format == "jpeg" else "PNG", **({"quality": 95} if self.format == "jpeg" else {}))
+        self.f.close()
+
+
+def write_ei_json(path: Path, device_name: str, device_type: str, rate_hz: float, names: list[str],
+                  units: list[str], values: np.ndarray) -> None:
+    """Edge Impulse's data acquisition format (unsigned: alg "none", a zero signature), which the
+    Edge Impulse uploader and many tutorials read. values: physical values (n, channels); a
+    single channel is written as a flat list, as Edge Impulse writes audio."""
+    data = {
+        "protected": {"ver": "v1", "alg": "none", "iat": int(time.time())},
+        "signature": "0" * 64,
+        "payload": {
+            "device_name": device_name,
+            "device_type": device_type,
+            "interval_ms": 1000.0 / rate_hz,
+            "sensors": [{"name": n, "units": u} for n, u in zip(names, units)],
+            "values": values[:, 0].tolist() if values.shape[1] == 1 else values.tolist(),
+        },
+    }
+    with open(path, "x") as f:
+        json.dump(data, f)
+
+
+def atomic_write_json(path: Path, data) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it over `path`: a reader (or a
+    crash) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
