@@ -211,12 +211,13 @@ class Session:
             due0 = (k0 * 1000000) // req.stream_rate      # sample k is due floor(k * 1e6 / rate) after start
             if origin is None:
                 origin = (frame.t_us - due0) % WRAP
-            offsets = (np.arange(k0, k0 + len(raw)) * 1000000) // req.stream_rate - due0
-            t = ((frame.t_us - origin) % WRAP) + offsets
             if isinstance(writer, StillWriter):
                 writer.put(k0, raw)
+            elif isinstance(writer, WavWriter):
+                writer.write(None, raw)       # a WAV's samples are evenly spaced by definition
             else:
-                writer.write(t, raw)
+                offsets = (np.arange(k0, k0 + len(raw)) * 1000000) // req.stream_rate - due0
+                writer.write(((frame.t_us - origin) % WRAP) + offsets, raw)
             if kept is not None:
                 kept.append(raw.copy())
             written += len(raw)
