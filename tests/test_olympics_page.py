@@ -9,7 +9,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -223,7 +227,7 @@ def test_history_refused_generated_and_self_contained():
     assert doc.find("time", id="generated")[0]["text"] == "2026-11-27T12:00:00Z"
     # Self-contained: the only URLs are the SVG namespace; no script in the static page.
     assert "src=" not in html and "<link" not in html and "@import" not in html
-    assert {u for u in __import__("re").findall(r"https?://[^\"' )]+", html)} == {"http://www.w3.org/2000/svg"}
+    assert {u for u in re.findall(r"https?://[^\"' )]+", html)} == {"http://www.w3.org/2000/svg"}
     assert not doc.find("script")
 
 
@@ -292,6 +296,26 @@ def test_server_survives_a_failing_build():
             _get(url + "board.json")
     finally:
         stop()
+
+
+def test_serve_prints_its_url_and_stops_cleanly_on_ctrl_c():
+    # The real entry point in its own process, stopped the way a user stops it: SIGINT (Ctrl-C).
+    code = ("from edgekit.olympics.serve import serve; import json, sys; "
+            "board = json.loads(sys.argv[1]); serve(lambda: board, port=0, refresh_s=1)")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(fixture_board())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        status, _, body = _get(url)
+        assert status == 200 and b'id="ranking-demo-nano33ble"' in body
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
 
 
 # --- the real browser -------------------------------------------------------------------------------
