@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="check only this board's tools (repeatable; default both)")
     from .board import add_cli as add_board_cli
     add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
+    from .olympics.cli import add_cli as add_olympics_cli
+    add_olympics_cli(sub)  # edgekit olympics run | check | board | serve | demo
     from .capture.cli import add_cli as add_capture_cli
     add_capture_cli(sub)  # edgekit capture, sensors, plot (week 4)
     return p
@@ -194,12 +196,17 @@ def _board(args) -> int:
     return run_board(args)
 
 
+def _olympics(args) -> int:
+    from .olympics.cli import run_cli
+    return run_cli(args)
+
+
 def _capture(args) -> int:
     from .capture.cli import run_cli
     return run_cli(args)
 
 
-COMMANDS = {"capture": _capture, "sensors": _capture, "plot": _capture, "board": _board, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
+COMMANDS = {"capture": _capture, "sensors": _capture, "plot": _capture, "board": _board, "olympics": _olympics, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 

@@ -1,0 +1,240 @@
+"""`edgekit olympics run | check | board | serve | demo` (registered by edgekit's cli.py)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import EdgekitError
+
+DEFAULT_TARGETS = "nano33ble,esp32s3,coral"
+
+
+def add_cli(sub) -> None:
+    o = sub.add_parser("olympics", help="the AI Olympics: run submissions on every board, rank them")
+    steps = o.add_subparsers(dest="olympics_command", required=True, metavar="STEP")
+    r = steps.add_parser("run", help="run every submission on every target and store signed results")
+    r.add_argument("submissions", help="folder with one folder per team")
+    r.add_argument("--track", required=True, help="track name (./tracks/NAME.toml or edgekit's) or .toml path")
+    r.add_argument("--targets", default=DEFAULT_TARGETS, help=f"comma-separated (default {DEFAULT_TARGETS})")
+    r.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
+    how = r.add_mutually_exclusive_group()
+    how.add_argument("--hw", action="store_true", help="only connected boards: fail if one is missing")
+    how.add_argument("--sim", action="store_true", help="simulate every board even if one is connected")
+    r.add_argument("--runs", type=int, default=10, help="inferences timed per submission and board (default 10)")
+    r.add_argument("--json", action="store_true", help="print the results as JSON")
+    c = steps.add_parser("check", help="is a submission valid, and does it fit each board of its track?")
+    c.add_argument("submission", help="the team's folder (submission.json and one model)")
+    c.add_argument("--track", help="track name or .toml (default: the track in submission.json)")
+    c.add_argument("--json", action="store_true")
+    for name, text in (("board", "print the ranking and write the leaderboard page"),
+                       ("serve", "serve the leaderboard page on localhost, refreshed as results arrive")):
+        b = steps.add_parser(name, help=text)
+        b.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
+        b.add_argument("--track", action="append", help="track(s) to show (default: every track in the db)")
+        if name == "board":
+            b.add_argument("--out", help="the HTML page (default: leaderboard.html beside the db)")
+            b.add_argument("--json", action="store_true", help="print the leaderboard data as JSON")
+        else:
+            b.add_argument("--host", default="127.0.0.1")
+            b.add_argument("--port", type=int, default=8765)
+    d = steps.add_parser("demo", help="the whole capstone in an empty folder: track, sample submissions, "
+                         "a run on the simulated boards, the leaderboard")
+    d.add_argument("folder", nargs="?", default=".", help="where to write it (default: here)")
+    d.add_argument("--json", action="store_true", help="print the leaderboard data as JSON")
+
+
+def run_cli(args) -> int:
+    return {"run": _run, "check": _check, "board": _board, "serve": _serve, "demo": _demo}[args.olympics_command](args)
+
+
+def _consoles():
+    from ..cli import err, out
+    return out, err
+
+
+def _run(args) -> int:
+    from .runner import parse_targets
+    from .store import Store
+    from .tracks import load_track
+    track = load_track(args.track, search=[Path(args.db).parent / "tracks"])
+    targets = parse_targets(args.targets)
+    if args.runs < 1:
+        raise EdgekitError("--runs must be at least 1")
+    store = Store(args.db)
+    summary = _run_with_progress(args.submissions, track, targets, store,
+                                 force="hw" if args.hw else "sim" if args.sim else None, runs=args.runs)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
+    return 0
+
+
+def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet=False) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from . import runner
+    _, err = _consoles()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("reading the submissions", total=None)
+
+        def on_ready(modes):
+            for why in modes.values():  # measured or simulated: always said first
+                bar.console.print(why, highlight=False)
+
+        def on_start(sub, target, i, n):
+            bar.update(task, total=n, completed=i, description=f"{sub.name} on {target}")
+
+        def on_result(row):
+            bar.advance(task)
+            if not quiet:
+                err.print(result_line(row, track.metric), highlight=False, soft_wrap=True)
+        try:
+            summary = runner.run(folder, track, targets, store, force=force, runs=runs,
+                                 on_ready=on_ready, on_start=on_start, on_result=on_result)
+        except KeyboardInterrupt:
+            raise EdgekitError("interrupted; the results so far are stored: run the same command again to "
+                               "resume where it stopped") from None
+    done = f"run {summary['run_id']}: {summary['stored']} result(s) stored"
+    if summary["resumed"]:
+        done += f", resumed after {summary['already_stored']} stored before"
+    err.print(done + f" in {store.path}; `edgekit olympics board --db {store.path}` ranks them", highlight=False)
+    for s in summary["skipped"]:
+        err.print(f"skipped {s}: another track", highlight=False)
+    return summary
+
+
+def result_line(row: dict, metric: str) -> str:
+    where = f"{row['submission']} on {row['target']} ({row['mode']})"
+    if row["status"] == "failed":
+        return f"[red]✗[/red] {where}: failed: {row['reason']}"
+    if row["metric_value"] is None:
+        return f"[yellow]✗[/yellow] {where}: {row['reason']}"
+    value = f"{row['metric_value']:.1%}" if metric == "accuracy" else f"AUC {row['metric_value']:.3f}"
+    figures = (f"{metric} {value}, {row['latency_ms']:.3g} ms, flash {row['flash_bytes']:,} B, "
+               f"RAM {row['ram_bytes']:,} B, {row['energy_mj']:.3g} mJ")
+    if row["status"] == "violates":
+        return f"[yellow]✗[/yellow] {where}: {figures}; violates: {row['reason']}"
+    return f"[green]✓[/green] {where}: {figures}"
+
+
+def _check(args) -> int:
+    from .check import check
+    out, err = _consoles()
+    with err.status("checking ..."):
+        report = check(args.submission, args.track)
+    if args.json:
+        print(json.dumps({**report, "lines": [{"ok": ok, "text": t} for ok, t in report["lines"]]}, indent=2))
+    else:
+        for ok, text in report["lines"]:
+            mark = "[green]✓[/green]" if ok else "[red]✗[/red]" if ok is False else "•"
+            out.print(f"{mark} {text}", highlight=False, soft_wrap=True)
+        fits = [t for t, f in report["fits"].items() if f]
+        misses = [t for t, f in report["fits"].items() if not f]
+        verdict = "valid" if report["valid"] else "NOT valid"
+        if report["valid"]:
+            verdict += (f"; within the track's limits on {', '.join(fits) or 'no board'}"
+                        + (f"; not on {', '.join(misses)}" if misses else ""))
+        out.print(verdict, highlight=False)
+    return 0 if report["valid"] and all(report["fits"].values()) else 1
+
+
+def _tracks(db: Path, names: list[str] | None, store) -> list:
+    from .tracks import load_track
+    names = names or store.tracks()
+    if not names:
+        raise EdgekitError(f"{db} holds no results yet; run `edgekit olympics run SUBMISSIONS --track T --db {db}` first")
+    return [load_track(n, search=[db.parent / "tracks"]) for n in names]
+
+
+def _open_store(db: str):
+    from .store import Store
+    if not Path(db).is_file():
+        raise EdgekitError(f"results database {db} does not exist; run `edgekit olympics run` first, or give --db")
+    return Store(db)
+
+
+def _board(args) -> int:
+    from .leaderboard import build, render
+    out, err = _consoles()
+    store = _open_store(args.db)
+    board = build(store, _tracks(Path(args.db), args.track, store))
+    page = write_page(board, Path(args.out) if args.out else Path(args.db).parent / "leaderboard.html")
+    if args.json:
+        print(json.dumps(board, indent=2))
+    else:
+        out.print(render(board))
+    err.print(f"wrote {page}" if page else "the HTML page needs edgekit.olympics.page, which this edgekit does not "
+              "have yet; the ranking is above (--json for the data)", highlight=False)
+    return 0
+
+
+def write_page(board: dict, path: Path) -> Path | None:
+    """Render with page.py (when present) and write the page whole, or not at all."""
+    try:
+        from . import page
+    except ModuleNotFoundError as e:
+        if e.name != "edgekit.olympics.page":
+            raise
+        return None
+    html = page.render(board)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _serve(args) -> int:
+    from .leaderboard import build
+    try:
+        from .serve import serve
+    except ModuleNotFoundError as e:
+        if e.name != "edgekit.olympics.serve":
+            raise
+        raise EdgekitError("the leaderboard server (edgekit.olympics.serve) is not in this edgekit yet; use "
+                           "`edgekit olympics board` to write the page") from None
+    db = Path(args.db)
+    store = _open_store(args.db)
+    tracks = _tracks(db, args.track, store)
+    store.close()
+    # a fresh connection per build: the server may call it from its own thread, as results arrive
+    serve(lambda: _build_once(db, tracks, build), host=args.host, port=args.port)
+    return 0
+
+
+def _build_once(db: Path, tracks, build) -> dict:
+    from .store import Store
+    store = Store(db)
+    try:
+        return build(store, tracks)
+    finally:
+        store.close()
+
+
+def _demo(args) -> int:
+    from . import demo
+    from .leaderboard import build, render
+    from .store import Store
+    from .tracks import load_track
+    out, err = _consoles()
+    folder = Path(args.folder)
+    with err.status("making the demo ...") as status:
+        made = demo.demo(folder, progress=lambda m: status.update(m + " ..."))
+    track = load_track(made["track"])
+    store = Store(made["db"])
+    _run_with_progress(made["submissions"], track, demo.TARGETS, store, force="sim", runs=3)
+    board = build(store, [track])
+    page = write_page(board, folder / "leaderboard.html")
+    if args.json:
+        print(json.dumps(board, indent=2))
+    else:
+        out.print(render(board))
+        err.print(f"the demo is in {folder}: tracks/, submissions/, {made['db'].name}"
+                  + (f", {page.name}" if page else "") + f"; try `edgekit olympics check "
+                  f"{folder / 'submissions' / 'owls'}`", highlight=False)
+    return 0

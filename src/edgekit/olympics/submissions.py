@@ -1,0 +1,158 @@
+"""A team's submission: one folder holding submission.json and one model file.
+
+    submissions/owls/
+        submission.json   {"team": "owls", "track": "demo", "techniques": ["int8 PTQ"], "model": "model.onnx",
+                           "baseline": {...}, "optimized": {...}}      (model, baseline, optimized optional)
+        model.onnx        an int8 or float .tflite, or an .onnx (a TinyTorch model via edgekit.export_onnx)
+
+Everything here is untrusted. This module only reads submission.json (JSON, size-limited) and finds
+the model file; it never opens the model. The model is parsed in a child process (worker.py).
+Files that would run code when loaded (pickles, PyTorch checkpoints, Python) are never models.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_JSON_BYTES = 64 * 1024
+MODEL_SUFFIXES = (".tflite", ".onnx")
+# Metrics a team may report about its own model, after the course's submission record.
+RECORD_KEYS = ("accuracy", "latency_ms_mean", "latency_ms_std", "model_size_mb", "parameter_count")
+_NAME = re.compile(r"^[\w][\w .+-]{0,63}$")  # shown on the leaderboard: short, printable, no markup
+
+
+@dataclass
+class Submission:
+    name: str                      # the folder's name: one entry on the leaderboard
+    folder: Path
+    team: str
+    track: str | None = None
+    techniques: list[str] = field(default_factory=list)
+    model: Path | None = None
+    record: dict = field(default_factory=dict)   # baseline/optimized metrics the team reported
+    problems: list[str] = field(default_factory=list)  # one line each; a submission with any is invalid
+    notes: list[str] = field(default_factory=list)     # worth saying, not disqualifying
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def list_submissions(folder: Path) -> list[Path]:
+    """The sub-folders of a submissions folder, sorted (hidden ones skipped)."""
+    from ..errors import EdgekitError
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgekitError(f"submissions folder {folder} does not exist; give the folder that holds one "
+                           "folder per team")
+    subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subs:
+        raise EdgekitError(f"{folder} holds no submission folders; each team's submission is a folder with "
+                           "submission.json and its model")
+    return subs
+
+
+def read_submission(folder: Path, model_mb: float = 64) -> Submission:
+    """Read a submission folder, collecting every problem rather than stopping at the first."""
+    folder = Path(folder)
+    sub = Submission(name=folder.name, folder=folder, team=folder.name)
+    if not folder.is_dir():
+        sub.problems.append(f"{folder} is not a folder; a submission is a folder with submission.json and a model")
+        return sub
+    meta = _read_json(folder / "submission.json", sub)
+    if meta is not None:
+        _check_meta(meta, sub)
+    _find_model(folder, meta or {}, sub, model_mb)
+    return sub
+
+
+def _read_json(path: Path, sub: Submission) -> dict | None:
+    if not path.is_file():
+        sub.problems.append("submission.json is missing; write {\"team\": ..., \"track\": ..., \"techniques\": [...]}")
+        return None
+    if path.stat().st_size > MAX_JSON_BYTES:
+        sub.problems.append(f"submission.json is over {MAX_JSON_BYTES // 1024} KB; it holds a few fields, not data")
+        return None
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        sub.problems.append(f"submission.json is not valid JSON ({e}); check it with `python -m json.tool`")
+        return None
+    if not isinstance(meta, dict):
+        sub.problems.append("submission.json must be one JSON object {...}")
+        return None
+    return meta
+
+
+def _check_meta(meta: dict, sub: Submission) -> None:
+    team = meta.get("team")
+    if not isinstance(team, str) or not _NAME.match(team):
+        sub.problems.append("submission.json: 'team' must be a name of 1-64 letters, digits, spaces or . + - _")
+    else:
+        sub.team = team
+    track = meta.get("track")
+    if not isinstance(track, str) or not _NAME.match(track):
+        sub.problems.append("submission.json: 'track' must name the track, e.g. \"demo\"")
+    else:
+        sub.track = track
+    techniques = meta.get("techniques", [])
+    if not (isinstance(techniques, list) and len(techniques) <= 20
+            and all(isinstance(t, str) and 0 < len(t) <= 100 for t in techniques)):
+        sub.problems.append("submission.json: 'techniques' must be a list of up to 20 short strings, "
+                            "e.g. [\"int8 post-training quantization\", \"pruning 50%\"]")
+    else:
+        sub.techniques = techniques
+        if not techniques:
+            sub.notes.append("submission.json lists no techniques; say what you applied (e.g. \"int8 PTQ\")")
+    for part in ("baseline", "optimized"):
+        rec = meta.get(part)
+        if rec is None:
+            continue
+        if not isinstance(rec, dict) or not all(k in RECORD_KEYS and isinstance(v, (int, float))
+                                                and not isinstance(v, bool) for k, v in rec.items()):
+            sub.problems.append(f"submission.json: '{part}' must map some of {', '.join(RECORD_KEYS)} to numbers")
+        else:
+            sub.record[part] = rec
+    unknown = set(meta) - {"team", "track", "techniques", "model", "baseline", "optimized"}
+    if unknown:
+        sub.notes.append(f"submission.json: ignoring unknown fields {sorted(unknown)}")
+
+
+def _find_model(folder: Path, meta: dict, sub: Submission, model_mb: float) -> None:
+    named = meta.get("model")
+    if named is not None:
+        if not isinstance(named, str) or "/" in named or "\\" in named or named.startswith("."):
+            sub.problems.append("submission.json: 'model' must be a file name inside the submission folder")
+            return
+        candidates = [folder / named]
+        if not candidates[0].exists():
+            sub.problems.append(f"submission.json names the model '{named}', which is not in the folder")
+            return
+    else:
+        candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
+        if not candidates:
+            others = sorted(p.name for p in folder.iterdir() if p.name != "submission.json")
+            sub.problems.append("no model file: put one .tflite or .onnx in the folder"
+                                + (f" (found {', '.join(others[:5])}; pickles and checkpoints are never loaded: "
+                                   "export to ONNX with edgekit.export_onnx)" if others else ""))
+            return
+        if len(candidates) > 1:
+            sub.problems.append(f"{len(candidates)} model files ({', '.join(p.name for p in candidates)}); keep one, "
+                                "or name it in submission.json as \"model\"")
+            return
+    model = candidates[0]
+    if model.suffix.lower() not in MODEL_SUFFIXES:
+        sub.problems.append(f"'{model.name}' is not a .tflite or .onnx file; edgekit never loads pickles, "
+                            "checkpoints or code: export the model to ONNX or TFLite")
+        return
+    # a symlink could point anywhere on the staff's machine: only plain files inside the folder
+    if model.is_symlink() or not model.is_file() or folder.resolve() not in model.resolve().parents:
+        sub.problems.append(f"'{model.name}' must be a plain file inside the submission folder (no links)")
+        return
+    size = model.stat().st_size
+    if size > model_mb * 2**20:
+        sub.problems.append(f"'{model.name}' is {size / 2**20:.1f} MB, over the track's {model_mb:g} MB limit")
+        return
+    sub.model = model
