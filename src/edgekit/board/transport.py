@@ -14,7 +14,7 @@ URL: sim://<target>[?options], options (query parameters):
   revision=<Rev>   the board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)
   recording=<N>    number of the first recording (each stream is a new one with its own variation)
   and the faults of board/faults.py: drop, corrupt, garbage, split, lose_ready, corrupt_dbx,
-  corrupt_in, reset_after, vanish_after, banner, realtime.
+  corrupt_in, reset_after, vanish_after, unplug_frames, banner, realtime.
 
 pyserial finds the handler as edgekit.board.protocol_sim (importing edgekit.board registers the
 package in serial.protocol_handler_packages).
