@@ -62,6 +62,9 @@ def _run(args) -> int:
     targets = parse_targets(args.targets)
     if args.runs < 1:
         raise EdgekitError("--runs must be at least 1")
+    from .submissions import list_submissions
+    list_submissions(Path(args.submissions))  # bad input stops here, before the database or its key exist
+    track.test_set()
     store = Store(args.db)
     summary = _run_with_progress(args.submissions, track, targets, store,
                                  force="hw" if args.hw else "sim" if args.sim else None, runs=args.runs)

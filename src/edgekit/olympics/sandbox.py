@@ -29,6 +29,7 @@ KEY_ENV = "EDGEKIT_OLYMPICS_KEY"
 MAX_RESULT_BYTES = 4 * 2**20
 MAX_FILE_BYTES = 256 * 2**20
 WALL_SLACK_S = 30
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a child gets when its parent dies
 
 
 def _limit(memory_mb: float, seconds: float):
@@ -38,6 +39,10 @@ def _limit(memory_mb: float, seconds: float):
     except ImportError:  # Windows
         raise EdgekitError("edgekit olympics runs submissions in limited child processes, which needs Linux "
                            "or macOS; run it there (WSL works on Windows)") from None
+    prctl = None
+    if sys.platform.startswith("linux"):  # looked up here: between fork and exec, import nothing
+        import ctypes
+        prctl = ctypes.CDLL(None).prctl
 
     def apply():
         mem = int(memory_mb * 2**20)
@@ -45,11 +50,15 @@ def _limit(memory_mb: float, seconds: float):
         resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if prctl is not None:  # die with the run: a killed run leaves no worker behind
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     return apply
 
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    # one BLAS thread: each OpenBLAS thread reserves its own buffers, which would eat the memory limit
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     # the child imports this same edgekit, even when it runs from a source checkout
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -109,5 +118,8 @@ def run_job(job: dict, limits: dict) -> dict:
         if code < 0:
             return {"status": "failed", "reason": _why_died(code, limits, text)}
         last = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        return {"status": "failed", "reason": f"the evaluation stopped (exit {code})"
-                + (f": {last[-1][:200]}" if last else "")}
+        said = f" ({last[-1][:200]})" if last else ""
+        if "memory" in text.lower():  # numpy, OpenBLAS or LiteRT could not allocate under RLIMIT_AS
+            return {"status": "failed", "reason": f"ran out of memory (the track allows {memory_mb:g} MB){said}; "
+                    "the model is too large or malformed"}
+        return {"status": "failed", "reason": f"the evaluation stopped (exit {code}){said}"}
