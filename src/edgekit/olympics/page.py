@@ -249,9 +249,9 @@ def _pareto_plot(tid: str, board: dict, metric: str) -> str:
                    f'<text class="tick" x="{x(t):.1f}" y="{_H - _BOTTOM + 16}" text-anchor="middle">{t:g} ms</text>')
     span = hi_y - lo_y
     step = 0.02 if span <= 0.15 else 0.05 if span <= 0.4 else 0.1 if span <= 1 else 0.25 * math.ceil(span)
-    k = 0
-    while lo_y + k * step <= hi_y + 1e-9:
-        v = round(lo_y + k * step, 6)
+    k = math.ceil(lo_y / step - 1e-9)  # ticks on whole multiples of the step (0.1, 0.2, ... not 0.05, 0.15)
+    while k * step <= hi_y + 1e-9:
+        v = round(k * step, 6)
         out.append(f'<line class="grid" x1="{_LEFT}" y1="{y(v):.1f}" x2="{_W - _RIGHT}" y2="{y(v):.1f}"/>'
                    f'<text class="tick" x="{_LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
         k += 1
@@ -259,15 +259,16 @@ def _pareto_plot(tid: str, board: dict, metric: str) -> str:
                "latency per inference (ms, log scale)</text>"
                f'<text class="axis-label" transform="rotate(-90)" x="{-(_TOP + _H - _BOTTOM) / 2:.0f}" y="14" '
                f'text-anchor="middle">{metric_name}</text>')
-    if limit and limit > 0:
+    if limit and limit > 0:  # labelled at the bottom, where accurate models rarely are
         out.append(f'<line class="limit" x1="{x(limit):.1f}" y1="{_TOP}" x2="{x(limit):.1f}" y2="{_H - _BOTTOM}"/>'
-                   f'<text class="limit-label" x="{x(limit) - 4:.1f}" y="{_TOP + 12}" text-anchor="end">'
+                   f'<text class="limit-label" x="{x(limit) - 4:.1f}" y="{_H - _BOTTOM - 6}" text-anchor="end">'
                    f"limit {limit:g} ms</text>")
     # the front, joined from fastest to most accurate
     front = sorted((p for p in ranked if p["pareto"]), key=lambda p: (p["lat"], p["met"]))
     if len(front) > 1:
         coords = " ".join(f'{x(p["lat"]):.1f},{y(p["met"]):.1f}' for p in front)
         out.append(f'<polyline class="front" points="{coords}"/>')
+    place_on_front = {id(q): i for i, q in enumerate(front)}
     # the points: filled when measured, hollow when simulated; crosses for entries over a limit
     for p in pts:
         e, cx, cy = p["e"], x(p["lat"]), y(p["met"])
@@ -280,7 +281,9 @@ def _pareto_plot(tid: str, board: dict, metric: str) -> str:
                     f'M{cx - 5:.1f},{cy + 5:.1f}L{cx + 5:.1f},{cy - 5:.1f}"/>')
         else:
             mark = f'<circle class="mark" cx="{cx:.1f}" cy="{cy:.1f}" r="{6 if on_front else 4.5}"/>'
-        label = (f'<text class="label" x="{cx + 8:.1f}" y="{cy - 8:.1f}">{_e(e.get("team"))}</text>'
+        # Labels alternate above and below along the front, so neighbouring points' names do not overlap.
+        below = on_front and place_on_front[id(p)] % 2 == 1
+        label = (f'<text class="label" x="{cx + 8:.1f}" y="{cy + 16 if below else cy - 8:.1f}">{_e(e.get("team"))}</text>'
                  if on_front else "")
         cls = f'point {p["mode"]} status-{p["status"]}' + (" pareto-optimal" if on_front else "")
         out.append(f'<g class="{cls}" data-team="{_e(e.get("team"))}" data-pareto="{str(on_front).lower()}" '
