@@ -261,7 +261,9 @@ def descriptor_sensors(board, source: SensorSource | None = None, revision: str 
     for s in chosen.values():
         ch = min(len(s.channels), MAX_CHANNELS)
         per_frame = 1 if s.max_rate_hz <= 50 else FRAME_BYTES // 2
-        out.append(VirtualSensor(s.name, ch, int(s.max_rate_hz), per_frame, source))
+        # the firmware's PDM/I2S microphones run at exactly their one rate; anything else fails to start
+        low = int(s.max_rate_hz) if s.name == "microphone" else 1
+        out.append(VirtualSensor(s.name, ch, int(s.max_rate_hz), per_frame, source, min_rate_hz=low))
     return out
 
 

@@ -31,13 +31,16 @@ def add_cli(sub) -> None:
     c.add_argument("--jpeg", action="store_true", help="camera stills as JPEG (default PNG)")
     c.add_argument("--plot", action="store_true", help="also draw each recording into <folder>/plots/")
     c.add_argument("--seed", type=int, default=0, help="seed of the simulated signals (default 0)")
-    c.add_argument("--revision", help="nano33ble board revision to simulate: Rev1 (default) or Rev2")
+    c.add_argument("--revision", help="nano33ble board revision, Rev1 or Rev2: simulated (default Rev1), or the "
+                   "board to --flash (required there)")
     c.add_argument("--countdown", type=float, help="seconds of countdown before each recording (default 3 on a "
                    "board, 0 simulated)")
     how = c.add_mutually_exclusive_group()
     how.add_argument("--hw", action="store_true", help="use the connected board, fail if there is none")
     how.add_argument("--sim", action="store_true", help="simulate the board even if one is connected")
     c.add_argument("--port", help="a serial port or sim:// URL to capture from (instead of finding the board)")
+    c.add_argument("--flash", action="store_true", help="first build and flash edgekit's firmware with the board's "
+                   "sensors (arduino-cli; the Nano needs --revision)")
     c.add_argument("--json", action="store_true", help="print the recordings' manifest entries as JSON")
 
     s = sub.add_parser("sensors", help="a board's sensors: channels, units, scales and stream rates")
@@ -94,6 +97,13 @@ def _capture(args) -> int:
     err = Console(stderr=True)
     force = "hw" if args.hw else "sim" if args.sim else None
     channels = [c.strip() for c in args.channels.split(",") if c.strip()] if args.channels else None
+    if args.flash:
+        if args.sim or args.port:
+            raise EdgekitError("--flash puts firmware on a connected board: leave out --sim and --port")
+        from .firmware import flash_sensor_firmware
+        with err.status("flashing ...") as status:
+            args.port = flash_sensor_firmware(args.target, args.revision, lambda m: status.update(m + " ..."))
+        err.print(f"{args.target}: flashed edgekit's firmware with its sensors; it runs at {args.port}", highlight=False)
     session = Session(args.target, args.sensor, args.output, args.label, rate=args.rate, seconds=args.seconds,
                       count=args.count, channels=channels, ei_json=args.format == "ei-json",
                       image="jpeg" if args.jpeg else "png", seed=args.seed, force=force, port=args.port,

@@ -166,7 +166,7 @@ class Session:
             return self.client.info()
         except BoardReplyError as e:
             raise EdgekitError(f"the board at {self.client.port} does not run edgekit's firmware ({e.reply}); "
-                               f"flash it once with edgekit deploy <model> --target {self.board.key}, then capture") from None
+                               f"add --flash to build and flash it with the board's sensors, then capture") from None
         except BoardError as e:
             return {"firmware": None, "info_error": str(e)}
 
@@ -178,7 +178,11 @@ class Session:
         for attempt in range(3):
             try:
                 return self.client.stream(req.sensor.name, req.stream_rate, req.samples, req.channels)
-            except BoardReplyError:
+            except BoardReplyError as e:
+                if "Unknown sensor" in str(e) and self.mode == "measured":
+                    raise EdgekitError(f"the firmware on {self.client.port} has no '{req.sensor.name}' stream (it was "
+                                       "built without the board's sensors, e.g. by edgekit deploy): add --flash to "
+                                       "build and flash edgekit's firmware with them") from None
                 raise
             except BoardError:
                 if attempt == 2:
