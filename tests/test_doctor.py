@@ -30,6 +30,11 @@ CORES = textwrap.dedent("""\
 LIBS = textwrap.dedent("""\
     Name                   Installed   Available    Location Description
     Arduino_LSM9DS1        1.1.1       -            user     Allows you to read the accelerometer
+    Arduino_BMI270_BMM150  1.2.1       -            user     Allows you to read the accelerometer
+    Arduino_HTS221         1.0.0       -            user     Allows you to read the temperature
+    Arduino_HS300x         1.0.0       -            user     Allows you to read the temperature
+    Arduino_LPS22HB        1.0.2       -            user     Allows you to read the pressure
+    Arduino_APDS9960       1.0.4       -            user     Allows you to read colour and gestures
     Chirale_TensorFLowLite 2.0.0       -            user     Allows you to run machine learning models""")
 ESPTOOL = """\
 #!{python}
@@ -104,8 +109,17 @@ def test_everything_present_passes(tools):
     assert c["gcc-arm-none-eabi"].status == "ok" and "12.2.1" in c["gcc-arm-none-eabi"].detail
     assert c["Coral (pycoral, libedgetpu)"].status == "skip"
     assert c["edgetpu_compiler"].status == "ok" and c["edgetpu_compiler"].detail.endswith("edgetpu_compiler")
+    assert c["sensor libraries (nano33ble)"].status == "ok" and "sensor libraries (esp32s3)" not in c
     assert all(c.status in ("ok", "skip") for c in checks)
     assert "Ready: every required tool is installed." in _text(checks)
+
+
+def test_sensor_libraries_are_optional_and_named(tools):
+    tools(libs=LIBS.replace("Arduino_APDS9960", "Something_Else"))
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)["sensor libraries (nano33ble)"]
+    assert c.status == "info" and not c.required and "Arduino_APDS9960" in c.detail
+    assert c.fix.startswith("arduino-cli lib install Arduino_LSM9DS1") and doctor_ok(checks)
 
 
 def test_edgetpu_compiler_missing_or_not_for_this_machine(tools):

@@ -214,6 +214,12 @@ def _check_libraries(cli, run, core_list, boards) -> list[Check]:
             why = "not installed" if code == 0 else f"`arduino-cli lib list` failed: {out.strip()[:120]}"
             checks.append(Check(name, MISSING, f"{why}: needs the Arduino library {' or '.join(t.libraries)}",
                                 " && ".join(t.library_install)))
+        if t.sensor_libraries and code == 0:  # optional: only `edgekit capture --flash` builds them in
+            missing = [lib for lib in t.sensor_libraries if not _listed(out, lib)]
+            checks.append(Check(f"sensor libraries ({key})", INFO if missing else OK,
+                                f"not installed: {', '.join(missing)} (for edgekit capture --flash)" if missing
+                                else ", ".join(t.sensor_libraries),
+                                " && ".join(t.sensor_library_install) if missing else None, required=False))
     return checks
 
 
