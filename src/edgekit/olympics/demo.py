@@ -103,7 +103,6 @@ def trained_cnn(channels: int = 8, seed: int = 0, steps: int = 300) -> Graph:
     return g.finalize()
 
 
-
 # -- submissions -----------------------------------------------------------------------------------
 
 def model_file(graph: Graph, fmt: str, folder: Path, calibration: np.ndarray | None = None) -> Path:
