@@ -147,6 +147,15 @@ def dynamic_flatten():
     return m.build(["batch_size", 2, 4, 4], [m.node("Softmax", [x], "/Softmax", axis=1)])
 
 
+def flat_to_image():
+    """x.view(-1, 1, 8, 8) on flat 64-pixel inputs (digits as a vector), then a conv net."""
+    m = Model()
+    x = m.node("Reshape", ["input", m.const("img_shape", [1, 1, 8, 8], np.int64)], "/Reshape")
+    x = m.node("Relu", [m.conv(x, "conv", 1, 4, pads=[1, 1, 1, 1])], "/Relu")
+    x = m.node("Flatten", [x], "/Flatten")
+    return m.build([1, 64], [m.gemm(x, "fc", 4 * 8 * 8, 10)])
+
+
 def reduce_mean():
     m = Model()
     x = m.conv("input", "conv", 3, 6, pads=[1, 1, 1, 1])
@@ -177,7 +186,7 @@ def opset18():
 
 
 MODELS = [mlp, cnn, depthwise_separable, residual_concat, padding, matmul_add, dynamic_flatten,
-          reduce_mean, branches, opset18]
+          reduce_mean, branches, opset18, flat_to_image]
 
 
 # -- comparing against onnxruntime ---------------------------------------------------------

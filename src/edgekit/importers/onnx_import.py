@@ -363,9 +363,14 @@ class _Importer:
                 self.hwc_flat[y] = src[1:]  # element order is HWC, not ONNX's CHW
         elif len(src) == 2 and len(target) == 4 and target[0] == 1 and target[2] * target[3] == 1:
             self._emit("reshape", [x], layer, out, shape=(1, target[2], target[3], target[1]))
+        elif len(src) == 2 and len(target) == 4 and target[0] == 1 and target[1] == 1 and x not in self.hwc_flat:
+            # a flat vector to a one-channel image (e.g. 64 pixels to [1, 1, 8, 8]): with one channel,
+            # CHW and HWC order the elements alike, so a plain reshape to [1, H, W, 1] is exact
+            self._emit("reshape", [x], layer, out, shape=(1, target[2], target[3], 1))
         else:
             raise UnsupportedError(f"{node.op_type} from {list(src)} to {list(target)}", layer,
-                                   "flattening [N, C, H, W] to [N, C*H*W], and [N, C] <-> [N, C, 1, 1]")
+                                   "flattening [N, C, H, W] to [N, C*H*W], [N, C] <-> [N, C, 1, 1], and "
+                                   "[N, H*W] to a one-channel [N, 1, H, W]")
 
     # -- ops --------------------------------------------------------------------------------
     def op_Conv(self, node, layer):
