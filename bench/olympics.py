@@ -36,10 +36,6 @@ def make(folder: Path, n: int) -> None:
         else:
             graph = demo.trained_mlp(hidden=[16, 32, 64, 128, 512][i % 5], epochs=10, seed=i)
         kind = KINDS[i % 3]
-        if graph.name == "digits_cnn" and kind == "onnx":
-            # its flat-input-to-image Reshape is outside what edgekit's ONNX importer takes (it fails
-            # with that reason in a run): the CNNs come as TFLite
-            kind = "float"
         demo.model_file(graph, kind, folder / team, calib)
         demo.write_submission(folder / team, team, ["int8 PTQ"])
 
