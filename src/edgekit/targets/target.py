@@ -55,9 +55,17 @@ class Target:
                 host_arena: int | None = None) -> dict:
         raise NotImplementedError
 
-    def capture(self, sensor: str, rate_hz: float, seconds: float):
-        raise EdgekitError(f"sensor capture on {self.board.name} is not available yet in this edgekit; "
-                           "it arrives with the week-4 capture support")
+    def capture(self, sensor: str, rate_hz: float | None, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """`seconds` of a sensor: (t_us (n,), values (n, channels) in physical units), frames that
+        failed their CRC left out. Recording to files, with the loss accounting, is edgekit.capture."""
+        from ..capture.api import stream
+        if self.board.kind != "mcu":
+            raise EdgekitError(f"{self.board.name} has no sensors edgekit streams; capture from nano33ble or esp32s3")
+        how = {"force": "sim"} if self.mode == "simulated" else {"port": self.connection.device}
+        frames = list(stream(self.key, sensor, rate=rate_hz, seconds=seconds, **how))
+        if not frames:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float64)
+        return np.concatenate([f.t_us for f in frames]), np.concatenate([f.values for f in frames])
 
 
 def no_fit_message(board: Board, report: dict) -> str:
