@@ -167,19 +167,13 @@ def _board(args) -> int:
         print(json.dumps(board, indent=2))
     else:
         out.print(render(board))
-    err.print(f"wrote {page}" if page else "the HTML page needs edgekit.olympics.page, which this edgekit does not "
-              "have yet; the ranking is above (--json for the data)", highlight=False)
+    err.print(f"wrote {page}", highlight=False)
     return 0
 
 
-def write_page(board: dict, path: Path) -> Path | None:
-    """Render with page.py (when present) and write the page whole, or not at all."""
-    try:
-        from . import page
-    except ModuleNotFoundError as e:
-        if e.name != "edgekit.olympics.page":
-            raise
-        return None
+def write_page(board: dict, path: Path) -> Path:
+    """Render the page and write it whole, or not at all."""
+    from . import page
     html = page.render(board)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -194,13 +188,7 @@ def write_page(board: dict, path: Path) -> Path | None:
 
 def _serve(args) -> int:
     from .leaderboard import build
-    try:
-        from .serve import serve
-    except ModuleNotFoundError as e:
-        if e.name != "edgekit.olympics.serve":
-            raise
-        raise EdgekitError("the leaderboard server (edgekit.olympics.serve) is not in this edgekit yet; use "
-                           "`edgekit olympics board` to write the page") from None
+    from .serve import serve
     db = Path(args.db)
     store = _open_store(args.db)
     tracks = _tracks(db, args.track, store)

@@ -200,10 +200,8 @@ class HardwareTarget(_SerialTarget):
 
     def _connect(self, model: bytes) -> None:
         from ..board import BoardClient
-        if self.board.kind != "mcu":
-            raise EdgekitError(f"{self.board.name} is connected ({self.connection.device}), but measuring on it "
-                               "is not in this edgekit yet (it arrives with the Coral and Pi support); add --sim "
-                               "to simulate it meanwhile")
+        if self.board.kind != "mcu":  # the Pi and the Coral run the model in this process (edgekit.pi)
+            raise EdgekitError(f"{self.board.name} has no serial firmware: its models run in this process")
         from ..firmware.build import build_and_flash
         from ..firmware.generate import generate_project
         out = Path("edgekit-build") / f"{self.key}_{hashlib.sha256(model).hexdigest()[:8]}"
