@@ -8,15 +8,13 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
-from tflite_builders import OP, ModelBuilder, _Aligned, _options
+from tflite_builders import OP, ModelBuilder, _options
 
-TYPES = {np.float32: fb.TensorType.FLOAT32, np.int8: fb.TensorType.INT8, np.uint8: fb.TensorType.UINT8,
-         np.int16: fb.TensorType.INT16, np.int32: fb.TensorType.INT32, np.int64: fb.TensorType.INT64}
 A = fb.ActivationFunctionType
 
 
 class Builder(ModelBuilder):
-    """ModelBuilder with uint8/int16/int64 tensors, shape signatures, custom ops and a few layer helpers."""
+    """ModelBuilder with int8 activations by default, custom ops and a few layer helpers."""
 
     def __init__(self, seed=0):
         super().__init__()
@@ -24,25 +22,9 @@ class Builder(ModelBuilder):
         self.custom = {}  # opcode index -> custom code
 
     def tensor(self, name, shape, dtype=np.int8, data=None, scale=None, zero_point=0, axis=0, signature=None):
-        t = fb.TensorT()
-        t.name, t.shape, t.type = name, np.array(shape, np.int32), TYPES[dtype]
-        if signature is not None:
-            t.shapeSignature = np.array(signature, np.int32)
         if scale is None and dtype in (np.int8, np.uint8, np.int16) and data is None:
             scale = 0.05  # every 8-bit activation is quantized
-        if scale is not None:
-            scale = np.atleast_1d(np.asarray(scale, np.float32))
-            t.quantization = fb.QuantizationParametersT()
-            t.quantization.scale = scale
-            t.quantization.zeroPoint = np.broadcast_to(np.int64(zero_point), scale.shape).copy()
-            t.quantization.quantizedDimension = axis
-        if data is not None:
-            b = _Aligned()
-            b.data = np.ascontiguousarray(np.asarray(data, dtype).reshape(shape)).view(np.uint8).ravel()
-            self.buffers.append(b)
-            t.buffer = len(self.buffers) - 1
-        self.tensors.append(t)
-        return len(self.tensors) - 1
+        return super().tensor(name, shape, dtype, data, scale, zero_point, axis, signature)
 
     def custom_op(self, code, inputs, outputs, payload=b""):
         key = (OP.CUSTOM, code)

@@ -8,7 +8,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 TYPES = {np.float32: fb.TensorType.FLOAT32, np.float16: fb.TensorType.FLOAT16, np.int8: fb.TensorType.INT8,
-         np.int32: fb.TensorType.INT32}
+         np.uint8: fb.TensorType.UINT8, np.int16: fb.TensorType.INT16, np.int32: fb.TensorType.INT32,
+         np.int64: fb.TensorType.INT64}
 OP = fb.BuiltinOperator
 
 
@@ -34,9 +35,12 @@ class ModelBuilder:
         self.tensors, self.ops, self.codes = [], [], {}
         self.buffers = [_Aligned()]  # buffer 0: the empty sentinel
 
-    def tensor(self, name, shape, dtype=np.float32, data=None, scale=None, zero_point=0, axis=0) -> int:
+    def tensor(self, name, shape, dtype=np.float32, data=None, scale=None, zero_point=0, axis=0,
+               signature=None) -> int:
         t = fb.TensorT()
         t.name, t.shape, t.type = name, np.array(shape, np.int32), TYPES[dtype]
+        if signature is not None:
+            t.shapeSignature = np.array(signature, np.int32)
         if scale is not None:
             scale = np.atleast_1d(np.asarray(scale, np.float32))
             t.quantization = fb.QuantizationParametersT()
