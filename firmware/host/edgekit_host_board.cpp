@@ -164,19 +164,23 @@ class StandInModel : public edgekit::Model {
   uint8_t output_[kOutputs];
 };
 
-class CounterSensor : public edgekit::Sensor {
+// Test sensors: sample k, channel c is (channels*k + c) * step, as int16 (wrapping). "counter" has
+// 3 channels, "wide" 9 (the Nano IMU's count, for channel masks); src/edgekit/board/stand_in.py mirrors both.
+class CountingSensor : public edgekit::Sensor {
  public:
-  const char* name() override { return "counter"; }
-  unsigned channels() override { return 3; }
-  unsigned long max_rate_hz() override { return 10000; }
-  unsigned samples_per_frame() override { return 4; }
+  CountingSensor(const char* name, unsigned channels, unsigned long max_rate_hz, unsigned per_frame, uint32_t step)
+      : name_(name), channels_(channels), max_rate_hz_(max_rate_hz), per_frame_(per_frame), step_(step) {}
+  const char* name() override { return name_; }
+  unsigned channels() override { return channels_; }
+  unsigned long max_rate_hz() override { return max_rate_hz_; }
+  unsigned samples_per_frame() override { return per_frame_; }
   bool start(unsigned long) override {
     k_ = 0;
     return true;
   }
   bool read(int16_t* values) override {
-    for (unsigned c = 0; c < 3; ++c) {
-      const uint32_t v = static_cast<uint32_t>((3u * k_ + c) * 1000u) & 0xFFFFu;
+    for (unsigned c = 0; c < channels_; ++c) {
+      const uint32_t v = static_cast<uint32_t>((channels_ * k_ + c) * step_) & 0xFFFFu;
       values[c] = static_cast<int16_t>(v >= 0x8000u ? static_cast<int32_t>(v) - 0x10000
                                                     : static_cast<int32_t>(v));
     }
@@ -185,30 +189,11 @@ class CounterSensor : public edgekit::Sensor {
   }
 
  private:
-  uint32_t k_ = 0;
-};
-
-class WideSensor : public edgekit::Sensor {
- public:
-  const char* name() override { return "wide"; }
-  unsigned channels() override { return 9; }
-  unsigned long max_rate_hz() override { return 2000; }
-  unsigned samples_per_frame() override { return 16; }
-  bool start(unsigned long) override {
-    k_ = 0;
-    return true;
-  }
-  bool read(int16_t* values) override {
-    for (unsigned c = 0; c < 9; ++c) {
-      const uint32_t v = static_cast<uint32_t>((9u * k_ + c) * 300u) & 0xFFFFu;
-      values[c] = static_cast<int16_t>(v >= 0x8000u ? static_cast<int32_t>(v) - 0x10000
-                                                    : static_cast<int32_t>(v));
-    }
-    ++k_;
-    return true;
-  }
-
- private:
+  const char* name_;
+  unsigned channels_;
+  unsigned long max_rate_hz_;
+  unsigned per_frame_;
+  uint32_t step_;
   uint32_t k_ = 0;
 };
 
@@ -322,8 +307,8 @@ int main(int argc, char** argv) {
 
   FdPlatform platform(out_fd);
   StandInModel model(o);
-  CounterSensor counter;
-  WideSensor wide;
+  CountingSensor counter("counter", 3, 10000, 4, 1000);
+  CountingSensor wide("wide", 9, 2000, 16, 300);
   edgekit::Protocol proto(platform, model);
   proto.add_sensor(&counter);
   proto.add_sensor(&wide);
