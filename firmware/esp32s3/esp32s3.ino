@@ -155,7 +155,7 @@ class CameraSensor : public edgekit::Sensor {
       if (stale) esp_camera_fb_return(stale);
       fb_ = esp_camera_fb_get();
       if (!fb_) return false;  // no frame (yet): poll() asks again
-      if (fb_->len < kPixels * 2u) {
+      if (fb_->width != 96 || fb_->height != 96 || fb_->len < kPixels * 2u) {
         release();
         return false;
       }
@@ -247,8 +247,9 @@ class ImuSensor : public edgekit::Sensor {
       const int16_t g = static_cast<int16_t>(b[2 * i] | (b[2 * i + 1] << 8));
       const int16_t a = static_cast<int16_t>(b[6 + 2 * i] | (b[6 + 2 * i + 1] << 8));
       v[i] = a;  // 0.122 mg per LSB at +-4 g: the protocol's 4/32768 g
-      // 70 mdps per LSB at +-2000 dps; the protocol's LSB is 2000/32768 dps = 61.04 mdps
-      const long s = (static_cast<long>(g) * 70L * 32768L) / 2000000L;
+      // 70 mdps per LSB at +-2000 dps; the protocol's LSB is 2000/32768 dps = 61.04 mdps:
+      // x 70 * 32768 / 2000000 = 3584 / 3125 (reduced, so the product fits the S3's 32-bit long)
+      const long s = (static_cast<long>(g) * 3584L) / 3125L;
       v[3 + i] = static_cast<int16_t>(s > 32767 ? 32767 : s < -32768 ? -32768 : s);
     }
     return true;

@@ -167,6 +167,8 @@ static bool imu_update_register(uint8_t addr, uint8_t reg, uint8_t keep_mask, ui
 // ax, ay, az (g, 4/32768), gx, gy, gz (dps, 2000/32768), mx, my, mz (uT, 0.1): the libraries' own
 // ranges (+-4 g, +-2000 dps). Accelerometer and gyroscope are read at every sample, from a chip
 // rate at or above the stream's; the magnetometer only at its own rate, repeated in between.
+// The read functions return 1 on success and 0 on a bus error (LSM9DS1 then gives NaN, the
+// BMI270 library stale or uninitialised values): a failed read is no sample, poll() asks again.
 class ImuSensor : public edgekit::Sensor {
  public:
   const char* name() override { return "imu"; }
@@ -183,17 +185,16 @@ class ImuSensor : public edgekit::Sensor {
   }
   bool read(int16_t* v) override {
     float x, y, z;
-    IMU.readAcceleration(x, y, z);
+    if (!IMU.readAcceleration(x, y, z)) return false;
     v[0] = to_raw(x, 4.0f / 32768.0f);
     v[1] = to_raw(y, 4.0f / 32768.0f);
     v[2] = to_raw(z, 4.0f / 32768.0f);
-    IMU.readGyroscope(x, y, z);
+    if (!IMU.readGyroscope(x, y, z)) return false;
     v[3] = to_raw(x, 2000.0f / 32768.0f);
     v[4] = to_raw(y, 2000.0f / 32768.0f);
     v[5] = to_raw(z, 2000.0f / 32768.0f);
     const unsigned long now = micros();
-    if (static_cast<long>(now - mag_due_) >= 0) {
-      IMU.readMagneticField(x, y, z);
+    if (static_cast<long>(now - mag_due_) >= 0 && IMU.readMagneticField(x, y, z)) {
       mag_[0] = to_raw(x, 0.1f);
       mag_[1] = to_raw(y, 0.1f);
       mag_[2] = to_raw(z, 0.1f);
@@ -292,6 +293,8 @@ static MicrophoneSensor g_microphone;
 
 #if defined(EDGEKIT_HAVE_TEMPERATURE)
 // temperature (C, 0.01), humidity (%RH, 0.01): HTS221 on Rev1, HS3003 on Rev2, read one-shot.
+// HTS.begin() checks the chip's WHO_AM_I; HS300x.begin() only starts Wire1 and always returns 1,
+// so on Rev2 a first reading (NaN when the chip does not answer) tells whether it is there.
 class TemperatureSensor : public edgekit::Sensor {
  public:
   const char* name() override { return "temperature"; }
@@ -301,7 +304,10 @@ class TemperatureSensor : public edgekit::Sensor {
 #if defined(EDGEKIT_NANO_REV1)
     if (!started_) started_ = HTS.begin() != 0;
 #else
-    if (!started_) started_ = HS300x.begin() != 0;
+    if (!started_) {
+      const float h = HS300x.begin() != 0 ? HS300x.readHumidity() : NAN;
+      started_ = h == h;
+    }
 #endif
     return started_;
   }
@@ -346,7 +352,9 @@ static PressureSensor g_pressure;
 
 #if defined(EDGEKIT_HAVE_LIGHT)
 // r, g, b, clear, proximity (counts, clamped to 32767): APDS9960; each reading repeats until the
-// chip has a new one.
+// chip has a new one. The library's readColor(r, g, b, c) returns false on a bus error, and
+// readProximity() gives 255 - PDATA (0 nearest, 255 nothing in range) or -1 on a bus error:
+// failed reads keep the last values.
 class LightSensor : public edgekit::Sensor {
  public:
   const char* name() override { return "light"; }
@@ -357,15 +365,17 @@ class LightSensor : public edgekit::Sensor {
     return started_;
   }
   bool read(int16_t* v) override {
-    if (APDS.colorAvailable()) {
-      int r = 0, g = 0, b = 0, c = 0;
-      APDS.readColor(r, g, b, c);
+    int r = 0, g = 0, b = 0, c = 0;
+    if (APDS.colorAvailable() && APDS.readColor(r, g, b, c)) {
       last_[0] = clamp_count(r);
       last_[1] = clamp_count(g);
       last_[2] = clamp_count(b);
       last_[3] = clamp_count(c);
     }
-    if (APDS.proximityAvailable()) last_[4] = clamp_count(APDS.readProximity());
+    if (APDS.proximityAvailable()) {
+      const int p = APDS.readProximity();
+      if (p >= 0) last_[4] = clamp_count(p);
+    }
     for (int i = 0; i < 5; ++i) v[i] = last_[i];
     return true;
   }
