@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-serial = pytest.importorskip("serial")
+import serial  # pyserial is a core dependency: its absence is a failure, not a skip
 if not hasattr(os, "openpty"):
     pytest.skip("the host harness needs POSIX pseudo-terminals", allow_module_level=True)
 

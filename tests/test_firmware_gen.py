@@ -328,9 +328,6 @@ def test_missing_firmware_sources_and_wrong_boards_are_one_line(models, fw_root,
         _gen(models["cnn"], "uno", tmp_path / "p", fw_root)
 
 
-@pytest.mark.skipif(not (ROOT / "firmware" / "nano33ble" / "nano33ble.ino").is_file()
-                    or not (ROOT / "firmware" / "common" / "edgekit_protocol.cpp").is_file(),
-                    reason="the real sketches are not in firmware/ yet")
 def test_the_real_firmware_tree_makes_a_project(models, tmp_path):
     for board in ("nano33ble", "esp32s3"):
         p = generate_project(models["cnn"], board, tmp_path / f"real_{board}",
