@@ -556,15 +556,19 @@ void Protocol::cmd_infer(unsigned ntok) {
   print_results();
 }
 
+// results and raw print 8-bit outputs only; anything else gets one error line.
+bool Protocol::output_is_8bit(DType t) {
+  if (t == kInt8 || t == kUInt8) return true;
+  puts("e-[Unsupported output type: ");
+  puts(dtype_name(t));
+  put(']');
+  endl();
+  return false;
+}
+
 void Protocol::print_results() {
   const DType t = model_.output_dtype();
-  if (t != kInt8 && t != kUInt8) {
-    puts("e-[Unsupported output type: ");
-    puts(dtype_name(t));
-    put(']');
-    endl();
-    return;
-  }
+  if (!output_is_8bit(t)) return;
   const uint8_t* out = model_.output();
   const unsigned n = model_.output_bytes();
   const float scale = model_.output_scale();
@@ -596,13 +600,7 @@ void Protocol::cmd_raw() {
     return;
   }
   const DType t = model_.output_dtype();
-  if (t != kInt8 && t != kUInt8) {
-    puts("e-[Unsupported output type: ");
-    puts(dtype_name(t));
-    put(']');
-    endl();
-    return;
-  }
+  if (!output_is_8bit(t)) return;
   const uint8_t* out = model_.output();
   const unsigned n = model_.output_bytes();
   puts("m-raw-[");

@@ -163,6 +163,7 @@ class Protocol {
   void end_stream();
   bool model_usable();
   void print_results();
+  bool output_is_8bit(DType t);
 
   unsigned tokenize();
   // Decodes hex into out (at most max bytes); prints the error and returns -1 on bad input.
