@@ -52,22 +52,23 @@ class Builder:
         return self.g.finalize()
 
 
-def cnn(seed=0):
-    """conv, max pool, conv (relu6), average pool, reshape, dense, softmax."""
-    b = Builder((1, 16, 16, 3), seed, "cnn")
+def cnn(seed=0, size=16, name="cnn"):
+    """conv, max pool, conv (relu6), average pool, reshape, dense, softmax (size x size x 3 input)."""
+    b = Builder((1, size, size, 3), seed, name)
     b.conv("conv1", 8)
     b.op("max_pool2d", "pool1", kernel=(2, 2), stride=(2, 2), padding="VALID")
     b.conv("conv2", 16, act="relu6")
     b.op("avg_pool2d", "pool2", kernel=(2, 2), stride=(2, 2), padding="VALID")
-    b.op("reshape", "flatten", shape=(1, 4 * 4 * 16))
-    b.dense("fc", 10, 256)
+    flat = (size // 4) ** 2 * 16
+    b.op("reshape", "flatten", shape=(1, flat))
+    b.dense("fc", 10, flat)
     b.op("softmax", "softmax")
     return b.done()
 
 
-def ds_block(seed=1):
-    """strided conv, depthwise (incl. multiplier 2), pointwise, mean, dense, softmax."""
-    b = Builder((1, 24, 24, 1), seed, "ds_block")
+def ds_block(seed=1, size=24, name="ds_block"):
+    """strided conv, depthwise (incl. multiplier 2), pointwise, mean, dense, softmax (size x size x 1 input)."""
+    b = Builder((1, size, size, 1), seed, name)
     b.conv("conv1", 8, stride=2, act="relu6")
     b.dwconv("dw1")
     b.conv("pw1", 16, k=1, act="relu6")

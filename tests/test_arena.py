@@ -40,30 +40,11 @@ def int8(graph) -> bytes:
 # -- generated models: the three of ir_models, and variants --------------------------------
 
 def cnn_at(size: int):
-    """ir_models.cnn() with a size x size input."""
-    b = Builder((1, size, size, 3), 0, f"cnn{size}")
-    b.conv("conv1", 8)
-    b.op("max_pool2d", "pool1", kernel=(2, 2), stride=(2, 2), padding="VALID")
-    b.conv("conv2", 16, act="relu6")
-    b.op("avg_pool2d", "pool2", kernel=(2, 2), stride=(2, 2), padding="VALID")
-    flat = (size // 4) ** 2 * 16
-    b.op("reshape", "flatten", shape=(1, flat))
-    b.dense("fc", 10, flat)
-    b.op("softmax", "softmax")
-    return b.done()
+    return ir_models.cnn(0, size, f"cnn{size}")
 
 
 def ds_at(size: int):
-    """ir_models.ds_block() with a size x size input."""
-    b = Builder((1, size, size, 1), 1, f"ds{size}")
-    b.conv("conv1", 8, stride=2, act="relu6")
-    b.dwconv("dw1")
-    b.conv("pw1", 16, k=1, act="relu6")
-    b.dwconv("dw2", stride=2, mult=2)
-    b.op("mean", "gap", axes=(1, 2), keepdims=False)
-    b.dense("fc", 4, 32)
-    b.op("softmax", "softmax")
-    return b.done()
+    return ir_models.ds_block(1, size, f"ds{size}")
 
 
 def single_fc():

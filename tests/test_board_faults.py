@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-import ir_models
+from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.board import BoardClient, Faults, VirtualBoard, serve_pty
 from edgekit.board.client import BoardError, BoardGone, BoardReset, BoardTimeout
-from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.runtime.tflm import tflm_available
 
 pytestmark = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
 
@@ -19,21 +19,6 @@ pytestmark = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro ru
 INFER_COMMAND = 11
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("faults") / "cnn_int8.tflite"
-    path.write_bytes(ir_models.int8(ir_models.cnn()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return np.random.default_rng(11).integers(-128, 128, (1, 16, 16, 3)).astype(np.int8)
-
-
-@pytest.fixture(scope="module")
-def expected(model_path, sample):
-    return run_tflm(model_path.read_bytes(), [sample]).outputs[0][0].astype(int).tolist()
 
 
 def sim(model_path, options="", **kw) -> BoardClient:

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import serial
 
-import ir_models
+from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.board import BoardClient, VirtualBoard, fixed3, serve_pty
 from edgekit.board import stand_in
 from edgekit.board.client import BoardError, BoardReplyError, channel_mask
 from edgekit.board.virtual import VirtualSensor
 from edgekit.errors import EdgekitError
-from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,22 +31,6 @@ NEEDS_TFLM = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro ru
 MLPERF_NAME = re.compile(r"^m-(name)-dut-\[([^]]+)]$")  # the MLPerf Tiny runner's pattern
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("board") / "cnn_int8.tflite"
-    path.write_bytes(ir_models.int8(ir_models.cnn()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return np.random.default_rng(7).integers(-128, 128, (1, 16, 16, 3)).astype(np.int8)
-
-
-@pytest.fixture(scope="module")
-def expected(model_path, sample):
-    """TFLite Micro's raw outputs for the sample (a fresh process per run_tflm call)."""
-    return run_tflm(model_path.read_bytes(), [sample]).outputs[0][0].astype(int).tolist()
 
 
 @pytest.fixture(params=["sim", "pty"])
