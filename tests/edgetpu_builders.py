@@ -190,12 +190,46 @@ def after_conv(make) -> bytes:
     return b.finish([x], [make(b, c)])
 
 
+def dwn1_package(executables, header=b"\x00" * 8) -> bytes:
+    """An Edge TPU package as libedgetpu's executable.fbs lays it out, holding only the fields edgekit
+    reads: executables = [(name, type 0/1/2, estimated_cycles_64bit, parameter bytes)]. The compiler
+    puts a few bytes before the package in the custom op's options; header stands for them."""
+    blobs = []
+    for name, kind, cycles, params in executables:
+        b = flatbuffers.Builder(256)
+        n, p = b.CreateString(name), b.CreateByteVector(bytes(params))
+        b.StartObject(17)
+        b.PrependUOffsetTRelativeSlot(1, n, 0)
+        b.PrependUOffsetTRelativeSlot(6, p, 0)
+        b.PrependInt16Slot(13, kind, -1)  # -1: never the default, so the field is always written
+        b.PrependInt64Slot(16, cycles, -1)
+        b.Finish(b.EndObject())
+        blobs.append(bytes(b.Output()))
+    b = flatbuffers.Builder(256)
+    strings = [b.CreateByteVector(x) for x in blobs]  # a [string] is laid out as byte vectors
+    b.StartVector(4, len(strings), 4)
+    for x in reversed(strings):
+        b.PrependUOffsetTRelative(x)
+    vec = b.EndVector()
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, vec, 0)
+    b.Finish(b.EndObject())
+    multi = bytes(b.Output())
+    b = flatbuffers.Builder(256)
+    m = b.CreateByteVector(multi)
+    b.StartObject(2)
+    b.PrependUOffsetTRelativeSlot(1, m, 0)
+    b.Finish(b.EndObject(), file_identifier=b"DWN1")
+    return header + bytes(b.Output())
+
+
 def compiled_like(cpu_after=("SOFTMAX",), payload=4096) -> bytes:
-    """What edgetpu_compiler writes when ops stay on the CPU: input -> edgetpu-custom-op -> CPU ops."""
+    """What edgetpu_compiler writes when ops stay on the CPU: input -> edgetpu-custom-op -> CPU ops.
+    payload: the custom op's options, bytes or a byte count (zeros)."""
     b = Builder()
     x = b.tensor("input", [1, 8, 8, 3], np.uint8, scale=1 / 255)
     y = b.tensor("logits", [1, 10], np.uint8)
-    b.custom_op("edgetpu-custom-op", [x], [y], bytes(payload))
+    b.custom_op("edgetpu-custom-op", [x], [y], payload if isinstance(payload, bytes) else bytes(payload))
     for op in cpu_after:
         y = b.unary(getattr(OP, op), y, op.lower(), dtype=np.uint8)
     return b.finish([x], [y])

@@ -172,6 +172,20 @@ def test_from_compiled_model():
     assert info["edgetpu_ops"] == 1 and info["cpu_ops"] == ["SOFTMAX", "RELU"]
     assert info["cpu_before"] == [] and info["cpu_after"] == ["SOFTMAX", "RELU"]
     assert info["ops"][0] == "CUSTOM(edgetpu-custom-op)" and info["executable_bytes"] == 1000
+    assert info["estimated_cycles"] is None  # zeros are no package: nothing to report, no failure
+
+
+def test_compiled_model_cycle_estimate():
+    """The compiler's cycle estimate is read from the executable that runs, not the cache loader's."""
+    package = eb.dwn1_package([("model", 2, 21568, b""), ("Unknown", 1, 0, b"\x01" * 64)])
+    info = from_compiled_model(eb.compiled_like((), payload=package))
+    assert info["estimated_cycles"] == 21568
+    from edgekit.edgetpu.executable import read_package
+    exes = read_package(package)
+    assert [(e.name, e.type, e.estimated_cycles, e.parameter_bytes) for e in exes] == \
+        [("model", "execution-only", 21568, 0), ("Unknown", "parameter-caching", 0, 64)]
+    with pytest.raises(EdgekitError, match="damaged"):
+        read_package(package[:40])
 
 
 # -- running the compiler -------------------------------------------------------------------------------

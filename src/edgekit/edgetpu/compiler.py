@@ -251,7 +251,9 @@ def from_compiled_model(edgetpu_model: bytes | str | os.PathLike) -> dict:
 
     Returns {"edgetpu_ops": count of edgetpu-custom-op, "cpu_ops": the other ops' names in order,
     "cpu_before"/"cpu_after": those before the first / after the last custom op, "ops": every op in
-    order, "executable_bytes": the custom ops' payload (compiled code and cached parameters)}.
+    order, "executable_bytes": the custom ops' payload (compiled code and cached parameters),
+    "estimated_cycles": the compiler's own estimate of the TPU cycles per call, summed over the
+    custom ops (None when a package cannot be read)}.
     """
     name = "model"
     if isinstance(edgetpu_model, (str, os.PathLike)):
@@ -267,6 +269,20 @@ def from_compiled_model(edgetpu_model: bytes | str | os.PathLike) -> dict:
     cpu = [op for op in ops if op != f"CUSTOM({CUSTOM_OP})"]
     payload = sum(len(op.customOptions) for k, op in enumerate(sg.operators or [])
                   if k in tpu and op.customOptions is not None)
-    return {"edgetpu_ops": len(tpu), "cpu_ops": cpu,
+    return {"edgetpu_ops": len(tpu), "cpu_ops": cpu, "estimated_cycles": _estimated_cycles(sg, tpu),
             "cpu_before": ops[:tpu[0]] if tpu else cpu, "cpu_after": ops[tpu[-1] + 1:] if tpu else [],
             "ops": ops, "executable_bytes": payload}
+
+
+def _estimated_cycles(subgraph, tpu_ops: list[int]) -> int | None:
+    """Per custom op, the cycles of the executable that runs it (not the one that only loads the cache)."""
+    from .executable import read_package
+    total = 0
+    try:
+        for k in tpu_ops:
+            runs = [e.estimated_cycles for e in read_package(bytes(subgraph.operators[k].customOptions))
+                    if e.type != "parameter-caching"]
+            total += max(runs, default=0)
+    except (EdgekitError, TypeError):  # TypeError: a custom op without options
+        return None
+    return total or None

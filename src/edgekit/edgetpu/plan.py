@@ -46,7 +46,16 @@ def compiled_partition(model: bytes) -> Partition:
                      cpu_reasons=["left on the CPU by edgetpu_compiler (its log says why)"] * len(c["cpu_ops"]),
                      op_table=[], subgraphs=c["edgetpu_ops"], on_chip_bytes=None, off_chip_bytes=None,
                      notes=["read from the compiled model: compile with edgekit (or keep the compiler's log) "
-                            "for mapped-op counts and on-chip/off-chip bytes"])
+                            "for mapped-op counts and on-chip/off-chip bytes"] + cycle_note(c))
+
+
+def cycle_note(compiled: dict) -> list[str]:
+    """The compiler's own estimate of the TPU's work per call, when the compiled model carries one."""
+    n = compiled.get("estimated_cycles")
+    if not n:
+        return []
+    return [f"edgetpu_compiler estimates {n:,} Edge TPU cycles per call: {n / 500e6 * 1e3:.3f} ms at the "
+            "500 MHz max clock (libedgetpu1-max), twice that with libedgetpu1-std; USB and host time come on top"]
 
 
 def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compiler: bool = True) -> CoralPlan:
@@ -70,7 +79,9 @@ def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compi
         part = dataclasses.replace(part, mapping=predicted.mapping, ops=predicted.ops, notes=part.notes + [
             f"edgetpu_compiler mapped {part.mapped_ops} ops where the rules predicted {predicted.mapped_ops}; "
             "the simulated per-op split follows the prediction, the totals follow the compiler"])
-    return CoralPlan(part, compiled=path.read_bytes(), compiled_path=path,
+    compiled = path.read_bytes()
+    part = dataclasses.replace(part, notes=list(part.notes) + cycle_note(from_compiled_model(compiled)))
+    return CoralPlan(part, compiled=compiled, compiled_path=path,
                      note=f"compiled by edgetpu_compiler: {path}")
 
 

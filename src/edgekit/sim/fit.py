@@ -8,7 +8,10 @@ Few parameters, each with a physical meaning:
   is what makes a 3x3 depthwise layer (9 MACs per output) ~2x dearer per MAC than a 64-channel
   1x1 conv (64 MACs per output), with no per-kind constant.
 - ESP32-S3 + ESP-NN: the Cortex-M4's cost shape, kinds weighted by ESP-NN's published per-kernel
-  speed-ups (relative to its 3x3 conv), and one scale fitted on person detection (54 ms).
+  speed-ups (relative to its 3x3 conv), and one scale fitted on person detection (54 ms, with the
+  arena in PSRAM: the esp-nn README's note under that figure says "SPIRAM used for TensorArena" and
+  gives 47 ms for internal RAM; esp-tflite-micro's README says "internal memory" for the same 54 ms,
+  but two figures under two conditions cannot both be internal RAM).
 - Edge TPU: efficiency, the Pi 4's per-call overhead and each link's bandwidth, from the five
   Coral rows (MobileNet v1 224 and Inception v4 on x86, Pi 4 and Pi 3B hosts); see fit_coral().
 Run `python -m edgekit.sim.fit` to print the values; targets/*.toml carry them with this source.
@@ -25,7 +28,7 @@ from .layers import layers as model_layers
 
 MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "models"
 M4_POINTS = [("kws_ref_model.tflite", 181.9e-3), ("pretrainedResnet_quant.tflite", 704.2e-3)]
-ESP_POINT = ("person_detect.tflite", 54e-3)
+ESP_POINT = ("person_detect.tflite", 54e-3)  # arena in PSRAM (see above)
 # ESP-NN README speed-ups over TFLM's reference kernels on the ESP32-S3, relative to its 3x3 conv
 # (5.6x): 1x1 conv 8.0-14.2x (mid 11.1), depthwise 4.5-6.3x (mid 5.4), fully connected 7.8x,
 # average pool 3.6x, add 3.8x.
@@ -67,7 +70,8 @@ def fit_esp(cmsis: dict, models: Path = MODELS) -> dict:
     layers = model_layers((models / name).read_bytes())
     ops, outs = _terms(layers, ESP_SPEED)
     cycles_m4_shape = ops * cmsis["mac_cycles"] + outs * cmsis["output_cycles"]
-    scale = cycles_m4_shape / ((seconds - _fixed_seconds(layers, board)) * board.clock_hz)
+    fixed = _fixed_seconds(layers, board, "memory.psram_bw_bytes_per_s")
+    scale = cycles_m4_shape / ((seconds - fixed) * board.clock_hz)
     return {"mac_cycles": cmsis["mac_cycles"] / scale, "output_cycles": cmsis["output_cycles"] / scale,
             "op_overhead_cycles": OP_OVERHEAD_CYCLES, "scale_vs_cortex_m4": scale, "speed": ESP_SPEED}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import functools
 
 from .arena import plan_arena as _plan_arena
+from ..errors import EdgekitError
 
 # One profile asks for the same plans several times (fit check, scratch, advice): plan each once.
 plan_arena = functools.lru_cache(maxsize=32)(_plan_arena)
@@ -61,8 +62,11 @@ def kernel_scratch(model: bytes, arch: str, kernels: str) -> int:
     return max(plan_arena(model, arch, lib).minimum - plan_arena(model, arch, "reference").minimum, 0)
 
 
-def plan_memory(model: bytes, board, host_arena: int | None, largest_layer: str | None = None) -> MemoryPlan:
-    """Memory budgets of `model` on an MCU `board`; host_arena is TFLM's measurement, if any."""
+def plan_memory(model: bytes, board, host_arena: int | None, largest_layer: str | None = None,
+                arena_in: str | None = None) -> MemoryPlan:
+    """Memory budgets of `model` on an MCU `board`; host_arena is TFLM's measurement, if any.
+    arena_in: None puts the arena in SRAM when it fits and in PSRAM (if the board has it) when not;
+    "psram" puts it there regardless, as a sketch that allocates it with ps_malloc does."""
     arch = board.arch
     if host_arena is None:
         host_arena, source = plan_arena(model, "host", "reference").minimum, "edgekit planner"
@@ -78,7 +82,9 @@ def plan_memory(model: bytes, board, host_arena: int | None, largest_layer: str 
     parts = {"model_bytes": len(model), "runtime_flash_bytes": int(board.num("memory.runtime_flash_bytes")),
              "arena_host_bytes": host_arena, "kernel_scratch_bytes": scratch, "runtime_ram_bytes": runtime_ram}
     psram_total = int(board.num("memory.psram_bytes", 0))
-    if psram_total and arena + runtime_ram > sram:
+    if arena_in == "psram" and not psram_total:
+        raise EdgekitError(f"{board.key} has no PSRAM to hold the arena; leave the arena's placement to edgekit")
+    if psram_total and (arena + runtime_ram > sram or arena_in == "psram"):
         plan = MemoryPlan(flash, Budget("sram", runtime_ram, sram), arena, source, "psram",
                           Budget("psram", arena, psram_total), parts)
     else:

@@ -43,10 +43,11 @@ def _layer_rows(times, m) -> list[dict]:
 
 
 def simulate(model: bytes, target: str, host_arena: int | None = None, duration_s: float | None = None,
-             runs: int = 1, usb: int = 3, clock: str = "max", partition=None) -> dict:
+             runs: int = 1, usb: int = 3, clock: str = "max", partition=None, arena_in: str | None = None) -> dict:
     """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known;
     usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or "max"); partition: the
-    Coral's split when already known (edgekit.edgetpu.plan: compiled or predicted), else predicted."""
+    Coral's split when already known (edgekit.edgetpu.plan: compiled or predicted), else predicted;
+    arena_in: "psram" to put an ESP32-S3's arena in PSRAM even when it fits SRAM (None: edgekit decides)."""
     board = load_board(target)
     kind = board.kind
     layers = model_layers(model)
@@ -57,13 +58,13 @@ def simulate(model: bytes, target: str, host_arena: int | None = None, duration_
         report.update(simulate_edgetpu(model, board, layers, usb=usb, clock=clock, partition=partition))
         return report
 
-    arena_in = "sram"
+    placed_in = "sram"
     if kind == "mcu":
-        mem = plan_memory(model, board, host_arena, _peak_layer(model, board))
-        arena_in = mem.arena_in
+        mem = plan_memory(model, board, host_arena, _peak_layer(model, board), arena_in)
+        placed_in = mem.arena_in
         report.update({"fits": mem.fits, "flash_bytes": mem.flash.needed, "ram_bytes": mem.ram.needed +
                        (mem.psram.needed if mem.psram else 0), "arena_bytes": mem.arena_bytes,
-                       "arena_in": arena_in, "arena_source": mem.arena_source,
+                       "arena_in": placed_in, "arena_source": mem.arena_source,
                        "memory": {"flash": mem.flash.as_dict(), "sram": mem.ram.as_dict(),
                                   **({"psram": mem.psram.as_dict()} if mem.psram else {}),
                                   "parts": mem.parts, "advice": mem.advice}})
@@ -73,7 +74,7 @@ def simulate(model: bytes, target: str, host_arena: int | None = None, duration_
         report.update({"fits": True, "flash_bytes": len(model), "ram_bytes": arena + len(model),
                        "arena_bytes": arena, "arena_in": "dram", "memory": {}})
 
-    m = cost_model(board, arena_in=arena_in)
+    m = cost_model(board, arena_in=placed_in)
     times = lat.model_time(layers, m)
     total_s = sum(t.total_s for t in times)
     report["layers"] = _layer_rows(times, m)
