@@ -85,9 +85,22 @@ def branches():
     return b.g.finalize()
 
 
+def hard_swish():
+    """MobileNetV3's activation: HARD_SWISH keeps its quantization parameters in the arena."""
+    b = Builder((1, 8, 8, 3), 4, "hard_swish")
+    b.conv("conv", 8, act=None)
+    b.op("hard_swish", "hs1")
+    b.conv("conv2", 8, stride=2, act=None)
+    b.op("hard_swish", "hs2")
+    b.op("mean", "gap", axes=(1, 2), keepdims=False)
+    b.dense("fc", 4, 8)
+    return b.done()
+
+
 GENERATED = {"cnn": ir_models.cnn, "ds_block": ir_models.ds_block, "residual": ir_models.residual,
              "cnn_32": lambda: cnn_at(32), "cnn_48": lambda: cnn_at(48), "ds_48": lambda: ds_at(48),
-             "single_fc": single_fc, "concat_pad": concat_pad, "branches": branches}
+             "single_fc": single_fc, "concat_pad": concat_pad, "branches": branches,
+             "hard_swish": hard_swish}
 
 
 @functools.lru_cache(maxsize=None)

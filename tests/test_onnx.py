@@ -185,8 +185,30 @@ def opset18():
     return m.build(["batch_size", 2, 4, 4], [m.node("Flatten", [x], "/Flatten")], opset=18)
 
 
+def mobilenet_v3_block():
+    """A MobileNetV3 block as torch.onnx.export writes it at opset 14: HardSwish, and a
+    squeeze-excite gate with PyTorch's Hardsigmoid (alpha 1/6); one HardSigmoid with ONNX's defaults."""
+    m = Model()
+    x = m.node("HardSwish", [m.conv("input", "stem", 3, 8, strides=[2, 2], pads=[1, 1, 1, 1])], "/stem_act/HardSwish")
+    x = m.node("HardSwish", [m.conv(x, "dw", 8, 8, group=8, pads=[1, 1, 1, 1])], "/dw_act/HardSwish")
+    g = m.node("GlobalAveragePool", [x], "/se/GlobalAveragePool")
+    g = m.node("Relu", [m.conv(g, "se.fc1", 8, 4, k=1)], "/se/Relu")
+    g = m.node("HardSigmoid", [m.conv(g, "se.fc2", 4, 8, k=1)], "/se/HardSigmoid", alpha=1 / 6, beta=0.5)
+    x = m.node("Mul", [x, g], "/se/Mul")
+    x = m.node("HardSigmoid", [m.conv(x, "project", 8, 6, k=1)], "/gate/HardSigmoid")  # alpha 0.2, beta 0.5
+    return m.build(["batch_size", 3, 12, 12], [x], opset=14)
+
+
+def hardswish_opset13():
+    """Below opset 14 torch.onnx.export writes nn.Hardswish as Mul(x, HardSigmoid(x, alpha=1/6))."""
+    m = Model()
+    x = m.conv("input", "conv", 3, 4, pads=[1, 1, 1, 1])
+    x = m.node("Mul", [x, m.node("HardSigmoid", [x], "/act/HardSigmoid", alpha=1 / 6, beta=0.5)], "/act/Mul")
+    return m.build(["batch_size", 3, 6, 6], [x], opset=13)
+
+
 MODELS = [mlp, cnn, depthwise_separable, residual_concat, padding, matmul_add, dynamic_flatten,
-          reduce_mean, branches, opset18, flat_to_image]
+          reduce_mean, branches, opset18, flat_to_image, mobilenet_v3_block, hardswish_opset13]
 
 
 # -- comparing against onnxruntime ---------------------------------------------------------
@@ -228,6 +250,17 @@ def test_import_matches_onnx_semantics(build):
     x = sample(model)
     graph = import_onnx(model.SerializeToString())
     assert_outputs_close(graph_run(graph, x), onnx_run(model, x))
+
+
+def test_hardswish_written_as_mul_and_hardsigmoid_becomes_one_op():
+    graph = optimize(import_onnx(hardswish_opset13().SerializeToString()))
+    assert [op.kind for op in graph.ops] == ["conv2d", "hard_swish"]
+    assert graph.ops[1].inputs == [graph.ops[0].outputs[0]] and not any(
+        t.is_const and t.data.size == 1 for t in graph.tensors.values())  # 3 and 1/6 are gone too
+    # a HardSigmoid that gates another tensor stays a gate: add (relu6) then mul
+    block = optimize(import_onnx(mobilenet_v3_block().SerializeToString()))
+    kinds = [op.kind for op in block.ops]
+    assert kinds.count("hard_swish") == 2 and kinds.count("mul") == 4 and "add" in kinds
 
 
 def test_import_structure_and_names(tmp_path):

@@ -16,6 +16,7 @@ consume it. Layout and op conventions follow TFLite, so exporting is a direct ma
   reshape            x                           shape=(1, ...)   (batch stays first)
   softmax            x                           beta=1.0 (over the last axis)
   relu, relu6, sigmoid, tanh   x                 -
+  hard_swish         x                           -   (x * relu6(x + 3) / 6, MobileNetV3's activation)
 
 `activation` is None, 'relu' or 'relu6' (fused into the op, as TFLite does).
 Tensors always carry the batch first; exported models use batch 1.
@@ -32,6 +33,7 @@ ACTIVATIONS = (None, "relu", "relu6")
 OP_KINDS = (
     "conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean",
     "add", "mul", "concat", "pad", "reshape", "softmax", "relu", "relu6", "sigmoid", "tanh",
+    "hard_swish",
 )
 # Ops whose first input's weights/bias are constants laid out as documented above.
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")

@@ -122,6 +122,8 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
         return 1 / (1 + np.exp(-args[0]))
     if k == "tanh":
         return np.tanh(args[0])
+    if k == "hard_swish":
+        return args[0] * np.clip(args[0] + 3, 0, 6) / 6
     raise ValueError(f"no reference kernel for {k}")
 
 

@@ -114,7 +114,9 @@ class _Exporter:
             getattr(self, f"_{op.kind}")(op)
         graph = helper.make_graph(self.nodes, self.g.name, [self._value_info(n) for n in self.g.inputs],
                                   [self._value_info(n) for n in self.g.outputs], self.inits)
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+        # HardSwish arrived in opset 14; every other op here reads the same in 13 and 14
+        opset = 14 if any(op.kind == "hard_swish" for op in self.g.ops) else OPSET
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                  ir_version=IR_VERSION, producer_name="edgekit")
 
     # -- ops ---------------------------------------------------------------------------------
@@ -238,3 +240,6 @@ class _Exporter:
 
     def _tanh(self, op):
         self._main(op, "Tanh", op.inputs)
+
+    def _hard_swish(self, op):
+        self._main(op, "HardSwish", op.inputs)  # opset 14

@@ -31,6 +31,7 @@ OPS = {  # op kind -> (builtin operator, version for float, version for int8)
     "relu6": (fb.BuiltinOperator.RELU6, 1, 2),
     "sigmoid": (fb.BuiltinOperator.LOGISTIC, 1, 2),
     "tanh": (fb.BuiltinOperator.TANH, 1, 2),
+    "hard_swish": (fb.BuiltinOperator.HARD_SWISH, 1, 1),  # one version for float and int8 (TFLite 1.15)
 }
 ACTIVATION = {None: fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
               "relu6": fb.ActivationFunctionType.RELU6}

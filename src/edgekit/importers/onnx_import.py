@@ -24,7 +24,7 @@ from ..passes import batchnorm, chw_to_hwc_index
 from ..reference import explicit_padding, run_op, same_pads
 
 SUPPORTED = ("Conv (2-D, incl. depthwise), Gemm, MatMul(+Add), BatchNormalization, Relu, Clip(0,6), "
-             "Sigmoid, Tanh, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over "
+             "Sigmoid, Tanh, HardSwish, HardSigmoid, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over "
              "H and W, Add, Sub, Mul, Div, Concat, Pad, Flatten, Reshape, Squeeze, Unsqueeze, Softmax, "
              "Dropout, Identity")
 MIN_OPSET = 11
@@ -35,7 +35,7 @@ FOLDABLE = ("Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Conc
             "Flatten", "Transpose", "Add", "Sub", "Mul", "Div")
 # Ops that may read a flatten in HWC order: dense layers (they get permuted weights) and
 # element-wise ops, for which element order does not matter.
-HWC_FLAT_READERS = ("Gemm", "MatMul", "Relu", "Clip", "Sigmoid", "Tanh") + ALIASES
+HWC_FLAT_READERS = ("Gemm", "MatMul", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid") + ALIASES
 FLAT_RULE = ("a flatten of a 4-D tensor with height and width > 1 only feeding Gemm/MatMul layers "
              "(NHWC orders its elements differently)")
 
@@ -470,6 +470,24 @@ class _Importer:
 
     def op_Tanh(self, node, layer):
         self._unary("tanh", node, layer)
+
+    def op_HardSwish(self, node, layer):
+        self._unary("hard_swish", node, layer)
+
+    def op_HardSigmoid(self, node, layer):
+        """clip(alpha x + beta, 0, 1) = relu6(6 alpha x + 6 beta) / 6: TFLite has no HARD_SIGMOID, and
+        its converter lowers it the same way (PyTorch's Hardsigmoid: alpha 1/6, beta 1/2, so x + 3)."""
+        a = _attrs(node)
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        x = self._act(node.input[0], layer)
+        flat = self.hwc_flat.get(x)
+        if abs(6 * alpha - 1) > 1e-6:
+            x = self._emit("mul", [x, self.g.add_const(f"{layer}/scale", np.float32(6 * alpha))], f"{layer}/scale")
+        x = self._emit("add", [x, self.g.add_const(f"{layer}/shift", np.float32(6 * beta))], f"{layer}/shift",
+                       activation="relu6")
+        y = self._emit("mul", [x, self.g.add_const(f"{layer}/sixth", np.float32(1 / 6))], layer, node.output[0])
+        if flat is not None:  # element-wise: the order stays what it was
+            self.hwc_flat[y] = flat
 
     def op_Clip(self, node, layer):
         if self.opset >= 11:  # min and max are optional inputs

@@ -19,13 +19,13 @@ from ..tflite_file import (activation_types, builtin_name, is_constant, is_fully
 __all__ = ["import_tflite", "is_fully_int8", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, "
-                 "MUL, CONCATENATION, PAD, RESHAPE, SOFTMAX, RELU, RELU6, LOGISTIC, TANH, "
+                 "MUL, CONCATENATION, PAD, RESHAPE, SOFTMAX, RELU, RELU6, LOGISTIC, TANH, HARD_SWISH, "
                  "DEQUANTIZE (of constant weights)")
 A = fb.ActivationFunctionType
 FUSED = {A.NONE: None, A.RELU: "relu", A.RELU6: "relu6"}
 FUSED_NAMES = {v: k for k, v in vars(A).items() if not k.startswith("_")}
 PADDING = {fb.Padding.SAME: "SAME", fb.Padding.VALID: "VALID"}
-SIMPLE = {"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh"}
+SIMPLE = {"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh", "HARD_SWISH": "hard_swish"}
 
 
 def _short(name: str) -> str:

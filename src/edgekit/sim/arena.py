@@ -81,7 +81,8 @@ _PARAMS_32 = {OP.CONV_2D: (28, 4), OP.DEPTHWISE_CONV_2D: (28, 4), OP.AVERAGE_POO
 _OPDATA_32 = {OP.CONV_2D: 56, OP.DEPTHWISE_CONV_2D: 56, OP.FULLY_CONNECTED: 44,
               OP.AVERAGE_POOL_2D: 32, OP.MAX_POOL_2D: 32, OP.SOFTMAX: 56, OP.ADD: 60, OP.MUL: 36,
               OP.CONCATENATION: 40, OP.PAD: 56, OP.PADV2: 56, OP.MEAN: 44, OP.SUM: 44,
-              OP.RELU: 28, OP.RELU6: 8, OP.LOGISTIC: 16, OP.TANH: 16}
+              OP.RELU: 28, OP.RELU6: 8, OP.LOGISTIC: 16, OP.TANH: 16,
+              OP.HARD_SWISH: 20}  # HardSwishParams: 3 int16, 2 int, 1 int16, padded
 
 TARGETS = {
     # x86-64, measured with the tflite-micro wheel (print_allocations on one-op models).
@@ -94,7 +95,7 @@ TARGETS = {
                               OP.AVERAGE_POOL_2D: 32, OP.MAX_POOL_2D: 32, OP.SOFTMAX: 80,
                               OP.ADD: 60, OP.MUL: 36, OP.CONCATENATION: 80, OP.PAD: 56,
                               OP.PADV2: 56, OP.MEAN: 44, OP.SUM: 44, OP.RELU: 28, OP.RELU6: 8,
-                              OP.LOGISTIC: 16, OP.TANH: 16}}),
+                              OP.LOGISTIC: 16, OP.TANH: 16, OP.HARD_SWISH: 20}}),
     # arm-none-eabi GCC, -fshort-enums: enum fields take one byte.
     "arm": Target(
         "arm", pointer=4, allocator_objects=116, builtin_allocator=8, subgraph_allocations=8,

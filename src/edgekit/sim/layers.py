@@ -19,7 +19,7 @@ KIND = {
     "CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fully_connected",
     "MAX_POOL_2D": "pooling", "AVERAGE_POOL_2D": "pooling", "MEAN": "pooling",
     "ADD": "elementwise", "SUB": "elementwise", "MUL": "elementwise", "RELU": "elementwise",
-    "RELU6": "elementwise", "LOGISTIC": "elementwise", "TANH": "elementwise", "PAD": "elementwise",
+    "RELU6": "elementwise", "LOGISTIC": "elementwise", "TANH": "elementwise", "HARD_SWISH": "elementwise", "PAD": "elementwise",
     "CONCATENATION": "elementwise", "QUANTIZE": "elementwise", "DEQUANTIZE": "elementwise",
     "SOFTMAX": "softmax", "RESHAPE": "reshape", "SQUEEZE": "reshape",
 }
