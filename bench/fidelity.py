@@ -108,7 +108,8 @@ ROWS = [
     dict(board="esp32s3", model="mobilenet_v3_small_224", ms=729.0, status="held-out", arena_in="psram",
          source="esp-nn README, model-level", where=ESPNN,
          conditions="240 MHz, ESP-NN single core, invoke(); arena in 80 MHz octal PSRAM, 64 KB dcache; "
-                    "model built here: hard-swish as add/relu6/mul/mul (TFLite has one HARD_SWISH op)"),
+                    "model built here from Keras' MobileNetV3Small layer list, random weights, "
+                    "hard-swish as TFLite's HARD_SWISH op"),
     # held-out: Coral USB on the Pi 4 (USB 3), same CSV, other models
     dict(board="coral", model="mobilenet_v2_1.0_224", ms=4.5481, status="held-out",
          source="Coral bench rp4b.csv", where=CORAL_CSV,
@@ -352,15 +353,15 @@ def inception_v4(size=299, classes=1001) -> Graph:
 
 
 def mobilenet_v3_small(size=224, classes=1000) -> Graph:
-    """Keras MobileNetV3Small (alpha 1.0). hard_swish(x) = x * relu6(x + 3) / 6, built from four
-    elementwise ops because the IR has no HARD_SWISH; hard_sigmoid = relu6(x + 3) / 6 as in TFLite."""
+    """Keras MobileNetV3Small (alpha 1.0), as TFLite converts it: hard_swish is one HARD_SWISH op;
+    the squeeze-excite gate's hard_sigmoid = relu6(x + 3) / 6 is ADD (fused RELU6) then MUL."""
     n = Net("mobilenet_v3_small", (1, size, size, 3))
 
     def hsig(x):
-        return n.op("mul", [n.op("relu6", [n.op("add", [x, n.const(3.0)])]), n.const(1 / 6)])
+        return n.op("mul", [n.op("add", [x, n.const(3.0)], activation="relu6"), n.const(1 / 6)])
 
     def act(x, kind):
-        return n.op("mul", [x, hsig(x)]) if kind == "hs" else x
+        return n.op("hard_swish", [x]) if kind == "hs" else x
 
     def depth(v):  # Keras' _depth: round to a multiple of 8, never below 90 %
         d = max(8, int(v + 4) // 8 * 8)
