@@ -116,9 +116,19 @@ def test_import_round_trips_edgekit_writer():
                                reference.run(g, {g.inputs[0]: x})[g.outputs[0]], atol=1e-6)
 
 
+def test_import_reads_hard_swish():
+    """A float MobileNetV3 from TensorFlow carries HARD_SWISH ops: they import as hard_swish."""
+    from edgekit import reference
+    g = import_tflite(float_with(OP.HARD_SWISH))
+    assert [op.kind for op in g.ops] == ["hard_swish"]
+    x = np.linspace(-5, 5, 32, dtype=np.float32).reshape(1, 4, 4, 2)
+    want = x * np.clip(x + 3, 0, 6) / 6
+    np.testing.assert_allclose(reference.run(g, {g.inputs[0]: x})[g.outputs[0]], want, atol=1e-6)
+
+
 def test_import_refuses_what_it_cannot_convert():
-    with pytest.raises(UnsupportedError, match=r"op HARD_SWISH in layer 'layer_out'; supported: CONV_2D"):
-        import_tflite(float_with(OP.HARD_SWISH))
+    with pytest.raises(UnsupportedError, match=r"op ELU in layer 'layer_out'; supported: CONV_2D"):
+        import_tflite(float_with(OP.ELU))
     tanh = _options(fb.AddOptionsT, fusedActivationFunction=fb.ActivationFunctionType.TANH)
     with pytest.raises(UnsupportedError, match="fused activation TANH"):
         import_tflite(float_with(OP.ADD, tanh))
