@@ -19,7 +19,6 @@ class Builder(ModelBuilder):
     def __init__(self, seed=0):
         super().__init__()
         self.rng = np.random.default_rng(seed)
-        self.custom = {}  # opcode index -> custom code
 
     def tensor(self, name, shape, dtype=np.int8, data=None, scale=None, zero_point=0, axis=0, signature=None):
         if scale is None and dtype in (np.int8, np.uint8, np.int16) and data is None:
@@ -34,24 +33,6 @@ class Builder(ModelBuilder):
         o.opcodeIndex, o.inputs, o.outputs = index, np.array(inputs, np.int32), np.array(outputs, np.int32)
         o.customOptions = np.frombuffer(payload, np.uint8).copy() if payload else None
         self.ops.append(o)
-
-    def finish(self, inputs, outputs) -> bytes:
-        sg = fb.SubGraphT()
-        sg.tensors, sg.operators = self.tensors, self.ops
-        sg.inputs, sg.outputs = np.array(inputs, np.int32), np.array(outputs, np.int32)
-        m = fb.ModelT()
-        m.version, m.description, m.subgraphs, m.buffers = 3, "edgetpu test", [sg], self.buffers
-        m.operatorCodes = []
-        for index, (builtin, version) in enumerate(self.codes):
-            c = fb.OperatorCodeT()
-            c.builtinCode, c.deprecatedBuiltinCode = builtin, min(builtin, 127)
-            c.version = version if isinstance(version, int) else 1
-            if index in self.custom:
-                c.customCode = self.custom[index].encode()
-            m.operatorCodes.append(c)
-        b = flatbuffers.Builder(1024)
-        b.Finish(m.Pack(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
 
     # -- layers (int8, random weights; the rules look at shapes and types, not values) --
 

@@ -10,7 +10,6 @@ Run with `-s` to see how close every model is.
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import numpy as np
 import pytest
@@ -25,10 +24,8 @@ from edgekit.quantize.scheme import quantize_graph
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim import arena
 from edgekit.sim.arena import device_arena, greedy_plan, plan_arena
+from reference_models import REFERENCE_MODELS, needs_reference_models
 
-# Real models made by others; a user's clone of edgekit does not have this folder.
-MODELS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "models"
-needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason="shared/models is not here")
 needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1] or "no TFLM")
 
 
@@ -177,10 +174,10 @@ REFERENCE = {  # host measurements in shared/facts/tflm-arena.md: (total, head, 
 
 
 def reference(name: str) -> bytes:
-    return (MODELS / f"{name}.tflite").read_bytes()
+    return (REFERENCE_MODELS / f"{name}.tflite").read_bytes()
 
 
-@needs_models
+@needs_reference_models
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_reference_models_on_host(name):
     plan = plan_arena(reference(name))
@@ -210,13 +207,13 @@ DEVICE = [
 ]
 
 
-@needs_models
+@needs_reference_models
 @pytest.mark.parametrize("name, arch, kernels, expected", DEVICE)
 def test_device_predictions_match_facts(name, arch, kernels, expected):
     assert plan_arena(reference(name), arch, kernels).total == expected
 
 
-@needs_models
+@needs_reference_models
 def test_resnet8_on_esp32s3_differs_from_facts_only_by_tie_order(monkeypatch):
     """The facts predict 75,292 B (esp-nn 1.1) and 108,476 B (1.2) for ResNet-8 on the ESP32-S3.
 
@@ -231,7 +228,7 @@ def test_resnet8_on_esp32s3_differs_from_facts_only_by_tie_order(monkeypatch):
     assert plan_arena(model, "xtensa", "esp-nn-1.2").total == 108_476
 
 
-@needs_models
+@needs_reference_models
 def test_device_arena_boards():
     model = reference("kws_ref_model")
     for board in ("nano33ble", "stm32l4r5"):
@@ -243,7 +240,7 @@ def test_device_arena_boards():
     assert max(plan.scratch) > 10_000 and max(plan_arena(model).scratch) == 0
 
 
-@needs_models
+@needs_reference_models
 def test_resnet8_cmsis_scratch_and_tail():
     """ResNet-8 on a Cortex-M4: im2col scratch raises the head by 576 B; the tail shrinks."""
     model = reference("pretrainedResnet_quant")

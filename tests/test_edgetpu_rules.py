@@ -1,6 +1,5 @@
 """edgekit.edgetpu.predict: the Edge TPU compiler's documented rules (shared/facts/edgetpu-rules.md)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from edgekit.export.tflite_writer import write_tflite
 from edgekit.sim.layers import layers
 from edgekit.targets import load_board
 from tflite_builders import OP, _options, fb
+from reference_models import REFERENCE_MODELS, needs_reference_models
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 CACHE = 8_388_608
 
 
@@ -281,13 +280,12 @@ def test_runtime_12_limits():
 
 # -- the example pair from google-coral/edgetpu test_data ----------------------------------------------
 
-@pytest.mark.skipif(not (MODELS / "mobilenet_v1_0.25_128_quant_edgetpu.tflite").is_file(),
-                    reason="shared/models is not here")
+@needs_reference_models
 def test_example_pair_agrees():
     """predict() on the uint8 MobileNet v1 0.25 agrees with what edgetpu_compiler made of it."""
-    src = (MODELS / "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
+    src = (REFERENCE_MODELS / "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
     p = predict(src)
-    compiled = from_compiled_model((MODELS / "mobilenet_v1_0.25_128_quant_edgetpu.tflite").read_bytes())
+    compiled = from_compiled_model((REFERENCE_MODELS / "mobilenet_v1_0.25_128_quant_edgetpu.tflite").read_bytes())
     assert (p.total_ops, p.mapped_ops, p.subgraphs) == (31, 31, 1)
     assert compiled["edgetpu_ops"] == p.subgraphs == 1
     assert compiled["cpu_ops"] == p.cpu_ops == []

@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,9 @@ from edgekit.sim.simulate import cost_model, simulate
 from edgekit.targets import load_board
 from edgekit.targets.board import Connection
 from edgekit.targets.target import HardwareTarget, SimulatedTarget, select
+from reference_models import REFERENCE_MODELS, needs_reference_models
 
 TARGETS = ("nano33ble", "esp32s3", "rpi4", "coral", "stm32l4r5")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 KEYS = ("target", "mode", "latency_ms", "latency_ms_p90", "energy_mj", "flash_bytes", "ram_bytes",
         "arena_bytes", "fits", "layers")
 
@@ -49,13 +48,13 @@ def test_slower_clock_is_slower_same_core(models):
     assert nano["iron_law"]["compute_ms"] == pytest.approx(stm["iron_law"]["compute_ms"] * 120 / 64, rel=1e-9)
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the calibration models are in ../shared/models, beside the project")
+@needs_reference_models
 @pytest.mark.parametrize("target,name,ms,arena_in", [("stm32l4r5", "kws_ref_model", 181.9, None),
                                                      ("stm32l4r5", "pretrainedResnet_quant", 704.2, None),
                                                      ("esp32s3", "person_detect", 54.0, "psram")])
 def test_calibration_points_are_reproduced(target, name, ms, arena_in):
     """Under the published conditions: the ESP32-S3's 54 ms had its arena in PSRAM (esp-nn README)."""
-    r = simulate((SHARED / f"{name}.tflite").read_bytes(), target, arena_in=arena_in)
+    r = simulate((REFERENCE_MODELS / f"{name}.tflite").read_bytes(), target, arena_in=arena_in)
     assert r["latency_ms"] == pytest.approx(ms, rel=0.005)
 
 
@@ -197,7 +196,7 @@ def test_cli_deploy_on_simulated_board(tmp_path, models):
     assert r["mode"] == "simulated" and r["outputs_check"]["max_lsb"] <= 1 and r["fits"]
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the calibration models are in ../shared/models, beside the project")
+@needs_reference_models
 def test_descriptors_hold_what_the_fit_gives():
     from edgekit.sim import fit
     cmsis, coral = fit.fit_cmsis(), fit.fit_coral()

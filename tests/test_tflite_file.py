@@ -3,7 +3,6 @@ import io
 import json
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from edgekit.runtime import litert
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.tflite_file import builtin_name, is_fully_int8, quantization_kind, read_model, tensor_type_name
 from tflite_builders import OP, _options, fb, float_mix, float_with, int8_cnn, tflm_crasher, with_data_in_buffer0
+from reference_models import REFERENCE_MODELS, needs_reference_models
 
-SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1])
 
 
@@ -185,12 +184,12 @@ def test_tflm_checks_inputs_first():
 
 # -- real models (only where ../shared/models exists) ---------------------------------------------
 
-@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="no shared/models beside the project")
+@needs_reference_models
 @pytest.mark.parametrize("name,arena,macs", [("kws_ref_model", 24272, 2656768),
                                              ("pretrainedResnet_quant", 55984, 12501632),
                                              ("person_detect", 85264, 7157888)])
 def test_reference_models(name, arena, macs):
-    data = (SHARED_MODELS / f"{name}.tflite").read_bytes()
+    data = (REFERENCE_MODELS / f"{name}.tflite").read_bytes()
     d = inspect_model(data, name)
     assert d["quantization"] == "int8" and d["totals"]["macs"] == macs
     if tflm_available()[0]:

@@ -33,6 +33,7 @@ class _Aligned(fb.BufferT):
 class ModelBuilder:
     def __init__(self):
         self.tensors, self.ops, self.codes = [], [], {}
+        self.custom = {}  # opcode index -> custom code (edgetpu_builders' custom ops)
         self.buffers = [_Aligned()]  # buffer 0: the empty sentinel
 
     def tensor(self, name, shape, dtype=np.float32, data=None, scale=None, zero_point=0, axis=0,
@@ -71,9 +72,12 @@ class ModelBuilder:
         m = fb.ModelT()
         m.version, m.description, m.subgraphs, m.buffers = 3, "test", [sg], self.buffers
         m.operatorCodes = []
-        for builtin, version in self.codes:
+        for index, (builtin, version) in enumerate(self.codes):
             c = fb.OperatorCodeT()
-            c.builtinCode, c.deprecatedBuiltinCode, c.version = builtin, min(builtin, 127), version
+            c.builtinCode, c.deprecatedBuiltinCode = builtin, min(builtin, 127)
+            c.version = version if isinstance(version, int) else 1  # a custom op's key holds its code
+            if index in self.custom:
+                c.customCode = self.custom[index].encode()
             m.operatorCodes.append(c)
         b = flatbuffers.Builder(1024)
         b.Finish(m.Pack(b), file_identifier=b"TFL3")
