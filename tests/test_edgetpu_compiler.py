@@ -178,8 +178,13 @@ def test_from_compiled_model():
 def test_compiled_model_cycle_estimate():
     """The compiler's cycle estimate is read from the executable that runs, not the cache loader's."""
     package = eb.dwn1_package([("model", 2, 21568, b""), ("Unknown", 1, 0, b"\x01" * 64)])
-    info = from_compiled_model(eb.compiled_like((), payload=package))
+    model = eb.compiled_like((), payload=package)
+    info = from_compiled_model(model)
     assert info["estimated_cycles"] == 21568
+    from edgekit.edgetpu.plan import plan, summary
+    part = plan(model).partition  # an already compiled model: what it carries, with the time it means
+    assert part.estimated_cycles == summary(part)["compiler_estimated_cycles"] == 21568
+    assert "21,568 Edge TPU cycles per call: 0.043 ms at the 500 MHz max clock" in part.notes[-1]
     from edgekit.edgetpu.executable import read_package
     exes = read_package(package)
     assert [(e.name, e.type, e.estimated_cycles, e.parameter_bytes) for e in exes] == \

@@ -178,9 +178,7 @@ def _compile(args) -> int:
     with err.status("edgetpu_compiler ..."):
         p = plan(_read(path), path.stem, args.output_dir)
     if args.json:
-        from .edgetpu import from_compiled_model
-        cycles = from_compiled_model(p.compiled)["estimated_cycles"] if p.compiled else None
-        print(json.dumps({**summary(p.partition), "plan": p.note, "compiler_estimated_cycles": cycles,
+        print(json.dumps({**summary(p.partition), "plan": p.note,
                           "compiled_model": str(p.compiled_path) if p.compiled_path else None}, indent=2))
     else:
         out.print(render_partition(p))

@@ -42,20 +42,25 @@ def compiled_partition(model: bytes) -> Partition:
     """What a compiled model itself tells: its Edge TPU subgraphs and the CPU ops around them. The
     count of original ops folded into each subgraph and the memory split are in the log, not here."""
     c = from_compiled_model(model)
-    return Partition(source="compiled", total_ops=None, mapped_ops=None, cpu_ops=c["cpu_ops"],
-                     cpu_reasons=["left on the CPU by edgetpu_compiler (its log says why)"] * len(c["cpu_ops"]),
-                     op_table=[], subgraphs=c["edgetpu_ops"], on_chip_bytes=None, off_chip_bytes=None,
-                     notes=["read from the compiled model: compile with edgekit (or keep the compiler's log) "
-                            "for mapped-op counts and on-chip/off-chip bytes"] + cycle_note(c))
+    return with_cycles(Partition(
+        source="compiled", total_ops=None, mapped_ops=None, cpu_ops=c["cpu_ops"],
+        cpu_reasons=["left on the CPU by edgetpu_compiler (its log says why)"] * len(c["cpu_ops"]),
+        op_table=[], subgraphs=c["edgetpu_ops"], on_chip_bytes=None, off_chip_bytes=None,
+        notes=["read from the compiled model: compile with edgekit (or keep the compiler's log) "
+               "for mapped-op counts and on-chip/off-chip bytes"]), c["estimated_cycles"])
 
 
-def cycle_note(compiled: dict) -> list[str]:
-    """The compiler's own estimate of the TPU's work per call, when the compiled model carries one."""
-    n = compiled.get("estimated_cycles")
-    if not n:
-        return []
-    return [f"edgetpu_compiler estimates {n:,} Edge TPU cycles per call: {n / 500e6 * 1e3:.3f} ms at the "
-            "500 MHz max clock (libedgetpu1-max), twice that with libedgetpu1-std; USB and host time come on top"]
+def with_cycles(part: Partition, cycles: int | None) -> Partition:
+    """The partition with the compiler's cycle estimate, and a note saying what it means in time."""
+    if not cycles:
+        return part
+    from ..targets import load_board
+    coral = load_board("coral")
+    hz = coral.num("compute.peak_macs_per_s") / coral.num("compute.peak_macs_per_cycle")  # the max clock
+    note = (f"edgetpu_compiler estimates {cycles:,} Edge TPU cycles per call: {cycles / hz * 1e3:.3f} ms at the "
+            f"{hz / 1e6:.0f} MHz max clock (libedgetpu1-max), twice that with libedgetpu1-std; USB and host "
+            "time come on top")
+    return dataclasses.replace(part, estimated_cycles=cycles, notes=list(part.notes) + [note])
 
 
 def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compiler: bool = True) -> CoralPlan:
@@ -80,7 +85,7 @@ def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compi
             f"edgetpu_compiler mapped {part.mapped_ops} ops where the rules predicted {predicted.mapped_ops}; "
             "the simulated per-op split follows the prediction, the totals follow the compiler"])
     compiled = path.read_bytes()
-    part = dataclasses.replace(part, notes=list(part.notes) + cycle_note(from_compiled_model(compiled)))
+    part = with_cycles(part, from_compiled_model(compiled)["estimated_cycles"])
     return CoralPlan(part, compiled=compiled, compiled_path=path,
                      note=f"compiled by edgetpu_compiler: {path}")
 
@@ -90,7 +95,7 @@ def summary(part: Partition) -> dict:
     return {"source": part.source, "mapped_ops": part.mapped_ops, "cpu_ops": list(part.cpu_ops),
             "cpu_reasons": list(part.cpu_reasons), "subgraphs": part.subgraphs,
             "on_chip_bytes": part.on_chip_bytes, "off_chip_bytes": part.off_chip_bytes,
-            "notes": list(part.notes)}
+            "compiler_estimated_cycles": part.estimated_cycles, "notes": list(part.notes)}
 
 
 def need_compiled(p: CoralPlan) -> bytes:

@@ -131,6 +131,8 @@ class Partition:
     ops left on the CPU (predicted: in model order; compiled: in the log table's order) with
     `cpu_reasons` alongside. `op_table` holds the compiler's rows (op, count, status). `mapping` is
     one bool per op index (predicted only: a log does not say which op is which).
+    `estimated_cycles` is the compiler's own estimate of the Edge TPU cycles per call, read from a
+    compiled model (None when predicted, or when the model carries none).
     """
     source: str
     total_ops: int
@@ -144,6 +146,7 @@ class Partition:
     mapping: list[bool] = field(default_factory=list)
     ops: list[OpPlacement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    estimated_cycles: int | None = None
 
     @property
     def cpu_count(self) -> int:

@@ -197,8 +197,11 @@ class OnnxOps:
 
     def _unary(self, kind, node, layer):
         x = self._act(node.input[0], layer)
-        y = self._emit(kind, [x], layer, node.output[0])
-        if x in self.hwc_flat:  # element-wise: the order stays what it was
+        self._same_order(x, self._emit(kind, [x], layer, node.output[0]))
+
+    def _same_order(self, x, y):
+        """y is x element-wise: a flatten's HWC element order carries over."""
+        if x in self.hwc_flat:
             self.hwc_flat[y] = self.hwc_flat[x]
 
     def op_Relu(self, node, layer):
@@ -218,15 +221,13 @@ class OnnxOps:
         its converter lowers it the same way (PyTorch's Hardsigmoid: alpha 1/6, beta 1/2, so x + 3)."""
         a = _attrs(node)
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
-        x = self._act(node.input[0], layer)
-        flat = self.hwc_flat.get(x)
+        x = first = self._act(node.input[0], layer)
         if abs(6 * alpha - 1) > 1e-6:
             x = self._emit("mul", [x, self.g.add_const(f"{layer}/scale", np.float32(6 * alpha))], f"{layer}/scale")
         x = self._emit("add", [x, self.g.add_const(f"{layer}/shift", np.float32(6 * beta))], f"{layer}/shift",
                        activation="relu6")
-        y = self._emit("mul", [x, self.g.add_const(f"{layer}/sixth", np.float32(1 / 6))], layer, node.output[0])
-        if flat is not None:  # element-wise: the order stays what it was
-            self.hwc_flat[y] = flat
+        self._same_order(first, self._emit("mul", [x, self.g.add_const(f"{layer}/sixth", np.float32(1 / 6))],
+                                           layer, node.output[0]))
 
     def op_Clip(self, node, layer):
         if self.opset >= 11:  # min and max are optional inputs
