@@ -386,7 +386,7 @@ def test_browser_shows_ranking_plot_and_updates_itself(browser):
 
         # Builds that change only "generated" must not reload the page: a marker survives several polls.
         browser.execute_script("window.edgekitMarker = 1;")
-        WebDriverWait(browser, 5).until(
+        WebDriverWait(browser, 20).until(
             lambda d: "checked for new results" in d.find_element(By.ID, "live-status").text)
         time.sleep(1.0)
         assert browser.execute_script("return window.edgekitMarker;") == 1
@@ -398,16 +398,16 @@ def test_browser_shows_ranking_plot_and_updates_itself(browser):
             if e["rank"] is not None:
                 e["rank"] += 1
         ranking.insert(0, newcomer)
-        started = time.monotonic()
-        WebDriverWait(browser, 5).until(
+        # Polled every 0.3 s; the wait is generous because a loaded 2-core CI machine can take seconds
+        # to reload a page (a tight bound here failed once in a full run): it tests that the page
+        # updates by itself, not how fast.
+        WebDriverWait(browser, 20).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "#ranking-demo-nano33ble tbody tr").get_attribute("data-team")
             == "falcons")
-        updated_after = time.monotonic() - started
         assert browser.execute_script("return window.edgekitMarker;") is None  # it really reloaded
         front = {p.get_attribute("data-team") for p in browser.find_elements(
             By.CSS_SELECTOR, "svg#pareto-demo-nano33ble g.point[data-pareto='true']")}
         assert front == {"falcons", "hawks"}  # falcons beats owls on both; hawks is still the most accurate
-        assert updated_after < 3
 
         # No errors in the page's console (a CSP refusal of the inline script or style would show here).
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
