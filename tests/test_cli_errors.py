@@ -1,4 +1,5 @@
 """Bad input: each a clear one-line error, a non-zero exit, no traceback and no output file."""
+import os
 import pickle
 import subprocess
 import sys
@@ -117,3 +118,17 @@ def test_good_conversion_writes_file_and_json(tmp_path, float_model):
     res = run_cli("inspect", out, "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("args", [["targets", "--json"], ["targets"], ["inspect", "MODEL", "--json"]])
+def test_reader_closing_early_exits_quietly(tmp_path, float_model, args):
+    """`edgekit ... --json | head -c 10`: the reader is gone before edgekit writes; no error, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child starts: its first write meets a broken pipe
+    try:
+        res = subprocess.run([sys.executable, "-m", "edgekit", *[str(float_model) if a == "MODEL" else a for a in args]],
+                             cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert res.stderr == "", res.stderr
+    assert res.returncode == 141  # as a tool killed by SIGPIPE: `set -o pipefail` still sees the cut

@@ -11,8 +11,14 @@ from rich.console import Console
 
 from .errors import EdgekitError
 
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:  # rich would exit 1 itself; main() ends every early close the same way
+        raise BrokenPipeError
+
+
 # Piped output (files, CI logs) is not cut to 80 columns: tables stay whole.
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = _Stdout(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -220,12 +226,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except BrokenPipeError:  # the reader stopped early (`edgekit ... --json | head`): not an error of ours
+        _stop_writing_stdout()
+        return 141  # what a Unix tool killed by SIGPIPE reports, so `set -o pipefail` still sees the cut
     except Exception as e:  # a bug in edgekit: one line, traceback only on request
         if os.environ.get("EDGEKIT_DEBUG"):
             raise
         err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (set EDGEKIT_DEBUG=1 for the "
                   "traceback and report it)", highlight=False, soft_wrap=True)
         return 3
+
+
+def _stop_writing_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit does not raise the broken pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout already closed or not a real file: nothing left to flush
+        pass
 
 
 if __name__ == "__main__":
