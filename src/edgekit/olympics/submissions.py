@@ -5,22 +5,29 @@
                            "baseline": {...}, "optimized": {...}}      (model, baseline, optimized optional)
         model.onnx        an int8 or float .tflite, or an .onnx (a TinyTorch model via edgekit.export_onnx)
 
-Everything here is untrusted. This module only reads submission.json (JSON, size-limited) and finds
-the model file; it never opens the model. The model is parsed in a child process (worker.py).
-Files that would run code when loaded (pickles, PyTorch checkpoints, Python) are never models.
+Everything here is untrusted. This module only reads submission.json (JSON, size-, depth- and
+number-limited) and finds the model file; it never opens the model. The model is parsed in a child
+process (worker.py). Files that would run code when loaded (pickles, PyTorch checkpoints, Python) are
+never models. read_submission never raises for what is in the folder: every problem is one line in
+Submission.problems, so one bad folder is one invalid submission and the others go on.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 20      # submission.json is a few flat fields: deeper is an attack on the parser's recursion
+MAX_NUMBER_CHARS = 40    # a metric needs a handful of digits; 5,000 of them is an attack on int()
 MODEL_SUFFIXES = (".tflite", ".onnx")
 # Metrics a team may report about its own model, after the course's submission record.
 RECORD_KEYS = ("accuracy", "latency_ms_mean", "latency_ms_std", "model_size_mb", "parameter_count")
-_NAME = re.compile(r"^[\w][\w .+-]{0,63}$")  # shown on the leaderboard: short, printable, no markup
+# shown on the leaderboard: short, printable, no markup, no trailing space; always used with fullmatch
+# (re.match with "$" would let "owls\n" through)
+_NAME = re.compile(r"\w(?:[\w .+-]{0,62}[\w.+-])?")
 
 
 @dataclass
@@ -57,28 +64,112 @@ def list_submissions(folder: Path) -> list[Path]:
 def read_submission(folder: Path, model_mb: float = 64) -> Submission:
     """Read a submission folder, collecting every problem rather than stopping at the first."""
     folder = Path(folder)
-    sub = Submission(name=folder.name, folder=folder, team=folder.name)
+    sub = Submission(name=storable(folder.name), folder=folder, team=storable(folder.name))
+    if folder.is_symlink():  # a link could be another team's folder, or anything on the staff's machine
+        sub.problems.append(f"{sub.name} is a symbolic link; a submission is a real folder, not a link to one")
+        return sub
     if not folder.is_dir():
         sub.problems.append(f"{folder} is not a folder; a submission is a folder with submission.json and a model")
         return sub
-    meta = _read_json(folder / "submission.json", sub)
-    if meta is not None:
-        _check_meta(meta, sub)
-    _find_model(folder, meta or {}, sub, model_mb)
+    try:
+        meta = _read_json(folder / "submission.json", sub)
+        if meta is not None:
+            _check_meta(meta, sub)
+        _find_model(folder, meta or {}, sub, model_mb)
+    except OSError as e:  # e.g. a file or folder its owner made unreadable
+        sub.problems.append(f"{sub.name} could not be read ({e.strerror or e}); make its files readable")
     return sub
 
 
+def storable(name: str) -> str:
+    """A file name as text SQLite can store and a page can show: undecodable bytes and control
+    characters are spelled out (\\xff, \\n) instead of ending the run."""
+    if name.isprintable():
+        try:
+            name.encode("utf-8")
+            return name
+        except UnicodeEncodeError:  # bytes that were not UTF-8 (os.fsdecode's surrogates)
+            pass
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode(
+        "unicode_escape").decode("ascii")
+
+
+def parse_json(data: bytes):
+    """submission.json's value, or ValueError with a one-line reason. Limits first: the standard
+    parser recurses once per nesting level and converts any number of digits."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8")
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"nests more than {MAX_JSON_DEPTH} levels of [ ] or {{ }}; it holds a few flat fields")
+    try:
+        return json.loads(text, parse_int=_number(int), parse_float=_number(float),
+                          parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON ({e}); check it with `python -m json.tool`") from None
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings (a string's brackets are text)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _number(kind):
+    def parse(digits: str):
+        if len(digits) > MAX_NUMBER_CHARS:
+            raise ValueError(f"holds a number of {len(digits):,} characters; numbers here have at most "
+                             f"{MAX_NUMBER_CHARS}")
+        value = kind(digits)
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"holds the number {digits}, which is out of range")
+        return value
+    return parse
+
+
+def _no_constant(name: str):
+    raise ValueError(f"holds {name}, which is not a JSON number; write a finite number")
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"gives {', '.join(map(repr, twice))} more than once; say each field once")
+    return dict(pairs)
+
+
 def _read_json(path: Path, sub: Submission) -> dict | None:
-    if not path.is_file():
-        sub.problems.append("submission.json is missing; write {\"team\": ..., \"track\": ..., \"techniques\": [...]}")
+    if path.is_symlink() or not path.is_file():  # a link could point at /dev/zero or a staff file
+        sub.problems.append("submission.json is missing (or not a plain file); write {\"team\": ..., "
+                            "\"track\": ..., \"techniques\": [...]}")
         return None
-    if path.stat().st_size > MAX_JSON_BYTES:
+    with open(path, "rb") as f:
+        data = f.read(MAX_JSON_BYTES + 1)  # read no more than the limit, whatever stat said
+    if len(data) > MAX_JSON_BYTES:
         sub.problems.append(f"submission.json is over {MAX_JSON_BYTES // 1024} KB; it holds a few fields, not data")
         return None
     try:
-        meta = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        sub.problems.append(f"submission.json is not valid JSON ({e}); check it with `python -m json.tool`")
+        meta = parse_json(data)
+    except ValueError as e:
+        sub.problems.append(f"submission.json {e}")
         return None
     if not isinstance(meta, dict):
         sub.problems.append("submission.json must be one JSON object {...}")
@@ -88,18 +179,20 @@ def _read_json(path: Path, sub: Submission) -> dict | None:
 
 def _check_meta(meta: dict, sub: Submission) -> None:
     team = meta.get("team")
-    if not isinstance(team, str) or not _NAME.match(team):
-        sub.problems.append("submission.json: 'team' must be a name of 1-64 letters, digits, spaces or . + - _")
+    if not isinstance(team, str) or not _NAME.fullmatch(team):
+        sub.problems.append("submission.json: 'team' must be a name of 1-64 letters, digits, spaces or . + - _, "
+                            "not ending in a space or a new line")
     else:
         sub.team = team
     track = meta.get("track")
-    if not isinstance(track, str) or not _NAME.match(track):
+    if not isinstance(track, str) or not _NAME.fullmatch(track):
         sub.problems.append("submission.json: 'track' must name the track, e.g. \"demo\"")
     else:
         sub.track = track
     techniques = meta.get("techniques", [])
     if not (isinstance(techniques, list) and len(techniques) <= 20
-            and all(isinstance(t, str) and 0 < len(t) <= 100 for t in techniques)):
+            and all(isinstance(t, str) and 0 < len(t) <= 100 and t.isprintable() and storable(t) == t
+                    for t in techniques)):
         sub.problems.append("submission.json: 'techniques' must be a list of up to 20 short strings, "
                             "e.g. [\"int8 post-training quantization\", \"pruning 50%\"]")
     else:
@@ -123,7 +216,8 @@ def _check_meta(meta: dict, sub: Submission) -> None:
 def _find_model(folder: Path, meta: dict, sub: Submission, model_mb: float) -> None:
     named = meta.get("model")
     if named is not None:
-        if not isinstance(named, str) or "/" in named or "\\" in named or named.startswith("."):
+        if (not isinstance(named, str) or "/" in named or "\\" in named or named.startswith(".")
+                or storable(named) != named or len(named) > 255):
             sub.problems.append("submission.json: 'model' must be a file name inside the submission folder")
             return
         candidates = [folder / named]
