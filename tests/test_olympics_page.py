@@ -78,7 +78,8 @@ def fixture_board() -> dict:
                 "ranking": ranking}
 
     return {
-        "generated": "2026-11-27T12:00:00Z", "edgekit_version": "0.1.0", "refused": 2,
+        "generated": "2026-11-27T12:00:00Z", "edgekit_version": "0.1.0",
+        "store": {"results": 42, "head": "0123456789abcdef"},
         "tracks": [{
             "name": "demo", "title": "Digits (scikit-learn)", "metric": "accuracy",
             "weights": {"accuracy": 0.4, "speed": 0.2, "size": 0.2, "energy": 0.2},
@@ -212,7 +213,7 @@ def test_pareto_plot_points_front_and_marks():
     assert {"1 ms", "10 ms", "100 ms"} <= set(ticks)
 
 
-def test_history_refused_generated_and_self_contained():
+def test_history_verified_generated_and_self_contained():
     html = page.render(fixture_board())
     doc = _Elements(html)
     teams = [d["attrs"]["data-team"] for d in doc.find("div", inside="history-demo")
@@ -222,8 +223,9 @@ def test_history_refused_generated_and_self_contained():
     assert "12 results" in owls["text"]  # 4 dates x 3 boards
     lines = [p for p in doc.find("polyline", inside="history-demo")]
     assert len(lines) == 3 * 3  # owls, hawks, the hostile team: one line per board; bigfoot has one point
-    refused = doc.find(id="refused")[0]
-    assert refused["attrs"]["data-count"] == "2" and "2 results refused" in refused["text"]
+    verified = doc.find(id="verified")[0]  # what the reader can compare with the last published page
+    assert verified["attrs"]["data-count"] == "42" and verified["attrs"]["data-head"] == "0123456789abcdef"
+    assert "42 results stored" in verified["text"] and "0123456789abcdef" in verified["text"]
     assert doc.find("time", id="generated")[0]["text"] == "2026-11-27T12:00:00Z"
     # Self-contained: the only URLs are the SVG namespace; no script in the static page.
     assert "src=" not in html and "<link" not in html and "@import" not in html
@@ -268,7 +270,7 @@ def test_server_page_json_etag_and_404():
         _, h2, _ = _get(url + "board.json")
         assert json.loads(j1)["tracks"][0]["name"] == "demo"
         assert h1["ETag"] == h2["ETag"], "only the generated stamp changed: the page must not reload"
-        state["board"]["refused"] = 3
+        state["board"]["store"] = {"results": 43, "head": "fedcba9876543210"}
         _, h3, _ = _get(url + "board.json")
         assert h3["ETag"] != h1["ETag"]
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -18,6 +18,7 @@ from .tracks import load_track
 def check(folder: str | Path, track_name: str | None = None) -> dict:
     """{"valid": bool, "fits": {target: bool}, "lines": [(ok, text)], ...}; never raises for the team's mistakes."""
     folder = Path(folder)
+    sandbox.clean_stale()
     lines: list[tuple[bool | None, str]] = []
     probe = read_submission(folder)  # first without the track's size limit: we need its track name
     name = track_name or probe.track

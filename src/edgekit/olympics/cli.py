@@ -25,7 +25,8 @@ def add_cli(sub) -> None:
     r.add_argument("--runs", type=int, default=10, help="inferences timed per submission and board (default 10)")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
     c = steps.add_parser("check", help="is a submission valid, and does it fit each board of its track?")
-    c.add_argument("submission", help="the team's folder (submission.json and one model)")
+    c.add_argument("submission", nargs="+", help="the team's folder (submission.json and one model); several "
+                   "are checked one by one")
     c.add_argument("--track", help="track name or .toml (default: the track in submission.json)")
     c.add_argument("--json", action="store_true")
     for name, text in (("board", "print the ranking and write the leaderboard page"),
@@ -39,6 +40,11 @@ def add_cli(sub) -> None:
         else:
             b.add_argument("--host", default="127.0.0.1")
             b.add_argument("--port", type=int, default=8765)
+    i = steps.add_parser("init", help="create the course key and an empty signed results database")
+    i.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
+    v = steps.add_parser("verify", help="check every signature of a results database; list each row missing, "
+                         "altered, moved or replayed")
+    v.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
     d = steps.add_parser("demo", help="the whole capstone in an empty folder: track, sample submissions, "
                          "a run on the simulated boards, the leaderboard")
     d.add_argument("folder", nargs="?", default=".", help="where to write it (default: here)")
@@ -46,7 +52,8 @@ def add_cli(sub) -> None:
 
 
 def run_cli(args) -> int:
-    return {"run": _run, "check": _check, "board": _board, "serve": _serve, "demo": _demo}[args.olympics_command](args)
+    return {"run": _run, "check": _check, "board": _board, "serve": _serve, "demo": _demo, "init": _init,
+            "verify": _verify}[args.olympics_command](args)
 
 
 def _consoles():
@@ -65,7 +72,7 @@ def _run(args) -> int:
     from .submissions import list_submissions
     list_submissions(Path(args.submissions))  # bad input stops here, before the database or its key exist
     track.test_set()
-    store = Store(args.db)
+    store = Store(args.db, create=True)  # the first run on an empty store makes the key, never a later one
     summary = _run_with_progress(args.submissions, track, targets, store,
                                  force="hw" if args.hw else "sim" if args.sim else None, runs=args.runs)
     if args.json:
@@ -85,8 +92,8 @@ def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet
             for why in modes.values():  # measured or simulated: always said first
                 bar.console.print(why, highlight=False)
 
-        def on_start(sub, target, i, n):
-            bar.update(task, total=n, completed=i, description=f"{sub.name} on {target}")
+        def on_start(name, target, i, n):
+            bar.update(task, total=n, completed=i, description=f"{name} on {target}")
 
         def on_result(row):
             bar.advance(task)
@@ -108,6 +115,8 @@ def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet
 
 
 def result_line(row: dict, metric: str) -> str:
+    if row["status"] == "invalid":
+        return f"[red]✗[/red] {row['submission']}: invalid: {row['reason']}"
     where = f"{row['submission']} on {row['target']} ({row['mode']})"
     if row["status"] == "failed":
         return f"[red]✗[/red] {where}: failed: {row['reason']}"
@@ -123,23 +132,40 @@ def result_line(row: dict, metric: str) -> str:
 
 def _check(args) -> int:
     from .check import check
+    from .tracks import load_track
     out, err = _consoles()
-    with err.status("checking ..."):
-        report = check(args.submission, args.track)
+    if args.track:  # a wrong --track is the caller's mistake: one error, before any folder
+        load_track(args.track, search=[Path.cwd() / "tracks"])
+    reports = []
+    for folder in args.submission:
+        with err.status(f"checking {folder} ..."):
+            try:
+                report = check(folder, args.track)
+            except EdgekitError as e:  # e.g. the track its submission.json names is unknown: this folder's problem
+                report = {"valid": False, "fits": {}, "lines": [(False, str(e))]}
+        reports.append(dict(report, folder=str(folder)))
     if args.json:
-        print(json.dumps({**report, "lines": [{"ok": ok, "text": t} for ok, t in report["lines"]]}, indent=2))
+        shown = [{**r, "lines": [{"ok": ok, "text": t} for ok, t in r["lines"]]} for r in reports]
+        print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
     else:
-        for ok, text in report["lines"]:
-            mark = "[green]✓[/green]" if ok else "[red]✗[/red]" if ok is False else "•"
-            out.print(f"{mark} {text}", highlight=False, soft_wrap=True)
-        fits = [t for t, f in report["fits"].items() if f]
-        misses = [t for t, f in report["fits"].items() if not f]
-        verdict = "valid" if report["valid"] else "NOT valid"
-        if report["valid"]:
-            verdict += (f"; within the track's limits on {', '.join(fits) or 'no board'}"
-                        + (f"; not on {', '.join(misses)}" if misses else ""))
-        out.print(verdict, highlight=False)
-    return 0 if report["valid"] and all(report["fits"].values()) else 1
+        for r in reports:
+            _print_check(out, r, heading=len(reports) > 1)
+    return 0 if all(r["valid"] and all(r["fits"].values()) for r in reports) else 1
+
+
+def _print_check(out, report: dict, heading: bool) -> None:
+    if heading:
+        out.print(f"[bold]{report['folder']}[/bold]", highlight=False)
+    for ok, text in report["lines"]:
+        mark = "[green]✓[/green]" if ok else "[red]✗[/red]" if ok is False else "•"
+        out.print(f"{mark} {text}", highlight=False, soft_wrap=True)
+    fits = [t for t, f in report["fits"].items() if f]
+    misses = [t for t, f in report["fits"].items() if not f]
+    verdict = f"{report['folder']}: " + ("valid" if report["valid"] else "NOT valid")
+    if report["valid"]:
+        verdict += (f"; within the track's limits on {', '.join(fits) or 'no board'}"
+                    + (f"; not on {', '.join(misses)}" if misses else ""))
+    out.print(verdict, highlight=False, soft_wrap=True)
 
 
 def _tracks(db: Path, names: list[str] | None, store) -> list:
@@ -186,6 +212,32 @@ def write_page(board: dict, path: Path) -> Path:
     return path
 
 
+def _init(args) -> int:
+    from .store import Store, key_path
+    from .sandbox import KEY_ENV
+    _, err = _consoles()
+    store = Store(args.db, create=True)  # makes the key only for an empty store; else it must be there
+    where = KEY_ENV if os.environ.get(KEY_ENV) else key_path(store.path)
+    err.print(f"{store.path} is ready, signed with the key in {where}; back the key up, and keep it out of "
+              "anything you publish", highlight=False)
+    return 0
+
+
+def _verify(args) -> int:
+    out, err = _consoles()
+    store = _open_store(args.db)
+    problems = store.problems()
+    for p in problems:
+        out.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
+    s = store.summary()
+    if problems:
+        err.print(f"{store.path}: {len(problems)} problem(s); restore it from a backup", highlight=False)
+        return 1
+    err.print(f"{store.path}: {s['results']} result(s), every signature and the chain verified; head {s['head']}",
+              highlight=False)
+    return 0
+
+
 def _serve(args) -> int:
     from .leaderboard import build
     from .serve import serve
@@ -217,7 +269,7 @@ def _demo(args) -> int:
     with err.status("making the demo ...") as status:
         made = demo.demo(folder, progress=lambda m: status.update(m + " ..."))
     track = load_track(made["track"])
-    store = Store(made["db"])
+    store = Store(made["db"], create=True)
     _run_with_progress(made["submissions"], track, demo.TARGETS, store, force="sim", runs=3)
     board = build(store, [track])
     page = write_page(board, folder / "leaderboard.html")

@@ -2,9 +2,10 @@
 
 Per track and board, the ranking holds each submission's latest verified result on that board
 (on the track's current test set), scored against the others (scoring.py); ranked entries first,
-best score first, then the unranked ones (violates, failed) with their reason. Each team's history
-has every verified result, scored within its own run. Rows whose signature does not verify are
-never shown, only counted in "refused".
+best score first, then the unranked ones (violates, failed, invalid) with their reason; an invalid
+folder's one row shows on every board. Each team's history has every result, scored within its own
+run. A store that fails verification (a row missing, altered, moved or replayed) is refused whole:
+build raises EdgekitError naming the rows, and nothing is ranked from it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections import defaultdict
 
 from .. import __version__
 from .scoring import scores
-from .store import Store, now
+from .store import ANY_TARGET, Store, now
 from .tracks import Track
 
 ENTRY_KEYS = ("team", "submission", "metric_value", "latency_ms", "flash_bytes", "ram_bytes", "energy_mj",
@@ -55,7 +56,7 @@ def build_track(track: Track, rows: list[dict]) -> dict:
     for target in targets:
         latest = {}  # submission -> its newest row on this board (rows come oldest first)
         for r in rows:
-            if r["target"] == target and (test_sha is None or r["test_sha256"] == test_sha):
+            if r["target"] in (target, ANY_TARGET) and (test_sha is None or r["test_sha256"] == test_sha):
                 latest[r["submission"]] = r
         limits = track.boards.get(target, {})
         boards.append({"target": target, "board": _board_name(target),
@@ -79,11 +80,10 @@ def build_track(track: Track, rows: list[dict]) -> dict:
 
 def build(store: Store, tracks: list[Track]) -> dict:
     """The whole leaderboard (JSON-serialisable), see /docs/olympics.md and the page's contract."""
-    out = {"generated": now(), "edgekit_version": __version__, "refused": 0, "tracks": []}
-    _, out["refused"] = store.rows()
+    rows = store.rows()  # verifies the whole store first, or raises naming what is wrong
+    out = {"generated": now(), "edgekit_version": __version__, "store": store.summary(), "tracks": []}
     for track in tracks:
-        rows, _ = store.rows(track.name)
-        out["tracks"].append(build_track(track, rows))
+        out["tracks"].append(build_track(track, [r for r in rows if r["track"] == track.name]))
     return out
 
 
@@ -108,7 +108,7 @@ def render(board: dict):
                           fmt(e["flash_bytes"], ","), fmt(e["ram_bytes"], ","), fmt(e["energy_mj"], ".3g"),
                           e["mode"] or "-", status)
             parts.append(t)
-    if board["refused"]:
-        parts.append(f"[red]refused {board['refused']} result(s) whose signature does not verify[/red] (edited by "
-                     "hand, or signed with another key): not shown")
+    store = board.get("store") or {}
+    parts.append(f"{store.get('results')} result(s) stored, every signature and the chain verified; head "
+                 f"{store.get('head') or '-'} (compare with the last board you published)")
     return Group(*parts)

@@ -17,7 +17,7 @@ Tests find things by stable ids and data- attributes:
     section#track-<track>, section#board-<track>-<target>, table#ranking-<track>-<target>
     (rows: tr[data-team][data-rank][data-status][data-mode]), svg#pareto-<track>-<target>.pareto
     (points: g.point[data-team][data-pareto][data-mode][data-status]), #history-<track>,
-    #refused[data-count], time#generated.
+    #verified[data-count][data-head], time#generated.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _num(value) -> float | None:
 
 
 # Only these words become class names; anything else from the data is shown as text only.
-_STATUSES = ("ok", "violates", "failed")
+_STATUSES = ("ok", "violates", "failed", "invalid")
 _MODES = ("measured", "simulated")
 
 
@@ -374,14 +374,13 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1100px;
 header { border-bottom: 2px solid #ddd; margin-bottom: 1rem; }
 nav ul { padding-left: 1.2rem; } nav li { margin: .15rem 0; }
 .meta, figcaption, .constraints, .live { color: #555; font-size: .9rem; }
-#refused.some { color: #a00; font-weight: 600; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
 caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 th, td { border-bottom: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.over { background: #fde2e2; }
-tr.status-violates, tr.status-failed { color: #666; }
-td.status-failed { color: #a00; } td.status-violates { color: #a35b00; }
+tr.status-violates, tr.status-failed, tr.status-invalid { color: #666; }
+td.status-failed, td.status-invalid { color: #a00; } td.status-violates { color: #a35b00; }
 td.reason { max-width: 22rem; }
 abbr.mode { font-size: .7rem; text-decoration: none; border-radius: 3px; padding: 0 .2rem; }
 abbr.mode-measured { background: #d9f0d3; } abbr.mode-simulated { background: #e7e1ef; }
@@ -463,7 +462,8 @@ def render(board: dict, *, refresh_s: float | None = None) -> str:
     edgekit.olympics.serve, which then polls board.json that often and reloads on new results.
     """
     tracks = [t for t in (board.get("tracks") or []) if isinstance(t, dict)]
-    refused = int(_num(board.get("refused")) or 0)
+    store = board.get("store") if isinstance(board.get("store"), dict) else {}
+    count = int(_num(store.get("results")) or 0)
     nav, sections = [], []
     for track in tracks:
         name = track.get("name")
@@ -499,14 +499,15 @@ def render(board: dict, *, refresh_s: float | None = None) -> str:
             f'<p class="meta">Metric: {_e("AUC" if metric == "auc" else metric)}. '
             f"Score weights: {weight_text or 'not given'}.</p>"
             f'{"".join(board_sections)}{_history(tslug, track.get("history"), targets)}</section>')
-    refused_text = (f"{refused} result{'' if refused == 1 else 's'} refused: "
-                    f"{'its' if refused == 1 else 'their'} signature did not match (edited after the run)."
-                    if refused else "No result refused: every signature matched.")
+    # a store that fails verification never gets this far (build refuses it): say what was checked, and
+    # the head to compare with the next page (a store swapped whole for an older copy shows only there)
+    verified_text = (f"{count} result{'' if count == 1 else 's'} stored; every signature and the chain "
+                     f"verified (head {_e(store.get('head') or '-')}).")
     body = (
         "<header><h1>AI Olympics leaderboard</h1>"
         f'<p class="meta">Generated <time id="generated" datetime="{_e(board.get("generated"))}">'
         f'{_e(board.get("generated"))}</time> by edgekit {_e(board.get("edgekit_version"))}.</p>'
-        f'<p id="refused" class="meta{" some" if refused else ""}" data-count="{refused}">{refused_text}</p>'
+        f'<p id="verified" class="meta" data-count="{count}" data-head="{_e(store.get("head"))}">{verified_text}</p>'
         f'<nav aria-label="Tracks and boards"><ul>{"".join(nav)}</ul></nav></header>'
         f'<main>{"".join(sections) or "<p>No tracks yet.</p>"}</main>')
     return _document("AI Olympics leaderboard", body, refresh_s, board_hash(board))

@@ -1,9 +1,12 @@
 """`edgekit olympics run`: every submission on every target, one limited child process each.
 
-A run has an id and is recorded in the store before its first result. Each result is stored (and
-signed) the moment it is known, under the unique key (run, submission, target). Interrupted (Ctrl-C,
-a kill, a power cut), the same command finds the unfinished run with the same track, folder and
-targets and does only the pairs it has not stored yet: nothing twice, nothing lost.
+A run has an id and is recorded in the store before its first result. Each folder is read, its team
+claimed and its model evaluated in turn, within one failure boundary: a folder that cannot be read
+(bad JSON, a taken team name, a link) becomes one "invalid" row with its reason, and the run goes on.
+Each result is stored (and signed) the moment it is known, under the unique key (run, submission,
+target). Interrupted (Ctrl-C, a kill, a power cut), the same command finds the unfinished run with
+the same track, folder and targets and does only the pairs it has not stored yet: nothing twice,
+nothing lost. The counts it prints are of rows it stored, not rows it attempted.
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from .. import __version__
 from ..errors import EdgekitError
 from . import sandbox
 from .scoring import violations
-from .store import Store, now
-from .submissions import list_submissions, read_submission
+from .store import ANY_TARGET, Store, now
+from .submissions import Submission, list_submissions, read_submission, storable
 from .tracks import Track
 
 
@@ -42,47 +45,82 @@ def modes(targets: list[str], force: str | None) -> dict[str, tuple[str, str]]:
 
 
 def run(folder: str | Path, track: Track, targets: list[str], store: Store, force: str | None = None,
-        runs: int = 10, on_ready=lambda modes: None, on_start=lambda sub, target, i, n: None,
+        runs: int = 10, on_ready=lambda modes: None, on_start=lambda name, target, i, n: None,
         on_result=lambda row: None) -> dict:
-    """Evaluate what this run has not stored yet; returns {run_id, resumed, stored, skipped, rows}."""
+    """Evaluate what this run has not stored yet; returns {run_id, resumed, stored, skipped, rows}.
+    stored counts the rows this call stored, not the ones it attempted."""
+    sandbox.clean_stale()
     folder = Path(folder).resolve()
-    subs = [read_submission(p, track.limits["model_mb"]) for p in list_submissions(folder)]
-    skipped = [s for s in subs if s.valid and s.track != track.name]  # another track's submission
-    subs = [s for s in subs if s not in skipped]
+    folders = list_submissions(folder)
     test_sha = track.test_sha256()
     track.test_set()  # a broken test set stops the run here, with its reason, before any child starts
+    store.rows()      # so does a store that fails verification: nothing is added to a tampered record
     mode = modes(targets, force)
     on_ready({t: why for t, (_, why) in mode.items()})
     run_id, resumed = store.start_run(track.name, str(folder), targets)
-    done = store.done(run_id)
-    todo = [(s, t) for s in subs for t in targets if (s.name, t) not in done]
-    rows = []
-    for i, (sub, target) in enumerate(todo):
-        on_start(sub, target, i, len(todo))
-        if not sub.valid:
-            result = {"status": "failed", "reason": "; ".join(sub.problems), "mode": mode[target][0]}
-        else:
-            job = {"kind": "evaluate", "model": str(sub.model.resolve()), "track": str(track.path), "target": target,
-                   "force": force, "runs": runs}
-            result = sandbox.run_job(job, track.limits)
-        if result["status"] == "ok":
-            over = violations(result, track.boards.get(target, {}), target)
-            if over:
-                result.update(status="violates", reason=over)
-        detail = dict(result.get("detail") or {}, record=sub.record)
-        row = {**{k: result.get(k) for k in ("status", "reason", "metric_value", "latency_ms", "flash_bytes",
-                                              "ram_bytes", "arena_bytes", "energy_mj")},
-               "run_id": run_id, "track": track.name, "submission": sub.name, "team": sub.team, "target": target,
-               "mode": result.get("mode") or mode[target][0], "metric": track.metric,
-               "techniques": sub.techniques, "model_sha256": _sha256(sub.model), "test_sha256": test_sha,
-               "firmware": detail.get("firmware"), "edgekit_version": __version__, "time": now(), "detail": detail}
-        stored = store.add(row)  # False only if another process finished this pair of the same run first
-        rows.append(row)
-        on_result(dict(row, stored=stored))
+    already = len(store.done(run_id))
+    common = {"run_id": run_id, "track": track.name, "metric": track.metric, "test_sha256": test_sha,
+              "edgekit_version": __version__}
+    rows, skipped, stored = [], [], 0
+    n = len(folders) * len(targets)
+    for k, path in enumerate(folders):
+        # one failure boundary per folder: whatever is in it, it ends as rows of its own
+        sub, model_sha = _read(path, track, store)
+        if sub.track not in (None, track.name):  # another track's submission
+            skipped.append(f"{sub.name} (track {sub.track})")
+            continue
+        done = store.done(run_id)  # again each time: an identical run may be storing this folder too
+        for i, target in enumerate(targets if sub.valid else [ANY_TARGET]):
+            if (sub.name, target) in done:
+                continue
+            on_start(sub.name, target, k * len(targets) + i, n)
+            if sub.valid:
+                result = _evaluate(sub, track, target, mode[target][0], force, runs)
+            else:  # one row for the folder, standing for every board: its reason is the same on each
+                result = {"status": "invalid", "reason": "; ".join(sub.problems), "mode": None}
+            detail = dict(result.get("detail") or {}, record=sub.record)
+            row = {**common, **{k: result.get(k) for k in ("status", "reason", "metric_value", "latency_ms",
+                                                          "flash_bytes", "ram_bytes", "arena_bytes", "energy_mj")},
+                   "submission": sub.name, "team": sub.team, "target": target, "mode": result.get("mode"),
+                   "techniques": sub.techniques, "model_sha256": model_sha,
+                   "firmware": detail.get("firmware"), "time": now(), "detail": detail}
+            was_stored = store.add(row)  # False if an identical run stored this pair first
+            stored += was_stored
+            rows.append(row)
+            on_result(dict(row, stored=was_stored))
     store.finish_run(run_id)
-    return {"run_id": run_id, "resumed": resumed, "already_stored": len(done), "stored": len(rows),
-            "skipped": [f"{s.name} (track {s.track})" for s in skipped], "rows": rows,
-            "modes": {t: why for t, (_, why) in mode.items()}}
+    return {"run_id": run_id, "resumed": resumed, "already_stored": already, "stored": stored,
+            "skipped": skipped, "rows": rows, "modes": {t: why for t, (_, why) in mode.items()}}
+
+
+def _read(path: Path, track: Track, store: Store) -> tuple[Submission, str | None]:
+    """The submission in `path` (its team claimed on this track) and its model's sha256; never raises
+    for what the folder holds: an unexpected failure of the reader is that folder's problem, not the run's."""
+    sha = None
+    try:
+        sub = read_submission(path, track.limits["model_mb"])
+        sha = _sha256(sub.model)
+    except Exception as e:  # noqa: BLE001 - the boundary: a reader bug or an unreadable file stops this folder only
+        sub = Submission(name=storable(path.name), folder=path, team=storable(path.name))
+        sub.problems.append(f"the submission could not be read ({type(e).__name__}: {' '.join(str(e).split())[:200]})")
+    if sub.valid and sub.track == track.name:
+        owner = store.claim(track.name, sub.team, sub.name)
+        if owner != sub.name:
+            sub.problems.append(f"team '{sub.team}' is already taken on track '{track.name}' by the folder "
+                                f"'{owner}', which claimed it first; choose another team name")
+            sub.team = sub.name
+    return sub, sha
+
+
+def _evaluate(sub: Submission, track: Track, target: str, mode: str, force: str | None, runs: int) -> dict:
+    job = {"kind": "evaluate", "model": str(sub.model.resolve()), "track": str(track.path), "target": target,
+           "force": force, "runs": runs}
+    result = sandbox.run_job(job, track.limits)
+    if result["status"] == "ok":
+        over = violations(result, track.boards.get(target, {}), target)
+        if over:
+            result.update(status="violates", reason=over)
+    return dict(result, mode=result.get("mode") or mode)
 
 
 def _sha256(path: Path | None) -> str | None:

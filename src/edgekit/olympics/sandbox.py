@@ -12,12 +12,17 @@ child included) is killed at once. It never sees the course key (EDGEKIT_OLYMPIC
 from its environment), so it cannot sign results. It runs as the same user, though: the limits
 stop crashes and memory or time bombs, not a deliberate exploit of a parser bug (use a throw-away
 user or container for that; see docs/olympics.md).
+
+Each job has a private (0700) folder named edgekit-olympics-<run's pid>-...; a run killed before it
+could remove one leaves it behind, and clean_stale() removes those of dead runs at the next start.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,6 +31,7 @@ from pathlib import Path
 from ..errors import EdgekitError
 
 KEY_ENV = "EDGEKIT_OLYMPICS_KEY"
+WORK_PREFIX = "edgekit-olympics-"
 MAX_RESULT_BYTES = 4 * 2**20
 MAX_FILE_BYTES = 256 * 2**20
 WALL_SLACK_S = 30
@@ -84,10 +90,41 @@ def _why_died(code: int, limits: dict, log: str) -> str:
     return f"the evaluation crashed ({name}) on this model; it is malformed for the runtimes"
 
 
+def _work_prefix(pid: int) -> str:
+    return f"{WORK_PREFIX}{pid}-"  # the owner's pid in the name: clean_stale can tell a dead run's folder
+
+
+def clean_stale() -> list[Path]:
+    """Remove the job folders of runs that died without cleaning up (SIGKILL, a power cut): only
+    this user's, and only those whose owner pid is no longer alive, never another live run's."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        pid = folder.name[len(WORK_PREFIX):].split("-", 1)[0]
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if not pid.isdigit() or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def run_job(job: dict, limits: dict) -> dict:
     """Run worker.py on `job` in a limited child; its result dict, or a failure with the reason."""
     seconds, memory_mb = float(limits["seconds"]), float(limits["memory_mb"])
-    with tempfile.TemporaryDirectory(prefix="edgekit-olympics-") as work:
+    with tempfile.TemporaryDirectory(prefix=_work_prefix(os.getpid())) as work:
         work = Path(work)
         (work / "job.json").write_text(json.dumps(job))
         with open(work / "worker.log", "wb") as log:
