@@ -97,8 +97,9 @@ def read_recording(path: Path, entry: dict | None = None) -> tuple[np.ndarray, n
     [-1, 1); a still as (h, w, 3) uint8 (t_us None)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        # a row is whole once its newline is on disk: a write failure can leave the last one cut
+        lines = path.read_text().split("\n")[:-1]
+        rows = list(csv.reader(lines))
         if not rows or rows[0][0] != "timestamp_us":
             raise EdgekitError(f"{path} is not an edgekit recording (no timestamp_us column)")
         data = np.array(rows[1:], dtype=np.float64).reshape(-1, len(rows[0]))
@@ -150,8 +151,9 @@ def load_dataset(folder: str | Path = "data", sensor: str | None = None, length:
                                "choose one: load_dataset(folder, sensor='imu')")
         sensor = sensors[0] if sensors else None
     chosen = [e for e in entries if e["sensor"] == sensor]
-    skipped = [e["file"] for e in chosen if not e["complete"] and not include_incomplete]
-    chosen = [e for e in chosen if e["complete"] or include_incomplete]
+    usable = [e for e in chosen if e["complete"] or (include_incomplete and e["samples"])]
+    skipped = [e["file"] for e in chosen if e not in usable]   # incomplete, or cut before any sample
+    chosen = usable
     if not chosen:
         raise EdgekitError(f"{folder} has no complete recordings{' of ' + sensor if sensor else ''}; capture some first")
     labels = sorted({e["label"] for e in chosen})

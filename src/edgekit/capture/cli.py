@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingC
 from rich.table import Table
 
 from ..errors import EdgekitError
-from .session import Progress, Session
+from .session import CaptureStopped, Progress, Session
 
 COMMANDS = ("capture", "sensors", "plot")
 
@@ -109,17 +110,22 @@ def _capture(args) -> int:
                       image="jpeg" if args.jpeg else "png", seed=args.seed, force=force, port=args.port,
                       revision=args.revision, countdown=args.countdown,
                       progress=None if args.json else _RichProgress(err, args.label))
+    # past a file-size limit (ulimit -f) the kernel's SIGXFSZ would kill us mid-write; ignored, the
+    # write fails with EFBIG instead, and that is reported like a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     entries, stopped = [], None
     try:
         entries = session.run()
     except KeyboardInterrupt:
         stopped = "interrupted: the recording in progress is kept and marked incomplete in the manifest"
+    except CaptureStopped as e:          # its message says what is kept and listed
+        stopped = f"stopped: {e}"
     except EdgekitError as e:
-        if session.client is None or not session.manifest.recordings:
+        if not session.listed:           # nothing recorded yet: a plain error
             raise
         stopped = f"stopped: {e} (what arrived is kept and marked incomplete in the manifest)"
-    entries = entries or [r for r in session.manifest.recordings if r.get("label") == args.label][-args.count:]
-    if args.plot:
+    entries = entries or session.listed
+    if args.plot and not stopped:
         from .plot import plot_recording
         for e in entries:
             if not e["file"].endswith((".png", ".jpg")):
@@ -130,7 +136,7 @@ def _capture(args) -> int:
     else:
         err.print(f"{session.how}; manifest: {session.manifest.path}", highlight=False)
     if stopped:
-        Console(stderr=True).print(f"[red]{stopped}[/red]", highlight=False)
+        Console(stderr=True).print(f"[red]{stopped}[/red]", highlight=False, soft_wrap=True)  # one line
         return 130 if stopped.startswith("interrupted") else 2
     return 0  # losses and rate shortfalls are reported above and in the manifest, not failures
 

@@ -6,8 +6,10 @@ Each recording: a countdown, `stream` on the board, every frame checked (frames.
 its samples written and flushed at once (writers.py), then the manifest (manifest.py) rewritten
 atomically with the recording's counts and checksum. Ctrl-C or a disconnect keeps what arrived,
 marks the recording incomplete in the manifest, and ends the session (KeyboardInterrupt /
-BoardGone are raised again after the manifest is saved). Everything a user can get wrong (sensor,
-rate, label, folder) is checked before anything is written.
+BoardGone are raised again after the manifest is saved). So does a write failure (a full disk, a
+file-size limit): the bytes on disk stay, listed as incomplete ("write_failed"), and the session
+ends with CaptureStopped, one line naming the file and the error (disk.py). Everything a user can
+get wrong (sensor, rate, label, folder) is checked before anything is written.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..targets.board import load_board
+from .disk import WriteFailed, prepare_folder, what_to_do
 from .frames import WRAP, FrameCheck
 from .manifest import Manifest, sha256_file
 from .sensors import Request, pixels_per_still, plan
@@ -30,6 +33,10 @@ from .writers import CsvWriter, StillWriter, WavWriter, write_ei_json
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 SHORTFALL = 0.01      # an achieved rate more than 1% under the requested one is reported
+
+
+class CaptureStopped(EdgekitError):
+    """A write failure ended the capture; the message says what is on disk and what is listed."""
 
 
 class Progress:
@@ -59,7 +66,8 @@ def check_folder(out: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise EdgekitError(f"-o {out}: cannot write in {probe} (permission denied); choose a folder you can "
+        why = "read-only file system" if probe.is_dir() and os.statvfs(probe).f_flag & os.ST_RDONLY else "permission denied"
+        raise EdgekitError(f"-o {out}: cannot write in {probe} ({why}); choose a folder you can "
                            "write to, e.g. -o ~/week4/data")
 
 
@@ -131,6 +139,7 @@ class Session:
         self.timeout = timeout
         self.folder = self.out / self.label
         self.client = None
+        self.listed: list[dict] = []           # the entries this session added to the manifest
 
     # -- the session ------------------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -143,19 +152,33 @@ class Session:
         entries = []
         try:
             self.info = self._info()
-            self.folder.mkdir(parents=True, exist_ok=True)
+            prepare_folder(self.out, self.folder)     # /proc/d, a read-only disk: one line, before recording
             countdown = self.countdown_s if self.countdown_s is not None else (3 if self.mode == "measured" else 0)
             for i in range(self.count):
                 for left in range(int(math.ceil(countdown)), 0, -1):
                     self.progress.countdown(i, self.count, left)
                     time.sleep(1)
+                self._hold_room()
                 entry = self.record(self.manifest.next_number(self.label), i)
                 entries.append(entry)
                 if entry.get("error"):
                     raise entry.pop("_raise")
         finally:
+            self.manifest.room.release()
             self.client.close()
         return entries
+
+    def _hold_room(self) -> None:
+        """Set aside the room the manifest needs after the next recording (disk.Reserve)."""
+        try:
+            self.manifest.room.hold()
+        except WriteFailed as e:
+            raise CaptureStopped(f"no room for the next recording: {e}; {self._kept()}; "
+                                 f"{what_to_do(e.cause)} and capture again") from None
+
+    def _kept(self) -> str:
+        n = len(self.manifest.recordings)
+        return f"the {n} recording(s) before it are kept and listed in {self.manifest.path}" if n else "nothing was recorded"
 
     def _info(self) -> dict:
         """The board's info% (for the firmware version). A board that does not know info% does not
@@ -206,10 +229,22 @@ class Session:
         written = 0
         origin = None                     # device time of sample 0
         first_t = last_t = None           # (sample number, device time) of the first/last frame written
+        frames = 0                        # frames wholly on disk
         status, error = "complete", None
+        failed = False                    # a write failed: nothing more goes to the file
+
+        def on_disk(step, *args):
+            nonlocal failed
+            try:
+                step(*args)
+            except OSError as e:
+                failed = True
+                raise WriteFailed("writing", path, e) from None
 
         def write(frame):
-            nonlocal written, origin, first_t, last_t
+            nonlocal written, frames, origin, first_t, last_t
+            if failed:
+                return
             raw = np.frombuffer(frame.payload, "<i2").reshape(-1, ch)
             k0 = frame.seq * check.per_frame
             due0 = (k0 * 1000000) // req.stream_rate      # sample k is due floor(k * 1e6 / rate) after start
@@ -218,19 +253,21 @@ class Session:
             if isinstance(writer, StillWriter):
                 writer.put(k0, raw)
             elif isinstance(writer, WavWriter):
-                writer.write(None, raw)       # a WAV's samples are evenly spaced by definition
+                on_disk(writer.write, None, raw)     # a WAV's samples are evenly spaced by definition
             else:
                 offsets = (np.arange(k0, k0 + len(raw)) * 1000000) // req.stream_rate - due0
-                writer.write(((frame.t_us - origin) % WRAP) + offsets, raw)
+                on_disk(writer.write, ((frame.t_us - origin) % WRAP) + offsets, raw)
             if kept is not None:
                 kept.append(raw.copy())
             written += len(raw)
+            frames += 1
             if first_t is None:
                 first_t = (k0, frame.t_us)
             last_t = (k0, frame.t_us)
 
         try:
             try:
+                on_disk(writer.start)
                 for frame in stream:
                     for f in check.feed(frame):
                         write(f)
@@ -241,10 +278,10 @@ class Session:
                     write(f)
         except KeyboardInterrupt as e:
             status, error = "interrupted", e
-            try:
-                stream.stop()
-            except (BoardError, OSError):
-                pass
+            _stop(stream)
+        except WriteFailed as e:
+            status, error = "write_failed", e
+            _stop(stream)
         except BoardGone as e:
             status, error = "disconnected", e
         except BoardTimeout as e:
@@ -255,7 +292,17 @@ class Session:
         except BoardError as e:          # a stall (timeout) or a reset in the middle
             status, error = "failed", e
         finally:
-            writer.close()
+            if status != "write_failed":
+                try:
+                    writer.close()            # a still is saved here, so this too can fail
+                except OSError as e:
+                    status, error = "write_failed", WriteFailed("writing", path, e)
+            if status == "write_failed":
+                written = writer.abandon()    # the whole samples that reached the disk
+        if status == "write_failed" and path.stat().st_size == 0:
+            path.unlink()                     # nothing reached the disk: no empty file, no entry
+            raise CaptureStopped(f"{error}; nothing of {path.name} reached the disk, so it is not kept; "
+                                 f"{self._kept()}; {what_to_do(error.cause)} and capture again")
 
         sent = stream.sent
         if status == "complete":
@@ -281,7 +328,7 @@ class Session:
             "seconds_requested": req.seconds if req.sensor.name != "camera" else None,
             "samples": written, "samples_expected": expected_samples,
             "lost_samples": None if expected_samples is None else expected_samples - written,
-            "frames_sent": sent, "frames_written": check.written,
+            "frames_sent": sent, "frames_written": frames,
             "gaps": check.gaps + (trailing if status == "complete" else 0),
             "crc_failures": stream.corrupted, "header_errors": check.header_errors,
             "garbage_lines": stream.stats["garbage"],
@@ -289,19 +336,37 @@ class Session:
         }
         if status == "interrupted":
             entry["frames_after_interrupt"] = trailing
-        if status in ("disconnected", "failed"):
+        if status in ("disconnected", "failed", "write_failed"):
             entry["reason"] = str(error)
         if self.mode == "simulated":
             entry["seed"] = self.seed
         entry["shortfall"] = bool(achieved is not None and achieved < req.rate * (1 - SHORTFALL))
         entry["sha256"], entry["bytes"] = sha256_file(path), path.stat().st_size
-        if kept is not None and req.sensor.name != "camera":
-            entry["ei_json"] = self._write_ei(path, kept, entry)
-        self.manifest.add(entry)
+        if kept is not None and req.sensor.name != "camera" and status != "write_failed":
+            try:
+                entry["ei_json"] = self._write_ei(path, kept, entry)
+            except WriteFailed as e:     # the recording is whole and gets listed; its JSON copy is not
+                error = CaptureStopped(f"{e}; {entry['file']} itself is whole and listed in {self.manifest.path}; "
+                                       f"{what_to_do(e.cause)} and capture again")
+        self._list(entry, error)
         self.progress.end(entry)
+        if status == "write_failed":
+            error = CaptureStopped(f"{error}; its {written} whole samples on disk are kept and listed as incomplete "
+                                   f"(write_failed) in {self.manifest.path}; {what_to_do(error.cause)} and capture again")
         if error is not None:
             entry["error"], entry["_raise"] = True, error
         return entry
+
+    def _list(self, entry: dict, error) -> None:
+        """Add `entry` to the manifest; if even that write fails, say so (the old manifest stays)."""
+        try:
+            self.manifest.add(entry)
+            self.listed.append(entry)
+        except WriteFailed as e:
+            cut = f"{error}, and " if isinstance(error, WriteFailed) else f"{entry['file']} was recorded but "
+            raise CaptureStopped(f"{cut}{e}: {entry['file']} ({entry['samples']} samples) is on disk but not listed; "
+                                 f"the manifest is kept as it was, with {len(self.manifest.recordings)} recording(s); "
+                                 f"{what_to_do(e.cause)} and capture again") from None
 
     def _writer(self, path: Path):
         req = self.req
@@ -315,6 +380,9 @@ class Session:
         except FileExistsError:
             raise EdgekitError(f"{path} appeared while recording (another capture into the same folder?); "
                                "nothing was overwritten: run again") from None
+        except OSError as e:
+            raise CaptureStopped(f"{WriteFailed('creating', path, e)}; {self._kept()}; "
+                                 f"{what_to_do(e)} and capture again") from None
 
     def _write_ei(self, path: Path, kept: list, entry: dict) -> dict:
         raw = np.concatenate(kept) if kept else np.zeros((0, len(self.req.names)), dtype=np.int16)
@@ -325,6 +393,15 @@ class Session:
         write_ei_json(ei, f"edgekit {self.board.key}", self.board.key.upper(), self.req.stream_rate,
                       self.req.names, units, values)
         return {"file": ei.relative_to(self.out).as_posix(), "sha256": sha256_file(ei)}
+
+
+def _stop(stream) -> None:
+    """Ask the board to stop streaming; one that is gone or garbled has stopped anyway."""
+    from ..board.client import BoardError
+    try:
+        stream.stop()
+    except (BoardError, OSError):
+        pass
 
 
 def _rate(first, last) -> float | None:

@@ -9,7 +9,10 @@ unplugged board or Ctrl-C loses nothing already received:
   cannot be appended to); missing pixels stay black and are counted by the session;
 - write_ei_json: the Edge Impulse data-acquisition JSON of a finished recording.
 
-Every writer opens its file with mode "x": an existing recording is never overwritten.
+Every writer opens its file with mode "x": an existing recording is never overwritten. Creating
+the file (the constructor) and writing to it (start, write, close) are separate steps: once the
+file exists, a failed write leaves it for the manifest to list as incomplete, and abandon()
+closes it without raising and says how many whole samples reached the disk.
 """
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ import json
 import os
 import struct
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
+
+from .disk import WriteFailed
 
 
 class CsvWriter:
@@ -28,7 +34,10 @@ class CsvWriter:
         self.f = open(path, "x", newline="")
         self.scales = np.asarray(scales, dtype=np.float64)
         self.integer = bool(np.all(self.scales == np.round(self.scales)))
-        self.f.write(",".join(["timestamp_us"] + [f"{n}_{u}" for n, u in zip(names, units)]) + "\n")
+        self.header = ",".join(["timestamp_us"] + [f"{n}_{u}" for n, u in zip(names, units)]) + "\n"
+
+    def start(self) -> None:
+        self.f.write(self.header)
         self.f.flush()
 
     def write(self, t_us: np.ndarray, raw: np.ndarray) -> None:
@@ -44,6 +53,13 @@ class CsvWriter:
     def close(self) -> None:
         self.f.close()
 
+    def abandon(self) -> int:
+        """Close after a failed write; the rows on disk that end in a newline (a cut last row is
+        left for readers to skip)."""
+        with suppress(OSError):     # the flush of what did not fit fails again: it is lost
+            self.f.close()
+        return max(0, self.path.read_bytes().count(b"\n") - 1)
+
 
 class WavWriter:
     """16-bit PCM mono WAV. Samples are flushed after every frame; the header's two sizes are
@@ -57,9 +73,11 @@ class WavWriter:
         self.path, self.rate = path, int(rate_hz)
         self.f = open(path, "xb")
         self.data_bytes = 0
+        self._patched = time.monotonic()
+
+    def start(self) -> None:
         self.f.write(self._header())
         self.f.flush()
-        self._patched = time.monotonic()
 
     def _header(self) -> bytes:
         # RIFF chunk, fmt chunk (PCM = 1, mono, rate, byte rate, block align 2, 16 bits), data chunk
@@ -88,6 +106,19 @@ class WavWriter:
         self._patch_sizes()
         self.f.close()
 
+    def abandon(self) -> int:
+        """Close after a failed write, the header's sizes set to the whole samples on disk (in
+        place: it needs no new space); returns that number of samples."""
+        with suppress(OSError):
+            self.f.close()
+        size = self.path.stat().st_size
+        if size < 44:
+            return 0                  # not even the header: nothing to patch
+        with suppress(OSError), open(self.path, "r+b") as f:
+            self.f, self.data_bytes = f, (size - 44) // 2 * 2
+            self._patch_sizes()
+        return (size - 44) // 2
+
 
 def rgb565_to_rgb888(pixels: np.ndarray) -> np.ndarray:
     """uint16 RGB565 (...,) -> uint8 RGB (..., 3), each channel scaled to 0..255."""
@@ -105,6 +136,8 @@ class StillWriter:
         self.pixels = np.zeros(width * height, dtype=np.uint16)
         self.filled = 0
 
+    def start(self) -> None: ...          # nothing to write before the still is whole
+
     def put(self, first: int, raw: np.ndarray) -> None:
         n = min(len(raw), len(self.pixels) - first)
         if n > 0:
@@ -116,6 +149,12 @@ class StillWriter:
         img = Image.fromarray(rgb565_to_rgb888(self.pixels.reshape(self.h, self.w)), "RGB")
         img.save(self.f, format="JPEG" if self.format == "jpeg" else "PNG", **({"quality": 95} if self.format == "jpeg" else {}))
         self.f.close()
+
+    def abandon(self) -> int:
+        """Close after a failed save: a cut image holds no usable pixels."""
+        with suppress(OSError):
+            self.f.close()
+        return 0
 
 
 def write_ei_json(path: Path, device_name: str, device_type: str, rate_hz: float, names: list[str],
@@ -134,16 +173,32 @@ def write_ei_json(path: Path, device_name: str, device_type: str, rate_hz: float
             "values": values[:, 0].tolist() if values.shape[1] == 1 else values.tolist(),
         },
     }
-    with open(path, "x") as f:
-        json.dump(data, f)
+    try:
+        with open(path, "x") as f:
+            json.dump(data, f)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        _remove(path)          # ours (mode "x"), and half of a JSON file is of no use
+        raise WriteFailed("writing", path, e) from None
 
 
 def atomic_write_json(path: Path, data) -> None:
     """Write JSON to a temporary file beside `path`, then rename it over `path`: a reader (or a
-    crash) sees the old file or the new one, never half of one."""
+    crash) sees the old file or the new one, never half of one. A failure (a full disk) removes
+    the temporary file and raises WriteFailed naming `path`, which is left as it was."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise WriteFailed("writing", path, e) from None
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
