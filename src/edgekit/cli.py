@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output .tflite (default: MODEL_int8.tflite beside the input)")
     c.add_argument("--no-verify", action="store_true", help="skip LiteRT/TFLM verification")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_budget_flags(c)
 
     i = sub.add_parser("inspect", help="per-layer ops, shapes, parameters, MACs and quantization of a .tflite")
     i.add_argument("model")
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("--runs", type=int, default=10, help="inferences to time (default 10)")
         d.add_argument("--calib", help="calibration inputs, to convert a model that is not int8 yet")
         d.add_argument("--json", action="store_true", help="print the report as JSON")
+        _add_budget_flags(d)
         d.add_argument("--plot", help="write a per-layer chart (PNG) of the Iron Law terms")
         d.add_argument("--host", help="run on a Raspberry Pi over ssh, e.g. pi@raspberrypi.local")
         d.add_argument("--remote-python", default="python3", help="python on the Pi that has edgekit")
@@ -79,10 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_budget_flags(p: argparse.ArgumentParser) -> None:
+    from .budget import DEFAULT_CALIB_MB, DEFAULT_MEMORY_MB
+    p.add_argument("--max-memory", type=int, metavar="MB", help="memory budget for the model's working "
+                   f"tensors (default {DEFAULT_MEMORY_MB}, or EDGEKIT_MAX_MEMORY_MB)")
+    p.add_argument("--max-calib-mb", type=int, metavar="MB", help="largest calibration/validation set, as "
+                   f"float32 after decompression (default {DEFAULT_CALIB_MB}, or EDGEKIT_MAX_CALIB_MB)")
+
+
+def _budgets(args):
+    """The memory budgets given on the command line, for the code inside."""
+    from .budget import limits
+    return limits(memory=args.max_memory, calib=args.max_calib_mb)
+
+
 def _convert(args) -> int:
     from .convert import convert
     src = Path(args.model)
-    with err.status("converting ...") as status:
+    with _budgets(args), err.status("converting ...") as status:
         q = convert(src, calibration=args.calib, method=args.calib_method, val=args.val,
                     percentile=args.percentile, verify=not args.no_verify,
                     progress=lambda msg: status.update(msg + " ..."))
@@ -121,8 +137,12 @@ def _targets(args) -> int:
 
 
 def _deploy_or_profile(args) -> int:
+    with _budgets(args):
+        return _run_deploy_or_profile(args)
+
+
+def _run_deploy_or_profile(args) -> int:
     from . import deployment as dep
-    from .profile_report import plot_layers, render_profile
     force = "hw" if args.hw else "sim" if args.sim else None
     duration = None
     if getattr(args, "duration", None):

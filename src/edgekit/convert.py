@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 import time
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import passes, reference
+from . import budget, passes, reference
+from .array_file import load_array
 from .errors import EdgekitError
 from .export.tflite_writer import write_tflite
 from .importers import Source, load
@@ -18,39 +20,10 @@ from .quantize.scheme import quantize_graph
 from .runtime import litert
 
 
-def load_array(data, what: str = "calibration set") -> np.ndarray:
-    """An array from an array, a .npy or a .npz file (never unpickling object arrays)."""
-    if isinstance(data, (str, Path)):
-        path = Path(data)
-        if not path.exists():
-            raise EdgekitError(f"{what} '{path}' does not exist; give a .npy or .npz file")
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            if "pickle" in str(e).lower():
-                raise EdgekitError(f"{what} '{path.name}' holds Python objects; edgekit never unpickles: "
-                                   "save a plain numeric array with np.save") from None
-            raise EdgekitError(f"{what} '{path.name}' is not a readable .npy/.npz file ({e})") from None
-        except (OSError, EOFError) as e:
-            raise EdgekitError(f"{what} '{path.name}' is not a readable .npy/.npz file ({e})") from None
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            keys = list(loaded.keys())
-            key = next((k for k in ("x", "calib", "data", "inputs") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise EdgekitError(f"{what} '{path.name}' has arrays {keys}; name the inputs 'x'")
-            loaded = loaded[key]
-        data = loaded
-    data = getattr(data, "data", data)  # a TinyTorch Tensor holds its array in .data
-    arr = np.asarray(data)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise EdgekitError(f"{what} must be numeric; got dtype {arr.dtype}")
-    return arr.astype(np.float32)
-
-
 def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
     """Check the samples' shape against the model's input and reorder NCHW data to NHWC."""
     shape = graph.tensors[graph.inputs[0]].shape
-    if samples.size == 0 or samples.shape[0] == 0:
+    if samples.ndim == 0 or samples.size == 0:
         raise EdgekitError(f"the {what} is empty; give at least one sample (100-500 is typical)")
     want = shape[1:]
     given = samples.shape[1:]
@@ -59,11 +32,31 @@ def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
     if tuple(given) != tuple(want):
         raise EdgekitError(f"the {what} has shape {samples.shape}, but the model's input is "
                            f"{(1,) + tuple(want)}; give an array of shape (N, {', '.join(map(str, want))})")
-    if not np.all(np.isfinite(samples)):
-        raise EdgekitError(f"the {what} contains NaN or infinite values; clean it before calibrating")
     if layout == "NCHW" and len(shape) == 4:
         samples = samples.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(samples, np.float32)
+
+
+def _check_working_memory(graph, samples: int, doing: str) -> None:
+    """Refuse, before anything is allocated, work whose float activations exceed the memory budget.
+
+    Calibration keeps every activation of one chunk (CHUNK samples) and of the first chunk (reused
+    by verification), and every sample's output; verification runs the whole set, two tensors of a
+    layer at a time, and keeps every activation of its first SQNR_SAMPLES. Declared shapes count as
+    they are (a batch other than 1 only makes the estimate larger)."""
+    from .quantize.calibrate import CHUNK
+    from .verify import SQNR_SAMPLES
+    per_sample = {name: 4 * math.prod(max(int(d), 1) for d in t.shape)
+                  for name, t in graph.tensors.items() if not t.is_const}
+    every = sum(per_sample.values())
+    if doing == "calibrating":
+        ends = sum(per_sample[t] for t in (*graph.inputs, *graph.outputs))
+        need = 2 * every * min(samples, CHUNK) + ends * samples
+    else:
+        need = every * min(samples, SQNR_SAMPLES) + 2 * max(per_sample.values()) * samples
+    biggest = max(per_sample, key=per_sample.get)
+    budget.check_memory(need, f"{doing} on {samples} sample(s) (the largest tensor, '{biggest}', "
+                              f"holds {per_sample[biggest] / 2**20:,.1f} MB per sample)")
 
 
 class Converted:
@@ -141,6 +134,7 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
             raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
                                "calib.npy) with 100-500 representative inputs")
         samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
+        _check_working_memory(g, len(samples), "calibrating")
         timings["import_s"] = time.perf_counter() - t0
         step(f"calibrating ({method}, {len(samples)} samples)")
         floats: dict = {}
@@ -164,6 +158,8 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
         if src.graph is not None:
             val_samples = samples if val is None else _to_nhwc(load_array(val, "validation set"),
                                                                 src.graph, src.layout, "validation set")
+        if src.graph is not None:
+            _check_working_memory(src.graph, len(val_samples), "verifying")
         info.update(verify_model(tflite, src.graph, val_samples, step,
                                  val_kind="calibration set" if val is None else "validation set",
                                  floats=floats if src.graph is not None else None))

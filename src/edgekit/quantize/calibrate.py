@@ -25,7 +25,29 @@ CHUNK = 64  # samples per reference run: bounds memory on big models
 
 def _chunks(graph: Graph, samples: np.ndarray):
     for i in range(0, len(samples), CHUNK):
-        yield reference.run(graph, {graph.inputs[0]: samples[i:i + CHUNK]}, keep=True)
+        # overflow to inf or NaN is not warned about here: the ranges are checked for it (_layer_range)
+        with np.errstate(all="ignore"):
+            yield reference.run(graph, {graph.inputs[0]: samples[i:i + CHUNK]}, keep=True)
+
+
+def _layer_range(graph: Graph, t: str, v: np.ndarray) -> tuple[float, float]:
+    """(min, max) of one tensor's values, refusing what no int8 scale can represent."""
+    if v.size == 0:
+        raise EdgekitError(f"{_where(graph, t)} produces an empty tensor (shape {list(v.shape)}); "
+                           "the model is inconsistent: export it again")
+    lo, hi = float(v.min()), float(v.max())
+    with np.errstate(over="ignore"):
+        span = np.float32(hi) - np.float32(lo)  # the scale is computed in float32
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(span)):
+        what = "NaN" if np.isnan(lo) or np.isnan(hi) else "infinite (overflowing)"
+        raise EdgekitError(f"{_where(graph, t)} computes {what} values on the calibration set; check its "
+                           "weights for NaN or huge values, and that the inputs are scaled as in training")
+    return lo, hi
+
+
+def _where(graph: Graph, t: str) -> str:
+    op = graph.producer().get(t)
+    return f"layer '{op.name}' ({op.kind})" if op is not None else f"tensor '{t}'"
 
 
 def _minmax(graph, samples, record=None):
@@ -36,9 +58,9 @@ def _minmax(graph, samples, record=None):
             record.setdefault("first_chunk", values)
             outputs.append(values[graph.outputs[0]])
         for t in graph.activations():
-            v = values[t]
-            lo[t] = min(lo.get(t, np.inf), float(v.min()))
-            hi[t] = max(hi.get(t, -np.inf), float(v.max()))
+            v_lo, v_hi = _layer_range(graph, t, values[t])
+            lo[t] = min(lo.get(t, np.inf), v_lo)
+            hi[t] = max(hi.get(t, -np.inf), v_hi)
     if record is not None:
         record["outputs"] = np.concatenate(outputs)
     return {t: (lo[t], hi[t]) for t in lo}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import EdgekitError
 from ..graph import Graph
 
 MIN_RANGE = np.float32(1e-9)  # a tensor that is always 0 still needs a non-zero scale
@@ -97,8 +98,26 @@ def _share_groups(graph: Graph) -> dict[str, str]:
     return {t: find(t) for t in graph.activations()}
 
 
+def _check_finite(op, what: str, values) -> None:
+    """NaN or infinity has no int8 scale: name the layer instead of writing garbage."""
+    values = np.asarray(values, np.float64)
+    with np.errstate(over="ignore"):
+        span = np.float32(values.max(initial=0)) - np.float32(values.min(initial=0))
+    if not (np.isfinite(values).all() and np.isfinite(span)):
+        raise EdgekitError(f"layer '{op.name}' ({op.kind}) has NaN, infinite or float32-overflowing values in "
+                           f"{what}; fix the model (retrain, or check its export) before converting it")
+
+
 def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, QParams]:
     """Parameters for every tensor of the graph, given each activation's calibrated range."""
+    producer = graph.producer()
+    for t, (lo, hi) in ranges.items():
+        if t in producer:
+            _check_finite(producer[t], f"its output's calibrated range ({lo}, {hi})", (lo, hi))
+    for op in graph.ops:
+        for t in op.inputs:
+            if graph.tensors[t].is_const and graph.tensors[t].data.dtype.kind in "fiub":
+                _check_finite(op, f"'{t}'", graph.tensors[t].data)
     params: dict[str, QParams] = {}
     fixed = {op.outputs[0]: FIXED_OUTPUT[op.kind] for op in graph.ops if op.kind in FIXED_OUTPUT}
     group = _share_groups(graph)
@@ -116,7 +135,8 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
             x, w, b = op.inputs
             axis = 3 if op.kind == "depthwise_conv2d" else 0
             params[w] = weight_params(graph.tensors[w].data, axis)
-            params[b] = bias_params(graph.tensors[b].data, params[x].scale, params[w].scale)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # beyond int32: clipped
+                params[b] = bias_params(graph.tensors[b].data, params[x].scale, params[w].scale)
         else:
             for t in op.inputs:
                 if graph.tensors[t].is_const and t not in params:
