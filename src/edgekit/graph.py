@@ -23,10 +23,12 @@ Tensors always carry the batch first; exported models use batch 1.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import budget
 from .errors import EdgekitError
 
 ACTIVATIONS = (None, "relu", "relu6")
@@ -113,20 +115,41 @@ class Graph:
 
     # -- checking ----------------------------------------------------------------------------
     def finalize(self) -> "Graph":
-        """Drop unused tensors, check the graph, and infer every activation's shape."""
-        from .reference import run  # late import: reference depends on graph
+        """Drop unused tensors, check the graph, and infer every activation's shape.
 
+        Shapes come from the ops' shape rules, not a run on zeros, so a model declaring huge
+        tensors is refused by the memory budget before anything that size is allocated.
+        """
         used = set(self.inputs) | set(self.outputs)
         for op in self.ops:
             used.update(op.inputs)
             used.update(op.outputs)
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
         self.validate()
-        feeds = {n: np.zeros(self.tensors[n].shape, np.float32) for n in self.inputs}
-        values = run(self, feeds, keep=True)
-        for name, value in values.items():
-            self.tensors[name].shape = tuple(value.shape)
+        total = sum(self.nbytes(t) for t in self.inputs)
+        for op in self.ops:
+            self.infer_shape(op)
+            total += self.nbytes(op.outputs[0])
+            budget.check_memory(total, f"one sample's activations up to layer '{op.name}'")
         return self
+
+    def infer_shape(self, op: Op) -> tuple[int, ...]:
+        """Set op's output shape from its inputs' shapes; an EdgekitError naming the layer if they do not fit."""
+        from .reference import output_shape  # late import: reference depends on graph
+
+        shapes = [self.tensors[t].shape for t in op.inputs]
+        try:
+            shape = output_shape(op, shapes)
+        except (ValueError, KeyError, TypeError) as e:  # KeyError/TypeError: an attribute missing or malformed
+            detail = f"it has no '{e.args[0]}' attribute" if isinstance(e, KeyError) else str(e)
+            raise EdgekitError(f"layer '{op.name}' ({op.kind}) cannot take inputs of shapes "
+                               f"{[list(s) for s in shapes]}: {detail}; the model is inconsistent") from None
+        self.tensors[op.outputs[0]].shape = tuple(int(d) for d in shape)
+        return self.tensors[op.outputs[0]].shape
+
+    def nbytes(self, name: str) -> int:
+        """Bytes of tensor `name` for one sample, as float32 (Python ints: no overflow)."""
+        return 4 * math.prod(self.tensors[name].shape)
 
     def validate(self) -> None:
         known = set(self.inputs) | {n for n, t in self.tensors.items() if t.is_const}
@@ -144,6 +167,9 @@ class Graph:
         for t in self.outputs:
             if t not in known:
                 raise EdgekitError(f"model output '{t}' is never computed")
+            if t in self.inputs or self.tensors[t].is_const:  # LiteRT aborts on such a model
+                raise EdgekitError(f"model output '{t}' is the model's input or a constant, so the "
+                                   "model computes nothing; export it with its real output")
         for t in self.tensors.values():
             if t.is_const and not np.all(np.isfinite(t.data)):
                 bad = "NaN" if np.isnan(t.data).any() else "infinite"

@@ -25,8 +25,9 @@ def batchnorm(graph: Graph, x: str, gamma, beta, mean, var, eps: float, name: st
     Folded into the op that produced x when that is a conv/depthwise/fully-connected op with no
     fused activation and nothing else reads x; otherwise emitted as mul + add by constants.
     """
-    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)
-    shift = np.asarray(beta, np.float64) - np.asarray(mean, np.float64) * scale
+    with np.errstate(all="ignore"):  # a bad variance gives NaN weights, which Graph.validate names
+        scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)
+        shift = np.asarray(beta, np.float64) - np.asarray(mean, np.float64) * scale
     prod = graph.producer().get(x)
     readers = [op for op in graph.ops if x in op.inputs]
     if prod is not None and prod.kind in WEIGHTED and not prod.attrs.get("activation") and not readers \

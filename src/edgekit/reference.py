@@ -6,6 +6,8 @@ not count padding.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .graph import Graph, Op
@@ -127,6 +129,153 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
     raise ValueError(f"no reference kernel for {k}")
 
 
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _window_size(size: int, k: int, stride: int, padding: str) -> int:
+    return -(-size // stride) if padding == "SAME" else (size - k) // stride + 1
+
+
+def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
+    """The shape run_op returns for inputs of these shapes, computed without allocating anything.
+
+    Checks what run_op would otherwise trip over (or silently broadcast): raises ValueError saying
+    what does not fit; Graph.infer_shape names the layer.
+    """
+    a, k = op.attrs, op.kind
+    arity = {"conv2d": 3, "depthwise_conv2d": 3, "fully_connected": 3, "add": 2, "mul": 2}.get(k, 1)
+    _require(len(shapes) == arity or (k == "concat" and shapes), f"{len(shapes)} inputs")
+    _require(all(d >= 1 for s in shapes for d in s), f"an empty input among {[list(s) for s in shapes]}")
+    x = tuple(shapes[0])
+    if k in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
+        _require(len(x) == 4, f"a {len(x)}-D input where [N, H, W, C] is needed")
+        c = x[3]
+        if k in ("conv2d", "depthwise_conv2d"):
+            w, b = tuple(shapes[1]), tuple(shapes[2])
+            m = a.get("multiplier", 1) if k == "depthwise_conv2d" else 1
+            fits = len(w) == 4 and (w[3] == c if k == "conv2d" else w[0] == 1 and m >= 1 and w[3] == c * m)
+            _require(fits, f"weights of shape {list(w)} for {c} input channels")
+            (kh, kw), c = w[1:3], w[0] if k == "conv2d" else w[3]
+            _require(b == (c,), f"a bias of shape {list(b)} for {c} output channels")
+        else:
+            kh, kw = a["kernel"]
+        stride = tuple(a["stride"])
+        _require(len(stride) == 2 and min(stride) >= 1, f"stride {stride}: it must be two numbers >= 1")
+        _require(min(kh, kw) >= 1, f"a {kh}x{kw} window")
+        _require(a["padding"] in ("SAME", "VALID"), f"padding {a['padding']!r}")
+        ho, wo = (_window_size(s, kk, st, a["padding"]) for s, kk, st in zip(x[1:3], (kh, kw), stride))
+        _require(ho >= 1 and wo >= 1, f"a {kh}x{kw} window larger than its {x[1]}x{x[2]} input")
+        return (x[0], ho, wo, c)
+    if k == "fully_connected":
+        x, w, b = args
+        return _activate(x.reshape(x.shape[0], -1) @ w.T + b, a.get("activation"))
+    if k == "max_pool2d":
+        return _pool(args[0], a, "max")
+    if k == "avg_pool2d":
+        return _pool(args[0], a, "avg")
+    if k == "mean":
+        return args[0].mean(axis=tuple(a["axes"]), keepdims=a.get("keepdims", True))
+    if k == "add":
+        return _activate(args[0] + args[1], a.get("activation"))
+    if k == "mul":
+        return _activate(args[0] * args[1], a.get("activation"))
+    if k == "concat":
+        return np.concatenate(args, axis=a["axis"])
+    if k == "pad":
+        return np.pad(args[0], a["pads"])
+    if k == "reshape":
+        return args[0].reshape((args[0].shape[0],) + tuple(a["shape"][1:]))
+    if k == "softmax":
+        z = args[0] * a.get("beta", 1.0)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if k == "relu":
+        return np.maximum(args[0], 0)
+    if k == "relu6":
+        return np.clip(args[0], 0, 6)
+    if k == "sigmoid":
+        return 1 / (1 + np.exp(-args[0]))
+    if k == "tanh":
+        return np.tanh(args[0])
+    if k == "hard_swish":
+        return args[0] * np.clip(args[0] + 3, 0, 6) / 6
+    raise ValueError(f"no reference kernel for {k}")
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _window_size(size: int, k: int, stride: int, padding: str) -> int:
+    return -(-size // stride) if padding == "SAME" else (size - k) // stride + 1
+
+
+def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
+    """The shape run_op returns for inputs of these shapes, computed without allocating anything.
+
+    Checks what run_op would otherwise trip over (or silently broadcast): raises ValueError saying
+    what does not fit; Graph.infer_shape names the layer.
+    """
+    a, k = op.attrs, op.kind
+    arity = {"conv2d": 3, "depthwise_conv2d": 3, "fully_connected": 3, "add": 2, "mul": 2}.get(k, 1)
+    _require(len(shapes) == arity or (k == "concat" and shapes), f"{len(shapes)} inputs")
+    _require(all(d >= 1 for s in shapes for d in s), f"an empty input among {[list(s) for s in shapes]}")
+    x = tuple(shapes[0])
+    if k in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
+        _require(len(x) == 4, f"a {len(x)}-D input where [N, H, W, C] is needed")
+        kh, kw = tuple(shapes[1][1:3]) if k in ("conv2d", "depthwise_conv2d") else tuple(a["kernel"])
+        stride = tuple(a["stride"])
+        _require(len(stride) == 2 and min(stride) >= 1, f"stride {stride}: it must be two numbers >= 1")
+        _require(min(kh, kw) >= 1, f"a {kh}x{kw} window")
+        _require(a["padding"] in ("SAME", "VALID"), f"padding {a['padding']!r}")
+        ho, wo = (_window_size(s, kk, st, a["padding"]) for s, kk, st in zip(x[1:3], (kh, kw), stride))
+        _require(ho >= 1 and wo >= 1, f"a {kh}x{kw} window larger than its {x[1]}x{x[2]} input")
+        c = x[3]
+        if k != "max_pool2d" and k != "avg_pool2d":
+            w, b = tuple(shapes[1]), tuple(shapes[2])
+            m = a.get("multiplier", 1) if k == "depthwise_conv2d" else 1
+            ok = len(w) == 4 and (w[3] == x[3] if k == "conv2d" else w[0] == 1 and m >= 1 and w[3] == x[3] * m)
+            _require(ok, f"weights of shape {list(w)} for {x[3]} input channels")
+            c = w[0] if k == "conv2d" else w[3]
+            _require(b == (c,), f"a bias of shape {list(b)} for {c} output channels")
+        return (x[0], ho, wo, c)
+    if k == "fully_connected":
+        w, b = tuple(shapes[1]), tuple(shapes[2])
+        features = math.prod(x[1:])
+        _require(len(w) == 2 and w[1] == features, f"weights of shape {list(w)} for {features} input features")
+        _require(b == (w[0],), f"a bias of shape {list(b)} for {w[0]} outputs")
+        return (x[0], w[0])
+    if k in ("add", "mul"):
+        return tuple(np.broadcast_shapes(tuple(shapes[0]), tuple(shapes[1])))  # ValueError if they do not
+    if k == "mean":
+        axes = tuple(a["axes"])
+        _require(all(0 < i < len(x) for i in axes), f"axes {list(axes)} of a {len(x)}-D input")
+        return tuple(1 if i in axes else d for i, d in enumerate(x) if a.get("keepdims", True) or i not in axes)
+    if k == "concat":
+        axis = a["axis"]
+        _require(0 < axis < len(x) and all(len(s) == len(x) for s in shapes),
+                 f"axis {axis} of inputs of shapes {[list(s) for s in shapes]}")
+        _require(all(tuple(s[:axis]) + tuple(s[axis + 1:]) == x[:axis] + x[axis + 1:] for s in shapes),
+                 f"inputs of shapes {[list(s) for s in shapes]} differing outside axis {axis}")
+        return x[:axis] + (sum(s[axis] for s in shapes),) + x[axis + 1:]
+    if k == "pad":
+        pads = tuple(tuple(p) for p in a["pads"])
+        _require(len(pads) == len(x) and all(len(p) == 2 and min(p) >= 0 for p in pads),
+                 f"pads {[list(p) for p in pads]} for a {len(x)}-D input")
+        return tuple(d + b + e for d, (b, e) in zip(x, pads))
+    if k == "reshape":
+        shape = tuple(a["shape"][1:])
+        _require(all(d >= 1 for d in shape) and math.prod(shape) == math.prod(x[1:]),
+                 f"reshaping {list(x)} to {[1] + list(shape)}")
+        return (x[0],) + shape
+    if k in ("softmax", "relu", "relu6", "sigmoid", "tanh", "hard_swish"):
+        return x
+    raise ValueError(f"no shape rule for {k}")
+
+
 def run(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = False) -> dict[str, np.ndarray]:
     """Run the graph on a batch. Returns the outputs, or every activation if keep=True."""
     values = {name: np.asarray(v, np.float32) for name, v in feeds.items()}
@@ -136,7 +285,8 @@ def run(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = False) -> dict[
             uses[t] = i
     for i, op in enumerate(graph.ops):
         args = [values[t] if t in values else graph.tensors[t].data for t in op.inputs]
-        values[op.outputs[0]] = run_op(op, args).astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow gives inf; calibration refuses it
+            values[op.outputs[0]] = run_op(op, args).astype(np.float32, copy=False)
         if not keep:  # free activations after their last use to keep big batches cheap
             for t in op.inputs:
                 if uses.get(t) == i and t not in graph.outputs and t in values:
