@@ -12,23 +12,26 @@ ONNX op type, are in onnx_ops.py.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper, helper, numpy_helper
+from onnx import external_data_helper
 
+from .. import budget
 from ..errors import EdgekitError, UnsupportedError
 from ..graph import Graph
-from ..reference import run_op
-from .onnx_ops import ALIASES, OnnxOps, _attrs, _resolve_shape
+from .onnx_checks import NUMERIC, Attrs, check_graph, tensor_array
+from .onnx_ops import ALIASES, OnnxOps, resolve_shape
 
 SUPPORTED = ("Conv (2-D, incl. depthwise), Gemm, MatMul(+Add), BatchNormalization, Relu, Clip(0,6), "
              "Sigmoid, Tanh, HardSwish, HardSigmoid, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over "
              "H and W, Add, Sub, Mul, Div, Concat, Pad, Flatten, Reshape, Squeeze, Unsqueeze, Softmax, "
              "Dropout, Identity")
 MIN_OPSET = 11
+MAX_OPSET = onnx.defs.onnx_opset_version()  # the newest this onnx package knows
 # Ops evaluated at import time when all their inputs are constants (shape arithmetic, mostly).
 FOLDABLE = ("Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Reshape",
             "Flatten", "Transpose", "Add", "Sub", "Mul", "Div")
@@ -85,9 +88,10 @@ def _load(source, name):
             raise EdgekitError(f"{what} keeps its weights in a separate file that could not be read "
                                f"({_short(e)}); keep that file next to the model") from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or opset < MIN_OPSET:
-        raise EdgekitError(f"{what} uses ONNX opset {opset}; edgekit reads opset {MIN_OPSET} and "
-                           "newer: export again with torch.onnx.export(..., opset_version=13)")
+    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise EdgekitError(f"{what} uses ONNX opset {opset}; edgekit reads opsets {MIN_OPSET} to {MAX_OPSET}: "
+                           "export again with torch.onnx.export(..., opset_version=13)")
+    check_graph(model.graph)
     return model, label
 
 
@@ -103,7 +107,8 @@ class _Importer(OnnxOps):
         self.opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
         self.onnx = model.graph
         self.g = Graph(name=name)
-        self.consts = {t.name: numpy_helper.to_array(t) for t in self.onnx.initializer}
+        self.consts = {t.name: tensor_array(t, "initializer") for t in self.onnx.initializer}
+        self.activation_bytes = 0  # one sample's activations so far, held against the memory budget
         self.acts: dict[str, str] = {}  # ONNX activation name -> Graph tensor name
         self.hwc_flat: dict[str, tuple] = {}  # Graph tensor -> (c, h, w) of a flatten in HWC order
         self.readers: dict[str, list] = {}  # ONNX name -> nodes reading it
@@ -112,7 +117,7 @@ class _Importer(OnnxOps):
         for node in self.onnx.node:
             for t in node.input:
                 self.readers.setdefault(t, []).append(node)
-            if node.op_type == "Constant":
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 self.consts[node.output[0]] = self._constant(node)
 
     # -- driver ---------------------------------------------------------------------------
@@ -161,6 +166,8 @@ class _Importer(OnnxOps):
             if len(shape) == 4:  # NCHW -> NHWC
                 shape = [1, shape[2], shape[3], shape[1]]
             self.acts[v.name] = self.g.add_input(v.name, shape)
+            self.activation_bytes += self.g.nbytes(self.acts[v.name])
+            budget.check_memory(self.activation_bytes, f"model input '{v.name}' of shape {shape}")
 
     def _node(self, node, name):
         op = node.op_type
@@ -170,12 +177,12 @@ class _Importer(OnnxOps):
             return
         present = [t for t in node.input if t]
         if op == "Shape" and present[0] in self.acts:
-            a = _attrs(node)
+            a = Attrs(node, name)
             shape = self._onnx_shape(self._act(present[0], name))
-            self.consts[node.output[0]] = np.array(shape[a.get("start", 0):a.get("end")], np.int64)
+            self.consts[node.output[0]] = np.array(shape[a.int("start", 0):a.int("end", None)], np.int64)
             return
         if op in FOLDABLE and present and all(t in self.consts for t in present):
-            self.consts[node.output[0]] = self._fold(node)
+            self.consts[node.output[0]] = self._fold(node, name)
             return
         for t in present:
             if self.acts.get(t) in self.hwc_flat and op not in HWC_FLAT_READERS:
@@ -212,14 +219,11 @@ class _Importer(OnnxOps):
         return out
 
     def _infer_shape(self, op):
-        tensors = [self.g.tensors[t] for t in op.inputs]
-        args = [t.data if t.is_const else np.zeros(t.shape, np.float32) for t in tensors]
-        try:
-            self.g.tensors[op.outputs[0]].shape = run_op(op, args).shape
-        except (ValueError, IndexError) as e:
-            raise EdgekitError(f"layer '{op.name}': inputs of shapes {[t.shape for t in tensors]} "
-                               f"do not fit its {op.kind} ({_short(e)}); the ONNX model is "
-                               "inconsistent: export it again") from None
+        """Shape of op's output from its inputs' (nothing allocated), within the memory budget."""
+        shape = self.g.infer_shape(op)
+        self.activation_bytes += self.g.nbytes(op.outputs[0])
+        budget.check_memory(self.activation_bytes, f"one sample's activations up to layer '{op.name}' "
+                                                   f"(its output is {list(shape)})")
 
     def _shape(self, t: str) -> tuple:
         return self.g.tensors[t].shape
@@ -238,48 +242,81 @@ class _Importer(OnnxOps):
                                    f"{node.op_type} on 4-D [N, C, H, W] tensors")
 
     def _constant(self, node):
-        a = _attrs(node)
+        a = Attrs(node, node.name or node.output[0])
         if "value" in a:
-            return numpy_helper.to_array(a["value"])
-        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
-                           ("value_int", np.int64), ("value_ints", np.int64)):
-            if key in a:
-                return np.array(a[key], dtype)
-        raise UnsupportedError(f"Constant with attribute {list(a)}", node.name or node.output[0],
+            return a.tensor("value")
+        if "value_float" in a:
+            return np.array(a.float("value_float"), np.float32)
+        if "value_int" in a:
+            return np.array(a.int("value_int"), np.int64)
+        if "value_ints" in a:
+            return np.array(a.ints("value_ints"), np.int64)
+        if "value_floats" in a and a.found["value_floats"].type == onnx.AttributeProto.FLOATS:
+            return np.array(a.found["value_floats"].floats, np.float32)
+        raise UnsupportedError(f"Constant with attribute {list(a.found)}", a.layer,
                                "tensor, float and int constants")
 
-    def _fold(self, node):
+    def _fold(self, node, layer):
         """Evaluate a node whose inputs are all constants (numpy semantics equal ONNX's here)."""
-        a, op = _attrs(node), node.op_type
+        a, op = Attrs(node, layer), node.op_type
         args = [self.consts[t] if t else None for t in node.input]
         x = args[0]
+        budget.check_memory(self._fold_size(op, args, a) * 8, f"layer '{layer}' ({op} of constants)")
+        try:
+            return self._evaluate(op, a, args, x, layer)
+        except (ValueError, IndexError, TypeError) as e:  # numpy's own check of what is left unchecked
+            raise EdgekitError(f"layer '{layer}': its {op} cannot be evaluated on constants of shapes "
+                               f"{[None if v is None else list(v.shape) for v in args]} ({_short(e)}); "
+                               "the ONNX model is inconsistent: export it again") from None
 
+    @staticmethod
+    def _fold_size(op, args, a) -> int:
+        """Elements a folded op's result will have, known before computing it."""
+        shapes = [v.shape for v in args if v is not None]
+        if op in ("Add", "Sub", "Mul", "Div") and len(shapes) == 2:
+            try:
+                return math.prod(np.broadcast_shapes(*shapes))
+            except ValueError:
+                return 0  # _evaluate reports the mismatch
+        if op == "Gather" and len(shapes) == 2 and shapes[0]:
+            return args[1].size * args[0].size // max(args[0].shape[0], 1)
+        return sum(math.prod(s) for s in shapes)
+
+    def _evaluate(self, op, a, args, x, layer):
         def axes():  # an attribute before opset 13, an input after
-            return a.get("axes", args[1] if len(args) > 1 and args[1] is not None else None)
+            if "axes" in a:
+                return a.ints("axes")
+            if len(args) > 1 and args[1] is not None:
+                return tuple(int(i) for i in np.ravel(args[1]))
+            return None
 
         if op == "Identity":
             return x
         if op == "Cast":
-            return x.astype(helper.tensor_dtype_to_np_dtype(a["to"]))
+            to = a.int("to")
+            if to not in NUMERIC:
+                a.bad("to", to, "a numeric ONNX element type")
+            return x.astype(NUMERIC[to])
         if op == "Shape":
-            return np.array(x.shape[a.get("start", 0):a.get("end")], np.int64)
+            return np.array(x.shape[a.int("start", 0):a.int("end", None)], np.int64)
         if op == "Gather":
-            return np.take(x, args[1], axis=a.get("axis", 0))
+            return np.take(x, args[1].astype(np.int64), axis=a.int("axis", 0))
         if op == "Unsqueeze":
-            return np.expand_dims(x, tuple(int(i) for i in axes()))
+            return np.expand_dims(x, axes())
         if op == "Squeeze":
-            ax = axes()
-            return np.squeeze(x, None if ax is None else tuple(int(i) for i in ax))
+            return np.squeeze(x, axes())
         if op == "Concat":
-            return np.concatenate(args, axis=a["axis"])
+            return np.concatenate(args, axis=a.int("axis"))
         if op == "Reshape":
-            return x.reshape(_resolve_shape(x.shape, args[1], a.get("allowzero", 0)))
+            return x.reshape(resolve_shape(x.shape, args[1], a.int("allowzero", 0), layer))
         if op == "Flatten":
-            axis = a.get("axis", 1) % max(x.ndim, 1)
-            return x.reshape(int(np.prod(x.shape[:axis])), -1)
+            axis = a.int("axis", 1, lo=-max(x.ndim, 1), hi=max(x.ndim, 1))
+            return x.reshape(math.prod(x.shape[:axis]), -1)
         if op == "Transpose":
-            return x.transpose(a.get("perm"))
+            return x.transpose(a.ints("perm", None))
         y = args[1]
         if op == "Div" and np.issubdtype(x.dtype, np.integer):
+            if np.any(y == 0):
+                raise EdgekitError(f"layer '{layer}' divides integers by zero; the ONNX model is inconsistent")
             return np.trunc(x / y).astype(x.dtype)  # ONNX integer division truncates
         return {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op](x, y)

@@ -7,10 +7,12 @@ what is supported instead.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from onnx import helper
 
 from ..errors import EdgekitError, UnsupportedError
+from .onnx_checks import AGAIN, Attrs
 from ..passes import batchnorm, chw_to_hwc_index
 from ..reference import explicit_padding, same_pads
 
@@ -18,31 +20,47 @@ NCHW_TO_NHWC_AXIS = {0: 0, 1: 3, 2: 1, 3: 2}
 ALIASES = ("Identity", "Dropout")  # no-ops at inference: their output is their input
 
 
-def _attrs(node) -> dict:
-    out = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
-
-
-def _resolve_shape(src, shape, allowzero=0) -> tuple[int, ...]:
+def resolve_shape(src, shape, allowzero: int, layer: str) -> tuple[int, ...]:
     """ONNX Reshape's target: 0 copies the input's dimension, -1 takes what is left."""
-    out = [int(src[i]) if d == 0 and not allowzero else int(d) for i, d in enumerate(shape)]
-    if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
-        out[out.index(-1)] = int(np.prod(src)) // max(known, 1)
+    shape = np.asarray(shape)
+    if shape.ndim != 1 or not np.issubdtype(shape.dtype, np.integer):
+        raise EdgekitError(f"layer '{layer}': its Reshape target must be a 1-D list of integers, not "
+                           f"{shape.dtype} of shape {list(shape.shape)}; {AGAIN}")
+    out = [int(src[i]) if d == 0 and not allowzero and i < len(src) else int(d) for i, d in enumerate(shape)]
+    total, known = math.prod(src), math.prod(d for d in out if d != -1)
+    if out.count(-1) == 1 and known > 0 and total % known == 0:
+        out[out.index(-1)] = total // known
+    if min(out, default=1) < 1 or math.prod(out) != total:
+        raise EdgekitError(f"layer '{layer}' cannot reshape {list(src)} ({total:,} values) to "
+                           f"{[int(d) for d in shape]}; {AGAIN}")
     return tuple(out)
+
+
+def axis_in(a: Attrs, name: str, rank: int, default=Attrs.REQUIRED) -> int:
+    """An axis attribute of a rank-`rank` tensor, checked to be in ONNX's [-rank, rank) and made positive."""
+    return a.int(name, default, lo=-rank, hi=rank - 1) % rank
+
+
+def axes_in(axes, rank: int, layer: str, op: str) -> list[int]:
+    """Axes (from an attribute or an input) checked to be distinct and in [-rank, rank), made positive."""
+    axes = [int(i) for i in np.ravel(axes)]
+    if any(not -rank <= i < rank for i in axes) or len({i % rank for i in axes}) != len(axes):
+        raise EdgekitError(f"layer '{layer}': {op} axes {axes} are not distinct axes of a {rank}-D tensor; {AGAIN}")
+    return [i % rank for i in axes]
 
 
 class OnnxOps:
     """Mixed into onnx_import._Importer, whose state (g, acts, consts, hwc_flat, readers, opset)
     and helpers (_act, _const, _emit, _shape, _rank4, ...) these methods use."""
 
-    def _window(self, node, layer, x, kernel, a):
+    def _window(self, node, layer, x, kernel, a: Attrs):
         """stride and explicit ((top, bottom), (left, right)) pads of a conv or pool node."""
-        if any(d != 1 for d in a.get("dilations", (1, 1))):
-            raise UnsupportedError(f"{node.op_type} dilation {tuple(a['dilations'])}", layer, "dilation 1")
-        stride = tuple(int(s) for s in a.get("strides", (1, 1)))
+        dilations = a.ints("dilations", (1, 1), n=2, lo=1)
+        if dilations != (1, 1):
+            raise UnsupportedError(f"{node.op_type} dilation {dilations}", layer, "dilation 1")
+        stride = a.ints("strides", (1, 1), n=2, lo=1)
         size = self._shape(x)[1:3]
-        auto = a.get("auto_pad", "NOTSET")
+        auto = a.str("auto_pad", "NOTSET", choices=("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"))
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             pads = tuple(same_pads(s, k, st) for s, k, st in zip(size, kernel, stride))
             if auto == "SAME_LOWER":  # the odd pixel goes before, not after
@@ -50,9 +68,9 @@ class OnnxOps:
         elif auto == "VALID":
             pads = ((0, 0), (0, 0))
         else:
-            p = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
+            p = a.ints("pads", (0, 0, 0, 0), n=4, lo=0)
             pads = ((p[0], p[2]), (p[1], p[3]))
-        if a.get("ceil_mode", 0):
+        if a.int("ceil_mode", 0, lo=0, hi=1):
             for s, k, st, (b, e) in zip(size, kernel, stride, pads):
                 if (s + b + e - k) % st:  # ceil and floor give different output sizes
                     raise UnsupportedError(f"{node.op_type} ceil_mode=1", layer,
@@ -81,11 +99,11 @@ class OnnxOps:
         if len(self._shape(x)) != 2:
             raise UnsupportedError(f"{node.op_type} on a {len(self._shape(x))}-D tensor", layer,
                                    f"{node.op_type} on 2-D [N, features] tensors (flatten first)")
-        if x in self.hwc_flat:  # x holds the features in HWC order: reorder the weights to match
-            w = w[:, chw_to_hwc_index(*self.hwc_flat[x])]
         if w.shape[1] != self._shape(x)[1]:
             raise EdgekitError(f"layer '{layer}' has {w.shape[1]} inputs but receives "
                                f"{self._shape(x)[1]} features; the ONNX model is inconsistent")
+        if x in self.hwc_flat:  # x holds the features in HWC order: reorder the weights to match
+            w = w[:, chw_to_hwc_index(*self.hwc_flat[x])]
         wn = self.g.add_const(node.input[1], w)
         bn = self.g.add_const(bias_name or f"{layer}/bias", np.zeros(w.shape[0]) if bias is None else bias)
         self._emit("fully_connected", [x, wn, bn], layer, out)
@@ -96,7 +114,7 @@ class OnnxOps:
         out = node.output[0]
         if target == src:
             self.acts[out] = x
-        elif len(src) in (2, 4) and target == (1, int(np.prod(src))):  # a flatten
+        elif len(src) in (2, 4) and target == (1, math.prod(src)):  # a flatten
             y = self._emit("reshape", [x], layer, out, shape=target)
             if len(src) == 4 and src[1] > 1 and src[2] * src[3] > 1:
                 self.hwc_flat[y] = src[1:]  # element order is HWC, not ONNX's CHW
@@ -113,14 +131,16 @@ class OnnxOps:
 
     # -- ops --------------------------------------------------------------------------------
     def op_Conv(self, node, layer):
-        a = _attrs(node)
+        a = Attrs(node, layer)
         x = self._act(node.input[0], layer)
         w = self._const(node, 1, layer, "weight")
         if w.ndim != 4:
             raise UnsupportedError(f"{w.ndim - 2}-D Conv", layer, "2-D Conv (Conv2d)")
         self._rank4(x, node, layer)
         n_out, per_group, kh, kw = w.shape
-        c_in, group = self._shape(x)[3], a.get("group", 1)
+        if a.ints("kernel_shape", (kh, kw), n=2) != (kh, kw):
+            a.bad("kernel_shape", list(a.ints("kernel_shape")), f"its weight's kernel size {[kh, kw]}")
+        c_in, group = self._shape(x)[3], a.int("group", 1, lo=1)
         stride, pads = self._window(node, layer, x, (kh, kw), a)
         if group == 1 and per_group == c_in:
             kind, weight, extra = "conv2d", w.transpose(0, 2, 3, 1), {}  # OIHW -> OHWI
@@ -142,13 +162,17 @@ class OnnxOps:
         self._emit(kind, [x, wn, bn], layer, node.output[0], stride=stride, padding=padding, **extra)
 
     def op_Gemm(self, node, layer):
-        a = _attrs(node)
-        if a.get("transA", 0):
+        a = Attrs(node, layer)
+        if a.int("transA", 0, lo=0, hi=1):
             raise UnsupportedError("Gemm transA=1", layer, "transA=0")
         b = self._const(node, 1, layer, "weight").astype(np.float32)
-        w = (b if a.get("transB", 0) else b.T) * a.get("alpha", 1.0)  # -> [out, in]
+        if b.ndim != 2:
+            raise EdgekitError(f"layer '{layer}': Gemm weight of shape {list(b.shape)}; it must be 2-D; {AGAIN}")
+        w = (b if a.int("transB", 0, lo=0, hi=1) else b.T) * a.float("alpha", 1.0)  # -> [out, in]
         c = self._const(node, 2, layer, "bias")
-        bias = None if c is None else a.get("beta", 1.0) * np.broadcast_to(c, (1, w.shape[0]))[0]
+        if c is not None and (c.ndim > 2 or c.size not in (1, w.shape[0])):
+            raise EdgekitError(f"layer '{layer}': Gemm bias of shape {list(c.shape)} for {w.shape[0]} outputs; {AGAIN}")
+        bias = None if c is None else a.float("beta", 1.0) * np.broadcast_to(c.ravel(), (w.shape[0],))
         x = self._act(node.input[0], layer)
         self._dense(node, layer, x, w, bias, node.input[2] if c is not None else None, node.output[0])
 
@@ -170,13 +194,21 @@ class OnnxOps:
         self._dense(node, layer, x, w, bias, bias_name, out)
 
     def op_BatchNormalization(self, node, layer):
-        a = _attrs(node)
-        if a.get("training_mode", 0):
+        a = Attrs(node, layer)
+        if a.int("training_mode", 0, lo=0, hi=1):
             raise UnsupportedError("BatchNormalization training_mode=1", layer,
                                    "inference mode: call model.eval() before exporting")
         x = self._act(node.input[0], layer)
-        gamma, beta, mean, var = (self._const(node, i, layer, "parameter") for i in range(1, 5))
-        eps = a.get("epsilon", 1e-5)
+        params = [self._const(node, i, layer, "parameter").astype(np.float64) for i in range(1, 5)]
+        channels = self._shape(x)[-1]
+        if len(self._shape(x)) not in (2, 4) or any(p.shape != (channels,) for p in params):
+            raise EdgekitError(f"layer '{layer}': BatchNormalization parameters of shapes "
+                               f"{[list(p.shape) for p in params]} for {channels} channels; {AGAIN}")
+        gamma, beta, mean, var = params
+        eps = a.float("epsilon", 1e-5)
+        if not np.all(var + eps > 0):  # its square root divides
+            raise EdgekitError(f"layer '{layer}': BatchNormalization variance + epsilon is not positive "
+                               f"for every channel; {AGAIN}")
         if self._only_reader(x):
             y = batchnorm(self.g, x, gamma, beta, mean, var, eps, layer)
         else:  # folding into the conv would also change what the other readers of x see
@@ -219,8 +251,8 @@ class OnnxOps:
     def op_HardSigmoid(self, node, layer):
         """clip(alpha x + beta, 0, 1) = relu6(6 alpha x + 6 beta) / 6: TFLite has no HARD_SIGMOID, and
         its converter lowers it the same way (PyTorch's Hardsigmoid: alpha 1/6, beta 1/2, so x + 3)."""
-        a = _attrs(node)
-        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        a = Attrs(node, layer)
+        alpha, beta = a.float("alpha", 0.2), a.float("beta", 0.5)
         x = first = self._act(node.input[0], layer)
         if abs(6 * alpha - 1) > 1e-6:
             x = self._emit("mul", [x, self.g.add_const(f"{layer}/scale", np.float32(6 * alpha))], f"{layer}/scale")
@@ -230,13 +262,11 @@ class OnnxOps:
                                            layer, node.output[0]))
 
     def op_Clip(self, node, layer):
-        if self.opset >= 11:  # min and max are optional inputs
-            lo, hi = (self._const(node, i, layer, "bound") for i in (1, 2))
-        else:
-            a = _attrs(node)
-            lo, hi = a.get("min"), a.get("max")
-        lo = -np.inf if lo is None else float(lo)
-        hi = np.inf if hi is None else float(hi)
+        lo, hi = (self._const(node, i, layer, "bound") for i in (1, 2))  # optional inputs from opset 11
+        if any(b is not None and b.size != 1 for b in (lo, hi)):
+            raise EdgekitError(f"layer '{layer}': Clip bounds must be single numbers; {AGAIN}")
+        lo = -np.inf if lo is None else float(np.ravel(lo)[0])
+        hi = np.inf if hi is None else float(np.ravel(hi)[0])
         if lo == 0 and hi == 6:
             self._unary("relu6", node, layer)
         elif lo == 0 and hi == np.inf:
@@ -251,10 +281,10 @@ class OnnxOps:
     op_Dropout = op_Identity
 
     def _pool(self, node, layer):
-        a = _attrs(node)
+        a = Attrs(node, layer)
         x = self._act(node.input[0], layer)
         self._rank4(x, node, layer)
-        kernel = tuple(int(k) for k in a["kernel_shape"])
+        kernel = a.ints("kernel_shape", n=2, lo=1)
         stride, pads = self._window(node, layer, x, kernel, a)
         return a, x, kernel, stride, pads, explicit_padding(self._shape(x)[1:3], kernel, stride, pads)
 
@@ -276,7 +306,7 @@ class OnnxOps:
     def op_AveragePool(self, node, layer):
         a, x, kernel, stride, pads, padding = self._pool(node, layer)
         if padding != "VALID":
-            if a.get("count_include_pad", 0):  # ONNX averages the zeros in: an explicit pad op does too
+            if a.int("count_include_pad", 0, lo=0, hi=1):  # ONNX averages the zeros in: an explicit pad op does too
                 x, padding = self._pad(x, layer, pads), "VALID"
             elif padding is None:  # TFLite's SAME is the only padding it leaves out of the average
                 raise UnsupportedError(f"AveragePool padding {pads} with count_include_pad=0", layer,
@@ -295,16 +325,18 @@ class OnnxOps:
                    stride=(1, 1), padding="VALID")
 
     def op_ReduceMean(self, node, layer):
-        a = _attrs(node)
+        a = Attrs(node, layer)
         x = self._act(node.input[0], layer)
-        axes = a.get("axes")
+        axes = a.ints("axes", None)
         if axes is None:  # an input from opset 18 on
             axes = self._const(node, 1, layer, "axes")
         rank = len(self._shape(x))
-        if rank != 4 or axes is None or sorted(int(i) % 4 for i in axes) != [2, 3]:
-            raise UnsupportedError(f"ReduceMean over axes {None if axes is None else list(axes)}",
+        if axes is not None:
+            axes = axes_in(axes, rank, layer, "ReduceMean")
+        if rank != 4 or axes is None or sorted(axes) != [2, 3]:
+            raise UnsupportedError(f"ReduceMean over axes {axes}",
                                    layer, "the mean over H and W (axes [2, 3]) of an NCHW tensor")
-        self._emit("mean", [x], layer, node.output[0], axes=(1, 2), keepdims=bool(a.get("keepdims", 1)))
+        self._emit("mean", [x], layer, node.output[0], axes=(1, 2), keepdims=bool(a.int("keepdims", 1, lo=0, hi=1)))
 
     def _binary(self, node, layer, kind):
         op = node.op_type
@@ -347,28 +379,30 @@ class OnnxOps:
         if len(ranks) != 1:
             raise UnsupportedError("Concat of tensors of different ranks", layer, "same-rank tensors")
         rank = ranks.pop()
-        axis = _attrs(node)["axis"] % rank
+        axis = axis_in(Attrs(node, layer), "axis", rank)
         if rank == 4:
             axis = NCHW_TO_NHWC_AXIS[axis]
         self._emit("concat", xs, layer, node.output[0], axis=axis)
 
     def op_Pad(self, node, layer):
-        a = _attrs(node)
-        if a.get("mode", "constant") != "constant":
-            raise UnsupportedError(f"Pad mode '{a['mode']}'", layer, "mode 'constant' (zeros)")
+        mode = Attrs(node, layer).str("mode", "constant")
+        if mode != "constant":
+            raise UnsupportedError(f"Pad mode '{mode[:20]}'", layer, "mode 'constant' (zeros)")
         x = self._act(node.input[0], layer)
         self._rank4(x, node, layer)
-        pads = a.get("pads") if self.opset < 11 else self._const(node, 1, layer, "pads")
-        value = a.get("value", 0.0) if self.opset < 11 else self._const(node, 2, layer, "value")
-        if value is not None and float(value) != 0:
-            raise UnsupportedError(f"Pad value {float(value):g}", layer, "padding with zeros")
-        pads = [int(p) for p in pads]
+        pads = self._const(node, 1, layer, "pads")
+        value = self._const(node, 2, layer, "value")
+        if value is not None and (value.size != 1 or float(np.ravel(value)[0]) != 0):
+            raise UnsupportedError(f"Pad value {np.ravel(value)[:4].tolist()}", layer, "padding with zeros")
         axes = self._const(node, 3, layer, "axes")  # opset 18: pads cover only these axes
-        if axes is not None:
-            full = [0] * 8
-            for j, ax in enumerate(int(i) % 4 for i in axes):
-                full[ax], full[4 + ax] = pads[j], pads[len(axes) + j]
-            pads = full
+        axes = list(range(4)) if axes is None else axes_in(axes, 4, layer, "Pad")
+        if pads.ndim != 1 or not np.issubdtype(pads.dtype, np.integer) or len(pads) != 2 * len(axes):
+            raise EdgekitError(f"layer '{layer}': Pad pads of shape {list(pads.shape)} ({pads.dtype}) for "
+                               f"{len(axes)} axes; it must be {2 * len(axes)} integers; {AGAIN}")
+        full = [0] * 8
+        for j, ax in enumerate(axes):
+            full[ax], full[4 + ax] = int(pads[j]), int(pads[len(axes) + j])
+        pads = full
         begin, end = pads[:4], pads[4:]
         if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(pads) < 0:
             raise UnsupportedError(f"Pad {pads}", layer, "zero padding of height and width only")
@@ -378,7 +412,7 @@ class OnnxOps:
     def op_Softmax(self, node, layer):
         x = self._act(node.input[0], layer)
         rank = len(self._shape(x))
-        axis = _attrs(node).get("axis", -1 if self.opset >= 13 else 1) % rank
+        axis = axis_in(Attrs(node, layer), "axis", rank, -1 if self.opset >= 13 else 1)
         # The Graph's softmax runs over the last axis: the features of a 2-D tensor, or the
         # channels of a 4-D one (ONNX axis 1, last in NHWC; before opset 13 axis meant "flatten from").
         if not (axis == 1 and (rank == 2 or (rank == 4 and self.opset >= 13))):
@@ -390,30 +424,37 @@ class OnnxOps:
     def op_Flatten(self, node, layer):
         x = self._act(node.input[0], layer)
         src = self._onnx_shape(x)
-        axis = _attrs(node).get("axis", 1) % (len(src) + 1)
-        self._reshape(node, layer, x, (int(np.prod(src[:axis])), int(np.prod(src[axis:]))))
+        axis = Attrs(node, layer).int("axis", 1, lo=-len(src), hi=len(src)) % (len(src) + 1)
+        self._reshape(node, layer, x, (math.prod(src[:axis]), math.prod(src[axis:])))
 
     def op_Reshape(self, node, layer):
         x = self._act(node.input[0], layer)
         shape = self._const(node, 1, layer, "shape")
-        self._reshape(node, layer, x, _resolve_shape(self._onnx_shape(x), shape,
-                                                     _attrs(node).get("allowzero", 0)))
+        allowzero = Attrs(node, layer).int("allowzero", 0, lo=0, hi=1)
+        self._reshape(node, layer, x, resolve_shape(self._onnx_shape(x), shape, allowzero, layer))
 
     def op_Squeeze(self, node, layer):
         x = self._act(node.input[0], layer)
         src = self._onnx_shape(x)
-        axes = _attrs(node).get("axes")
+        axes = Attrs(node, layer).ints("axes", None)
         if axes is None:
             axes = self._const(node, 1, layer, "axes")
         if axes is None:  # all size-1 dimensions, but never the batch (dynamic in the original)
             axes = [i for i, d in enumerate(src) if d == 1 and i > 0]
-        axes = {int(i) % len(src) for i in axes}
+        axes = axes_in(axes, len(src), layer, "Squeeze")
+        if any(src[i] != 1 for i in axes):
+            raise EdgekitError(f"layer '{layer}' squeezes axes {axes} of a {list(src)} tensor, but only "
+                               f"axes of size 1 can be squeezed; {AGAIN}")
         self._reshape(node, layer, x, [d for i, d in enumerate(src) if i not in axes])
 
     def op_Unsqueeze(self, node, layer):
         x = self._act(node.input[0], layer)
-        axes = _attrs(node).get("axes")
+        axes = Attrs(node, layer).ints("axes", None)
         if axes is None:
             axes = self._const(node, 1, layer, "axes")
-        shape = np.expand_dims(np.zeros(self._onnx_shape(x)), tuple(int(i) for i in axes)).shape
+        if axes is None:
+            raise EdgekitError(f"layer '{layer}': Unsqueeze has no axes; {AGAIN}")
+        shape = list(self._onnx_shape(x))
+        for i in sorted(axes_in(axes, len(shape) + len(np.ravel(axes)), layer, "Unsqueeze")):
+            shape.insert(i, 1)  # in increasing order, each axis counts in the output's rank
         self._reshape(node, layer, x, shape)
