@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -110,9 +109,6 @@ def _capture(args) -> int:
                       image="jpeg" if args.jpeg else "png", seed=args.seed, force=force, port=args.port,
                       revision=args.revision, countdown=args.countdown,
                       progress=None if args.json else _RichProgress(err, args.label))
-    # past a file-size limit (ulimit -f) the kernel's SIGXFSZ would kill us mid-write; ignored, the
-    # write fails with EFBIG instead, and that is reported like a full disk
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     entries, stopped = [], None
     try:
         entries = session.run()

@@ -351,8 +351,9 @@ class Session:
         self._list(entry, error)
         self.progress.end(entry)
         if status == "write_failed":
-            error = CaptureStopped(f"{error}; its {written} whole samples on disk are kept and listed as incomplete "
-                                   f"(write_failed) in {self.manifest.path}; {what_to_do(error.cause)} and capture again")
+            error = CaptureStopped(f"{error}; what reached the disk ({entry['bytes']} bytes, {written} whole samples) "
+                                   f"is kept and listed as incomplete (write_failed) in {self.manifest.path}; "
+                                   f"{what_to_do(error.cause)} and capture again")
         if error is not None:
             entry["error"], entry["_raise"] = True, error
         return entry
