@@ -177,7 +177,7 @@ def write_ei_json(path: Path, device_name: str, device_type: str, rate_hz: float
         with open(path, "x") as f:
             json.dump(data, f)
     except FileExistsError:
-        raise
+        raise                  # someone else's file: left alone
     except OSError as e:
         _remove(path)          # ours (mode "x"), and half of a JSON file is of no use
         raise WriteFailed("writing", path, e) from None
