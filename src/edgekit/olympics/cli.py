@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from rich.markup import escape
+
 from ..errors import EdgekitError
 
 DEFAULT_TARGETS = "nano33ble,esp32s3,coral"
@@ -108,13 +110,16 @@ def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet
     done = f"run {summary['run_id']}: {summary['stored']} result(s) stored"
     if summary["resumed"]:
         done += f", resumed after {summary['already_stored']} stored before"
-    err.print(done + f" in {store.path}; `edgekit olympics board --db {store.path}` ranks them", highlight=False)
+    err.print(escape(done + f" in {store.path}; `edgekit olympics board --db {store.path}` ranks them"),
+              highlight=False, soft_wrap=True)
     for s in summary["skipped"]:
-        err.print(f"skipped {s}: another track", highlight=False)
+        err.print(escape(f"skipped {s}: another track"), highlight=False, soft_wrap=True)
     return summary
 
 
 def result_line(row: dict, metric: str) -> str:
+    """One rich-markup line; the team's strings (folder names, reasons) are escaped, never markup."""
+    row = {k: escape(v) if isinstance(v, str) else v for k, v in row.items()}
     if row["status"] == "invalid":
         return f"[red]✗[/red] {row['submission']}: invalid: {row['reason']}"
     where = f"{row['submission']} on {row['target']} ({row['mode']})"
@@ -155,17 +160,17 @@ def _check(args) -> int:
 
 def _print_check(out, report: dict, heading: bool) -> None:
     if heading:
-        out.print(f"[bold]{report['folder']}[/bold]", highlight=False)
+        out.print(f"[bold]{escape(report['folder'])}[/bold]", highlight=False, soft_wrap=True)
     for ok, text in report["lines"]:
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]" if ok is False else "•"
-        out.print(f"{mark} {text}", highlight=False, soft_wrap=True)
+        out.print(f"{mark} {escape(text)}", highlight=False, soft_wrap=True)
     fits = [t for t, f in report["fits"].items() if f]
     misses = [t for t, f in report["fits"].items() if not f]
     verdict = f"{report['folder']}: " + ("valid" if report["valid"] else "NOT valid")
     if report["valid"]:
         verdict += (f"; within the track's limits on {', '.join(fits) or 'no board'}"
                     + (f"; not on {', '.join(misses)}" if misses else ""))
-    out.print(verdict, highlight=False, soft_wrap=True)
+    out.print(escape(verdict), highlight=False, soft_wrap=True)
 
 
 def _tracks(db: Path, names: list[str] | None, store) -> list:
@@ -218,8 +223,8 @@ def _init(args) -> int:
     _, err = _consoles()
     store = Store(args.db, create=True)  # makes the key only for an empty store; else it must be there
     where = KEY_ENV if os.environ.get(KEY_ENV) else key_path(store.path)
-    err.print(f"{store.path} is ready, signed with the key in {where}; back the key up, and keep it out of "
-              "anything you publish", highlight=False)
+    err.print(escape(f"{store.path} is ready, signed with the key in {where}; back the key up, and keep it out "
+                     "of anything you publish"), highlight=False, soft_wrap=True)
     return 0
 
 
@@ -228,13 +233,13 @@ def _verify(args) -> int:
     store = _open_store(args.db)
     problems = store.problems()
     for p in problems:
-        out.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
+        out.print(f"[red]✗[/red] {escape(p)}", highlight=False, soft_wrap=True)
     s = store.summary()
     if problems:
-        err.print(f"{store.path}: {len(problems)} problem(s); restore it from a backup", highlight=False)
+        err.print(escape(f"{store.path}: {len(problems)} problem(s); restore it from a backup"), highlight=False)
         return 1
-    err.print(f"{store.path}: {s['results']} result(s), every signature and the chain verified; head {s['head']}",
-              highlight=False)
+    err.print(escape(f"{store.path}: {s['results']} result(s), every signature and the chain verified; "
+                     f"head {s['head']}"), highlight=False, soft_wrap=True)
     return 0
 
 

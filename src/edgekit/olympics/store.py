@@ -54,6 +54,7 @@ COLUMNS = ("run_id", "track", "submission", "team", "target", "mode", "status", 
            "metric_value", "latency_ms", "flash_bytes", "ram_bytes", "arena_bytes", "energy_mj",
            "techniques", "model_sha256", "test_sha256", "firmware", "edgekit_version", "time", "detail")
 CHAIN = ("seq", "prev", "prev_row")
+SIGNED = CHAIN + COLUMNS  # what a row's HMAC covers, with the store's id
 ANY_TARGET = "*"  # an invalid submission's one row, standing for every board of the track
 _TYPES = {"metric_value": "REAL", "latency_ms": "REAL", "energy_mj": "REAL", "flash_bytes": "INTEGER",
           "ram_bytes": "INTEGER", "arena_bytes": "INTEGER"}
@@ -276,7 +277,7 @@ class Store:
                 return False
             head = self._signed_head()
             row.update(seq=head["count"] + 1, prev=head["last"], prev_row=head["last_row"])
-            row["hmac"] = self._mac(head["store_id"], "result", [row[c] for c in CHAIN + COLUMNS])
+            row["hmac"] = self._mac(head["store_id"], "result", [row[c] for c in SIGNED])
             self.db.execute(sql, [row[c] for c in cols])
             self._write_head(dict(head, count=row["seq"], last=row["hmac"], last_row=row_name(row)))
         return True
@@ -320,7 +321,7 @@ class Store:
     def _head_problem(self, head: dict | None) -> str:
         if head is None:
             return "its signed head record is missing"
-        if any(self._signs(head["store_id"], "result", CHAIN + COLUMNS, r) for r in self._all_rows()[:50]):
+        if any(self._signs(head["store_id"], "result", SIGNED, r) for r in self._all_rows()[:50]):
             return "its head record was edited"
         return (f"its head record does not verify under this key: is {KEY_ENV} or {key_path(self.path)} the "
                 "key these results were signed with? (or the head was edited)")
@@ -337,7 +338,7 @@ class Store:
     def _chain_problems(self, rows: list[dict], head: dict, store_id: str) -> list[str]:
         problems = []
         places = _signed_places(rows)
-        expected, prev = 1, ""
+        expected, prev, prev_ok = 1, "", True
         for row in rows:
             name, seq = row_name(row), row["seq"]
             if not isinstance(seq, int):
@@ -349,15 +350,16 @@ class Store:
             gap = seq > expected
             if gap:
                 problems.append(self._missing(expected, seq - 1, row))
-            if not self._signs(store_id, "result", CHAIN + COLUMNS, row):
+            signed = self._signs(store_id, "result", SIGNED, row)
+            if not signed:
                 was = places.get(row["hmac"])
-                moved = was not in (None, seq) and self._signs(store_id, "result", CHAIN + COLUMNS, dict(row, seq=was))
+                moved = was not in (None, seq) and self._signs(store_id, "result", SIGNED, dict(row, seq=was))
                 problems.append(f"{name}: moved from seq {was} (rows reordered)" if moved else
                                 f"{name}: altered (its signature does not match its contents: edited, or copied "
                                 "from another store)")
-            elif row["prev"] != prev and not gap:
+            elif row["prev"] != prev and not gap and prev_ok:  # (after a bad row, the break is said already)
                 problems.append(f"{name}: does not follow the row before it (rows reordered or replayed)")
-            expected, prev = seq + 1, row["hmac"]
+            expected, prev, prev_ok = seq + 1, row["hmac"], signed
         if expected - 1 < head["count"]:
             problems.append(self._missing(expected, head["count"], {"prev_row": head["last_row"]}))
         elif expected - 1 > head["count"]:

@@ -90,8 +90,8 @@ def storable(name: str) -> str:
             return name
         except UnicodeEncodeError:  # bytes that were not UTF-8 (os.fsdecode's surrogates)
             pass
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode(
-        "unicode_escape").decode("ascii")
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def parse_json(data: bytes):
