@@ -133,6 +133,7 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
         if calibration is None:
             raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
                                "calib.npy) with 100-500 representative inputs")
+        _check_working_memory(g, 1, "calibrating")  # absurd shapes are refused before reading any data
         samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
         _check_working_memory(g, len(samples), "calibrating")
         timings["import_s"] = time.perf_counter() - t0
