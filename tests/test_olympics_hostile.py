@@ -355,3 +355,15 @@ def test_a_sigkilled_runs_job_folder_is_removed_by_the_next_run(olympics, tmp_pa
     finally:
         live.kill()
         live.wait()
+
+
+def test_a_tampered_name_that_looks_like_markup_is_still_one_line(olympics, tmp_path):
+    """The error names the row with whatever was written into it: shown as text, not read as markup."""
+    root, _, _ = olympics
+    db = copy_db(root, tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE results SET submission = '[/red]' WHERE team = 'larks'")
+    con.commit()
+    con.close()
+    one_line_error(edgekit("olympics", "board", "--db", db, cwd=tmp_path, env=key_file_env()),
+                   "[/red] on coral): altered")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import EdgekitError
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except EdgekitError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)  # names from files are not markup
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug in edgekit: one line, traceback only on request
         if os.environ.get("EDGEKIT_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (set EDGEKIT_DEBUG=1 for the "
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set EDGEKIT_DEBUG=1 for the "
                   "traceback and report it)", highlight=False, soft_wrap=True)
         return 3
 
