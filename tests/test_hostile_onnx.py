@@ -212,6 +212,12 @@ def test_hostile_field_is_one_line_error(case, tmp_path, capsys):
     refuses(tmp_path, capsys, model, *expected)
 
 
+def test_name_that_is_not_utf8(tmp_path, capsys):
+    """protobuf gives such a name as bytes; it reached the report and crashed it."""
+    data = cnn().SerializeToString().replace(b"\x0e/pool1/MaxPool\"", b"\x0e/pool1/MaxPoo\x83\"")  # the node's name
+    refuses(tmp_path, capsys, data, "node #3", "not UTF-8")
+
+
 def test_unbroken_model_converts(tmp_path):
     """The cases above break a model that converts: the refusals come from the broken field."""
     path = tmp_path / "cnn.onnx"

@@ -40,6 +40,7 @@ def check_graph(graph) -> None:
     if len(graph.node) > MAX_NODES:
         raise EdgekitError(f"the ONNX graph has {len(graph.node):,} nodes, more than the {MAX_NODES:,} edgekit "
                            "converts; models for microcontrollers have a few hundred")
+    _check_text(graph)
     defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
     for i, node in enumerate(graph.node):
         layer = node.name or f"{node.op_type}_{i}"
@@ -62,6 +63,22 @@ def check_graph(graph) -> None:
     for v in graph.output:
         if v.name not in defined:
             raise EdgekitError(f"model output '{v.name}' is not produced by any node; {AGAIN}")
+
+
+def _check_text(graph) -> None:
+    """protobuf hands out a name that is not UTF-8 as bytes: refuse it before it becomes a layer name."""
+    for what, names in (("graph input", [v.name for v in graph.input]),
+                        ("graph output", [v.name for v in graph.output]),
+                        ("initializer", [t.name for t in graph.initializer])):
+        for i, name in enumerate(names):
+            if not isinstance(name, str):
+                raise EdgekitError(f"the name of {what} #{i} is not UTF-8 text ({name[:40]!r}); {AGAIN}")
+    for i, node in enumerate(graph.node):
+        texts = [node.name, node.op_type, node.domain, *node.input, *node.output, *(a.name for a in node.attribute)]
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise EdgekitError(f"node #{i} has a name, type or tensor name that is not UTF-8 text "
+                               f"({bad[:40]!r}); {AGAIN}")
 
 
 def tensor_array(t, what: str) -> np.ndarray:
