@@ -8,7 +8,8 @@ One module per job:
   worker.py       the child process that evaluates one submission (python -m edgekit.olympics.worker)
   sandbox.py      starts that child with memory, CPU-time and file-size limits, and a wall-clock timeout
   scoring.py      the metric (top-1 accuracy or AUC), the constraints and the score formula
-  store.py        results in SQLite, each row signed with HMAC-SHA256 under the course key
+  store.py        results in SQLite as a signed hash chain (HMAC-SHA256, the course key): any row
+                  missing, altered, moved or replayed is named, and the store refused
   runner.py       `edgekit olympics run`: every submission on every target, resumable
   check.py        `edgekit olympics check`: is a submission valid, and does it fit each board?
   leaderboard.py  build(store, tracks) -> the leaderboard as a dict (page.py renders it as HTML)

@@ -7,7 +7,7 @@ Metric (the "accuracy" term, whatever the track measures):
 
 Constraints, per board: the track's latency_ms, flash_bytes and ram_bytes limits. A submission over
 any of them "violates" (so does one the board's memory cannot hold); one that cannot be evaluated at
-all "failed". Neither is ranked; both show their reason.
+all "failed"; a folder that cannot be read "invalid". None of them is ranked; each shows its reason.
 
 Score, per board, among the submissions that are "ok" on that board (each term is in [0, 1]):
 
