@@ -8,6 +8,7 @@ in float32, so NaN and infinity never reach calibration or the quantizer. Nothin
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -92,7 +93,7 @@ def _read_npy(f, file_size: int, label: str) -> np.ndarray:
             shape, fortran, dtype = fmt.read_array_header_2_0(f, max_header_size=MAX_HEADER)
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-    except (ValueError, TypeError, SyntaxError, EOFError) as e:
+    except (ValueError, TypeError, SyntaxError, EOFError, tokenize.TokenError, RecursionError) as e:  # numpy's parse
         raise EdgekitError(f"{label} has a corrupt .npy header ({_first_line(e)}); save it again with np.save") from None
     if any(d < 0 for d in shape):
         raise EdgekitError(f"{label} has a corrupt .npy header (shape {shape}); save it again with np.save")
