@@ -367,3 +367,12 @@ def test_a_tampered_name_that_looks_like_markup_is_still_one_line(olympics, tmp_
     con.close()
     one_line_error(edgekit("olympics", "board", "--db", db, cwd=tmp_path, env=key_file_env()),
                    "[/red] on coral): altered")
+
+
+def test_a_damaged_database_file_is_one_line(olympics, tmp_path):
+    root, _, _ = olympics
+    db = copy_db(root, tmp_path)
+    data = bytearray(db.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 3000] = b"\xff" * 3000  # a page of the results table overwritten
+    db.write_bytes(bytes(data))
+    one_line_error(edgekit("olympics", "board", "--db", db, cwd=tmp_path, env=key_file_env()), str(db))

@@ -42,6 +42,7 @@ import sqlite3
 import stat
 import time
 from contextlib import contextmanager
+from functools import wraps
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -140,6 +141,18 @@ def _text(value):
     return value
 
 
+def _sqlite_errors_named(method):
+    """A damaged or unreadable database file ends in one line naming it, not an internal error."""
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise EdgekitError(f"{self.path} cannot be read as a results database ({e}); restore it from a "
+                               "backup") from None
+    return wrapper
+
+
 class Store:
     def __init__(self, path: str | Path, key: bytes | None = None, create: bool = False):
         self.path = Path(path)
@@ -153,13 +166,13 @@ class Store:
             self.db.execute("PRAGMA busy_timeout = 60000")
             self._retry(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
             self._retry(lambda: self.db.executescript(SCHEMA))
-            columns = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+            if not set(CHAIN) <= {r[1] for r in self.db.execute("PRAGMA table_info(results)")}:
+                raise EdgekitError(f"{self.path} was written by an older edgekit, without the signed chain; "
+                                   "start a new --db (keep the old file: its rows are signed one by one)")
+            empty = not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                            for t in ("results", "teams", "head"))
         except sqlite3.DatabaseError as e:
             raise EdgekitError(f"{self.path} is not a usable results database ({e}); give another --db") from None
-        if not set(CHAIN) <= columns:
-            raise EdgekitError(f"{self.path} was written by an older edgekit, without the signed chain; "
-                               "start a new --db (keep the old file: its rows are signed one by one)")
-        empty = not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in ("results", "teams", "head"))
         self.key = key or load_key(self.path, create=create and empty)
         if empty:  # the chain's start: a signed head for zero rows, under a new random store id
             with self._transaction():
@@ -221,6 +234,7 @@ class Store:
         return head
 
     # -- runs ------------------------------------------------------------------------------------
+    @_sqlite_errors_named
     def start_run(self, track: str, submissions: str, targets: list[str]) -> tuple[str, bool]:
         """(run_id, resumed): the unfinished run with these arguments if there is one, else a new run.
         One transaction, so two identical runs started at once share one run and store each result once."""
@@ -234,14 +248,17 @@ class Store:
             self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL)", (run_id, *key, now()))
         return run_id, False
 
+    @_sqlite_errors_named
     def finish_run(self, run_id: str) -> None:
         self._retry(lambda: self.db.execute("UPDATE runs SET finished = ? WHERE run_id = ?", (now(), run_id)))
 
+    @_sqlite_errors_named
     def done(self, run_id: str) -> set[tuple[str, str]]:
         """(submission, target) pairs this run has stored already."""
         return set(self.db.execute("SELECT submission, target FROM results WHERE run_id = ?", (run_id,)))
 
     # -- teams -----------------------------------------------------------------------------------
+    @_sqlite_errors_named
     def claim(self, track: str, team: str, submission: str) -> str:
         """The submission (folder) that owns `team` on `track`: the first to claim it, for good.
         Names differing only in case are one team."""
@@ -259,6 +276,7 @@ class Store:
         return submission
 
     # -- results ---------------------------------------------------------------------------------
+    @_sqlite_errors_named
     def add(self, row: dict) -> bool:
         """Sign and append one result; False if this run already holds it (a resumed run, or a
         second identical run that got there first)."""
@@ -282,6 +300,7 @@ class Store:
             self._write_head(dict(head, count=row["seq"], last=row["hmac"], last_row=row_name(row)))
         return True
 
+    @_sqlite_errors_named
     def rows(self, track: str | None = None) -> list[dict]:
         """Every result (of `track`), oldest first, once the whole store verifies; else EdgekitError
         naming what is missing or altered (a tampered store is refused whole, never re-ranked)."""
@@ -299,15 +318,18 @@ class Store:
                                 detail=json.loads(row["detail"] or "{}")))
         return out
 
+    @_sqlite_errors_named
     def tracks(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT track FROM results ORDER BY track")]
 
+    @_sqlite_errors_named
     def summary(self) -> dict:
         """What to compare with the last published board: a store rolled back whole shows here only."""
         head = self._head() or {}
         return {"results": head.get("count"), "head": (head.get("last") or "")[:16]}
 
     # -- verification ----------------------------------------------------------------------------
+    @_sqlite_errors_named
     def problems(self) -> list[str]:
         """One line per thing wrong with the store; [] when every row, claim and the head verify."""
         return self._problems(self._all_rows())
