@@ -255,6 +255,11 @@ def test_board_refuses_a_tampered_store_and_keeps_the_page(olympics, tmp_path):
     assert page.read_bytes() == published
     listed = edgekit("olympics", "verify", "--db", db, cwd=tmp_path, env=key_file_env())
     assert listed.returncode == 1 and "hawks on coral): altered" in listed.stdout
+    # nor does a run add to it (its new head would be signed over the edit)
+    again = edgekit("olympics", "run", root / "submissions", "--track", "demo", "--targets", "coral", "--sim",
+                    "--db", db, cwd=tmp_path, env=key_file_env())
+    one_line_error(again, "fails verification", "hawks on coral): altered")
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM results").fetchone()[0] == 10
 
 
 # --- item 3: the key is made once --------------------------------------------------------------------
