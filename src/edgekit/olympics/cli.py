@@ -137,16 +137,13 @@ def result_line(row: dict, metric: str) -> str:
 
 def _check(args) -> int:
     from .check import check
-    from .tracks import load_track
     out, err = _consoles()
-    if args.track:  # a wrong --track is the caller's mistake: one error, before any folder
-        load_track(args.track, search=[Path.cwd() / "tracks"])
     reports = []
     for folder in args.submission:
         with err.status(f"checking {folder} ..."):
             try:
                 report = check(folder, args.track)
-            except EdgekitError as e:  # e.g. the track its submission.json names is unknown: this folder's problem
+            except EdgekitError as e:  # e.g. its track is unknown: said for this folder, and on to the next
                 report = {"valid": False, "fits": {}, "lines": [(False, str(e))]}
         reports.append(dict(report, folder=str(folder)))
     if args.json:

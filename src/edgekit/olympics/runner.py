@@ -63,7 +63,7 @@ def run(folder: str | Path, track: Track, targets: list[str], store: Store, forc
               "edgekit_version": __version__}
     rows, skipped, stored = [], [], 0
     n = len(folders) * len(targets)
-    for k, path in enumerate(folders):
+    for position, path in enumerate(folders):
         # one failure boundary per folder: whatever is in it, it ends as rows of its own
         sub, model_sha = _read(path, track, store)
         if sub.track not in (None, track.name):  # another track's submission
@@ -73,13 +73,13 @@ def run(folder: str | Path, track: Track, targets: list[str], store: Store, forc
         for i, target in enumerate(targets if sub.valid else [ANY_TARGET]):
             if (sub.name, target) in done:
                 continue
-            on_start(sub.name, target, k * len(targets) + i, n)
+            on_start(sub.name, target, position * len(targets) + i, n)
             if sub.valid:
                 result = _evaluate(sub, track, target, mode[target][0], force, runs)
             else:  # one row for the folder, standing for every board: its reason is the same on each
                 result = {"status": "invalid", "reason": "; ".join(sub.problems), "mode": None}
             detail = dict(result.get("detail") or {}, record=sub.record)
-            row = {**common, **{k: result.get(k) for k in ("status", "reason", "metric_value", "latency_ms",
+            row = {**common, **{f: result.get(f) for f in ("status", "reason", "metric_value", "latency_ms",
                                                           "flash_bytes", "ram_bytes", "arena_bytes", "energy_mj")},
                    "submission": sub.name, "team": sub.team, "target": target, "mode": result.get("mode"),
                    "techniques": sub.techniques, "model_sha256": model_sha,
