@@ -167,6 +167,16 @@ def _output_is_input(m):
     m.graph.output[0].name = "input"
 
 
+def _huge_same_window(m):
+    pool = node(m, "/pool1/MaxPool")
+    attr(m, "/pool1/MaxPool", "kernel_shape").ints[:] = [30_000, 30_000]
+    pool.attribute.append(helper.make_attribute("auto_pad", "SAME_UPPER"))  # the reference pads a 30,011² copy
+
+
+def _stride_beyond_32_bits(m):
+    attr(m, "/conv2/Conv", "strides").ints[:] = [2, 2**62]
+
+
 def _huge_input(m):
     m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 2**40
 
@@ -200,6 +210,8 @@ CASES = {
     "bias of the wrong length": (_bias_wrong_length, ["'/conv1/Conv'", "bias of shape [7]"]),
     "dense layer reading the wrong feature count": (_gemm_features_wrong, ["'/fc/Gemm'", "100 inputs"]),
     "output that is the input": (_output_is_input, ["'input'", "computes nothing"]),
+    "SAME window of 30000x30000": (_huge_same_window, ["layer '/pool1/MaxPool'", "memory budget", "--max-memory"]),
+    "stride beyond 32 bits": (_stride_beyond_32_bits, ["'/conv2/Conv'", "stride (2, 4611686018427387904)"]),
     "input of 2^40 rows": (_huge_input, ["model input 'input'", "memory budget", "--max-memory"]),
 }
 

@@ -126,16 +126,17 @@ class Graph:
             used.update(op.outputs)
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
         self.validate()
-        total = sum(self.nbytes(t) for t in self.inputs)
+        held = sum(self.nbytes(t) for t in self.inputs)
         for op in self.ops:
-            self.infer_shape(op)
-            total += self.nbytes(op.outputs[0])
-            budget.check_memory(total, f"one sample's activations up to layer '{op.name}'")
+            held += self.infer_shape(op)
+            budget.check_memory(held, f"one sample's activations up to layer '{op.name}'")
         return self
 
-    def infer_shape(self, op: Op) -> tuple[int, ...]:
-        """Set op's output shape from its inputs' shapes; an EdgekitError naming the layer if they do not fit."""
-        from .reference import output_shape  # late import: reference depends on graph
+    def infer_shape(self, op: Op) -> int:
+        """Set op's output shape from its inputs' shapes (an EdgekitError naming the layer if they do
+        not fit) and return the bytes per sample the float reference needs for it: its output and
+        its working copies (e.g. a SAME-padded input)."""
+        from .reference import output_shape, scratch_bytes  # late import: reference depends on graph
 
         shapes = [self.tensors[t].shape for t in op.inputs]
         try:
@@ -145,7 +146,7 @@ class Graph:
             raise EdgekitError(f"layer '{op.name}' ({op.kind}) cannot take inputs of shapes "
                                f"{[list(s) for s in shapes]}: {detail}; the model is inconsistent") from None
         self.tensors[op.outputs[0]].shape = tuple(int(d) for d in shape)
-        return self.tensors[op.outputs[0]].shape
+        return self.nbytes(op.outputs[0]) + scratch_bytes(op, shapes, shape)
 
     def nbytes(self, name: str) -> int:
         """Bytes of tensor `name` for one sample, as float32 (Python ints: no overflow)."""

@@ -129,6 +129,29 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
     raise ValueError(f"no reference kernel for {k}")
 
 
+WINDOWED = ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d")
+INT32_MAX = 2**31 - 1  # TFLite stores strides and window sizes as 32-bit integers
+
+
+def _kernel(op: Op, shapes) -> tuple[int, int]:
+    return tuple(shapes[1][1:3]) if op.kind in ("conv2d", "depthwise_conv2d") else tuple(op.attrs["kernel"])
+
+
+def scratch_bytes(op: Op, shapes: list[tuple], out: tuple) -> int:
+    """Bytes per sample run_op allocates besides its output `out` (once output_shape accepted the op):
+    a SAME-padded copy of a window op's input (repeated by a depthwise multiplier) and a conv's
+    matrix of windows."""
+    if op.kind not in WINDOWED:
+        return 0
+    _, h, w, c = shapes[0]
+    (kh, kw), padded = _kernel(op, shapes), 0
+    if op.attrs["padding"] == "SAME":
+        (t, b), (l, r) = (same_pads(s, k, st) for s, k, st in zip((h, w), (kh, kw), op.attrs["stride"]))
+        padded = 4 * (h + t + b) * (w + l + r) * c * op.attrs.get("multiplier", 1)
+    windows = 4 * out[1] * out[2] * kh * kw * c if op.kind == "conv2d" else 0
+    return padded + windows
+
+
 def _require(ok: bool, what: str) -> None:
     if not ok:
         raise ValueError(what)
@@ -149,7 +172,7 @@ def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
     _require(len(shapes) == arity or (k == "concat" and shapes), f"{len(shapes)} inputs")
     _require(all(d >= 1 for s in shapes for d in s), f"an empty input among {[list(s) for s in shapes]}")
     x = tuple(shapes[0])
-    if k in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
+    if k in WINDOWED:
         _require(len(x) == 4, f"a {len(x)}-D input where [N, H, W, C] is needed")
         c = x[3]
         if k in ("conv2d", "depthwise_conv2d"):
@@ -157,90 +180,16 @@ def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
             m = a.get("multiplier", 1) if k == "depthwise_conv2d" else 1
             fits = len(w) == 4 and (w[3] == c if k == "conv2d" else w[0] == 1 and m >= 1 and w[3] == c * m)
             _require(fits, f"weights of shape {list(w)} for {c} input channels")
-            (kh, kw), c = w[1:3], w[0] if k == "conv2d" else w[3]
-            _require(b == (c,), f"a bias of shape {list(b)} for {c} output channels")
-        else:
-            kh, kw = a["kernel"]
-        stride = tuple(a["stride"])
-        _require(len(stride) == 2 and min(stride) >= 1, f"stride {stride}: it must be two numbers >= 1")
-        _require(min(kh, kw) >= 1, f"a {kh}x{kw} window")
-        _require(a["padding"] in ("SAME", "VALID"), f"padding {a['padding']!r}")
-        ho, wo = (_window_size(s, kk, st, a["padding"]) for s, kk, st in zip(x[1:3], (kh, kw), stride))
-        _require(ho >= 1 and wo >= 1, f"a {kh}x{kw} window larger than its {x[1]}x{x[2]} input")
-        return (x[0], ho, wo, c)
-    if k == "fully_connected":
-        x, w, b = args
-        return _activate(x.reshape(x.shape[0], -1) @ w.T + b, a.get("activation"))
-    if k == "max_pool2d":
-        return _pool(args[0], a, "max")
-    if k == "avg_pool2d":
-        return _pool(args[0], a, "avg")
-    if k == "mean":
-        return args[0].mean(axis=tuple(a["axes"]), keepdims=a.get("keepdims", True))
-    if k == "add":
-        return _activate(args[0] + args[1], a.get("activation"))
-    if k == "mul":
-        return _activate(args[0] * args[1], a.get("activation"))
-    if k == "concat":
-        return np.concatenate(args, axis=a["axis"])
-    if k == "pad":
-        return np.pad(args[0], a["pads"])
-    if k == "reshape":
-        return args[0].reshape((args[0].shape[0],) + tuple(a["shape"][1:]))
-    if k == "softmax":
-        z = args[0] * a.get("beta", 1.0)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if k == "relu":
-        return np.maximum(args[0], 0)
-    if k == "relu6":
-        return np.clip(args[0], 0, 6)
-    if k == "sigmoid":
-        return 1 / (1 + np.exp(-args[0]))
-    if k == "tanh":
-        return np.tanh(args[0])
-    if k == "hard_swish":
-        return args[0] * np.clip(args[0] + 3, 0, 6) / 6
-    raise ValueError(f"no reference kernel for {k}")
-
-
-def _require(ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(what)
-
-
-def _window_size(size: int, k: int, stride: int, padding: str) -> int:
-    return -(-size // stride) if padding == "SAME" else (size - k) // stride + 1
-
-
-def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
-    """The shape run_op returns for inputs of these shapes, computed without allocating anything.
-
-    Checks what run_op would otherwise trip over (or silently broadcast): raises ValueError saying
-    what does not fit; Graph.infer_shape names the layer.
-    """
-    a, k = op.attrs, op.kind
-    arity = {"conv2d": 3, "depthwise_conv2d": 3, "fully_connected": 3, "add": 2, "mul": 2}.get(k, 1)
-    _require(len(shapes) == arity or (k == "concat" and shapes), f"{len(shapes)} inputs")
-    _require(all(d >= 1 for s in shapes for d in s), f"an empty input among {[list(s) for s in shapes]}")
-    x = tuple(shapes[0])
-    if k in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
-        _require(len(x) == 4, f"a {len(x)}-D input where [N, H, W, C] is needed")
-        kh, kw = tuple(shapes[1][1:3]) if k in ("conv2d", "depthwise_conv2d") else tuple(a["kernel"])
-        stride = tuple(a["stride"])
-        _require(len(stride) == 2 and min(stride) >= 1, f"stride {stride}: it must be two numbers >= 1")
-        _require(min(kh, kw) >= 1, f"a {kh}x{kw} window")
-        _require(a["padding"] in ("SAME", "VALID"), f"padding {a['padding']!r}")
-        ho, wo = (_window_size(s, kk, st, a["padding"]) for s, kk, st in zip(x[1:3], (kh, kw), stride))
-        _require(ho >= 1 and wo >= 1, f"a {kh}x{kw} window larger than its {x[1]}x{x[2]} input")
-        c = x[3]
-        if k != "max_pool2d" and k != "avg_pool2d":
-            w, b = tuple(shapes[1]), tuple(shapes[2])
-            m = a.get("multiplier", 1) if k == "depthwise_conv2d" else 1
-            ok = len(w) == 4 and (w[3] == x[3] if k == "conv2d" else w[0] == 1 and m >= 1 and w[3] == x[3] * m)
-            _require(ok, f"weights of shape {list(w)} for {x[3]} input channels")
             c = w[0] if k == "conv2d" else w[3]
             _require(b == (c,), f"a bias of shape {list(b)} for {c} output channels")
+        kh, kw = _kernel(op, shapes)
+        stride = tuple(a["stride"])
+        _require(len(stride) == 2 and 1 <= min(stride) and max(stride, default=0) <= INT32_MAX,
+                 f"stride {stride}: it must be two numbers from 1 to {INT32_MAX:,}")
+        _require(1 <= min(kh, kw) and max(kh, kw) <= INT32_MAX, f"a {kh}x{kw} window")
+        _require(a["padding"] in ("SAME", "VALID"), f"padding {a['padding']!r}")
+        ho, wo = (_window_size(s, kk, st, a["padding"]) for s, kk, st in zip(x[1:3], (kh, kw), stride))
+        _require(ho >= 1 and wo >= 1, f"a {kh}x{kw} window larger than its {x[1]}x{x[2]} input")
         return (x[0], ho, wo, c)
     if k == "fully_connected":
         w, b = tuple(shapes[1]), tuple(shapes[2])

@@ -220,10 +220,9 @@ class _Importer(OnnxOps):
 
     def _infer_shape(self, op):
         """Shape of op's output from its inputs' (nothing allocated), within the memory budget."""
-        shape = self.g.infer_shape(op)
-        self.activation_bytes += self.g.nbytes(op.outputs[0])
+        self.activation_bytes += self.g.infer_shape(op)
         budget.check_memory(self.activation_bytes, f"one sample's activations up to layer '{op.name}' "
-                                                   f"(its output is {list(shape)})")
+                                                   f"(its output is {list(self._shape(op.outputs[0]))})")
 
     def _shape(self, t: str) -> tuple:
         return self.g.tensors[t].shape
@@ -279,7 +278,7 @@ class _Importer(OnnxOps):
             except ValueError:
                 return 0  # _evaluate reports the mismatch
         if op == "Gather" and len(shapes) == 2 and shapes[0]:
-            return args[1].size * args[0].size // max(args[0].shape[0], 1)
+            return args[1].size * args[0].size // max(min(args[0].shape), 1)  # an upper bound, for any axis
         return sum(math.prod(s) for s in shapes)
 
     def _evaluate(self, op, a, args, x, layer):
