@@ -357,6 +357,8 @@ class OnnxOps:
         if op == "Sub":
             c = -c  # x - c == x + (-c)
         elif op == "Div":
+            if not np.all(c):
+                raise EdgekitError(f"layer '{layer}' divides by a constant '{const}' holding zeros; {AGAIN}")
             c = 1 / c  # x / c == x * (1/c)
         cn = self.g.add_const(const, self._layout(c, len(self._shape(x)), layer))
         self._emit(kind, [x, cn], layer, node.output[0])
