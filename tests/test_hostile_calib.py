@@ -223,3 +223,13 @@ def test_memory_budget_flag_raises_the_limit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "memory budget of 1 MB" in err and "--max-memory" in err, err
     assert convert_cli(path, tmp_path / "calib.npy", tmp_path / "out.tflite") == 0
+
+
+@pytest.mark.parametrize("command", ["profile", "deploy"])
+def test_deploy_and_profile_take_the_budget_flags(command, dense_model, tmp_path, capsys):
+    np.save(tmp_path / "calib.npy", good(8192))  # 2 MB as float32
+    argv = [command, str(dense_model), "--target", "nano33ble", "--sim", "--calib", str(tmp_path / "calib.npy")]
+    assert main(argv + ["--max-calib-mb", "1"]) == 2
+    assert "--max-calib-mb" in capsys.readouterr().err
+    assert main(argv + ["--max-memory", "0"]) == 2
+    assert "positive number of megabytes" in capsys.readouterr().err
