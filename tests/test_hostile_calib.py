@@ -233,3 +233,41 @@ def test_deploy_and_profile_take_the_budget_flags(command, dense_model, tmp_path
     assert "--max-calib-mb" in capsys.readouterr().err
     assert main(argv + ["--max-memory", "0"]) == 2
     assert "positive number of megabytes" in capsys.readouterr().err
+
+
+# ------------------------------------------- NaN and infinity from the model's own computation
+
+def overflowing_model(path):
+    """A dense layer whose finite weights (1e37) overflow float32 on ordinary inputs."""
+    g = ir_models.wide_dense(inputs=DENSE_INPUTS, outputs=4)
+    w = next(t for t in g.tensors.values() if t.is_const and t.data.ndim == 2)
+    w.data = np.full_like(w.data, 1e37)
+    path.write_bytes(write_tflite(g))
+    return path
+
+
+def test_overflow_to_inf_in_a_layer_is_one_line_naming_it(tmp_path, capsys):
+    model = overflowing_model(tmp_path / "overflow.tflite")
+    np.save(tmp_path / "calib.npy", np.abs(good()) + 0.5)
+    assert convert_cli(model, tmp_path / "calib.npy", tmp_path / "out.tflite") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "layer 'fc'" in err and "infinite" in err, err
+    assert not (tmp_path / "out.tflite").exists()
+
+
+def test_quantizer_refuses_nan_ranges_and_weights_naming_the_layer():
+    from edgekit.errors import EdgekitError
+    from edgekit.quantize.calibrate import calibrate
+    from edgekit.quantize.scheme import quantize_graph
+    g = ir_models.wide_dense(inputs=DENSE_INPUTS, outputs=4)
+    ranges = calibrate(g, good())
+    out = g.outputs[0]
+    with pytest.raises(EdgekitError, match="layer 'fc'"):
+        quantize_graph(g, {**ranges, out: (float("nan"), 1.0)})
+    w = next(t for t in g.tensors.values() if t.is_const and t.data.ndim == 2)
+    w.data = w.data.copy()
+    w.data[0, 0] = np.nan
+    with pytest.raises(EdgekitError, match="layer 'fc'.*NaN"):
+        calibrate(g, good())  # the NaN reaches the activations: refused before any scale is made
+    with pytest.raises(EdgekitError, match="layer 'fc'"):
+        quantize_graph(g, ranges)  # and the weights themselves, if ranges came from elsewhere
