@@ -45,16 +45,20 @@ def load_array(data, what: str = "calibration set") -> np.ndarray:
 
 def _read_file(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
-        raise EdgekitError(f"the {what} '{path}' {'is a folder' if path.is_dir() else 'does not exist'}; "
+        problem = "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+        raise EdgekitError(f"the {what} '{path}' {problem}; "
                            "give a .npy or .npz file")
-    with open(path, "rb") as f:
-        magic = f.read(len(NPY_MAGIC))
     label = f"the {what} '{path.name}'"
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+            if magic == NPY_MAGIC:
+                f.seek(0)
+                return _read_npy(f, path.stat().st_size, label)
+    except OSError as e:
+        raise EdgekitError(f"cannot read {label} ({e.strerror or e}); check that it is readable") from None
     if magic.startswith(ZIP_MAGIC):
         return _read_npz(path, label)
-    if magic == NPY_MAGIC:
-        with open(path, "rb") as f:
-            return _read_npy(f, path.stat().st_size, label)
     raise EdgekitError(f"{label} is {'empty' if not magic else 'not a .npy or .npz file'}; "
                        "save the inputs with np.save('calib.npy', x) or np.savez('calib.npz', x=x)")
 
