@@ -50,7 +50,7 @@ def _check_working_memory(graph, samples: int, doing: str) -> None:
                   for name, t in graph.tensors.items() if not t.is_const}
     every = sum(per_sample.values())
     if doing == "calibrating":
-        ends = sum(per_sample[t] for t in (*graph.inputs, *graph.outputs))
+        ends = sum(per_sample.get(t, 0) for t in (*graph.inputs, *graph.outputs))
         need = 2 * every * min(samples, CHUNK) + ends * samples
     else:
         need = every * min(samples, SQNR_SAMPLES) + 2 * max(per_sample.values()) * samples
