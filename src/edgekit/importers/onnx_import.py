@@ -9,6 +9,9 @@ its elements in HWC order in NHWC, so the dense layer reading it gets its weight
 Shape arithmetic that PyTorch exports as ops (Shape -> Gather -> Unsqueeze -> Concat -> Reshape for
 `x.view(x.size(0), -1)`) is evaluated here, with the batch fixed to 1. The op handlers, one per
 ONNX op type, are in onnx_ops.py.
+
+A file may be hostile: its fields are checked before use (onnx_checks.py), shapes are inferred
+without allocating, and one sample's activations are held against the memory budget as they are.
 """
 from __future__ import annotations
 

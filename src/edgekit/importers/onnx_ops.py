@@ -3,7 +3,7 @@
 onnx_import._Importer walks the graph and calls op_<OpType>(node, layer) for each node; the
 handlers emit Graph ops in NHWC (conv weights OIHW -> OHWI, axes and pads NCHW -> NHWC,
 per-channel constants channels-last) and raise UnsupportedError naming the op, the layer and
-what is supported instead.
+what is supported instead. Attributes are read through onnx_checks.Attrs (type and range checked).
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from ..errors import EdgekitError, UnsupportedError
-from .onnx_checks import AGAIN, Attrs
 from ..passes import batchnorm, chw_to_hwc_index
 from ..reference import explicit_padding, same_pads
+from .onnx_checks import AGAIN, Attrs
 
 NCHW_TO_NHWC_AXIS = {0: 0, 1: 3, 2: 1, 3: 2}
 ALIASES = ("Identity", "Dropout")  # no-ops at inference: their output is their input
