@@ -454,14 +454,14 @@ def _npz_bytes(members: dict[str, bytes], compress=True) -> bytes:
     return f.getvalue()
 
 
-BOMB_BYTES = 512 << 20  # inflated size of a calibration bomb: twice the default budget
+FUZZ_BOMB_BYTES = 288 << 20  # inflated size of the fuzzer's bombs: over the 256 MB default budget
 
 
 @functools.lru_cache(maxsize=None)
-def _bomb(sample_shape: tuple) -> bytes:
-    """A .npz whose one member is 512 MB of zero samples: 0.5 MB on disk, written in pieces so
-    building it needs no more memory than one piece (cached: each shape is built once)."""
-    samples = BOMB_BYTES // (4 * int(np.prod(sample_shape)))
+def _bomb(sample_shape: tuple, inflated: int = 512 << 20) -> bytes:
+    """A .npz whose one member is `inflated` bytes of zero samples (512 MB: 0.5 MB on disk), written
+    in pieces so building it needs no more memory than one piece (cached: each is built once)."""
+    samples = inflated // (4 * int(np.prod(sample_shape)))
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                   "shape": (samples,) + tuple(sample_shape)})
@@ -551,7 +551,7 @@ def hostile_calib(rng, good: np.ndarray) -> tuple[bytes, str, str]:
             data[int(rng.integers(len(data)))] ^= 0xFF
         return bytes(data), ".npz", kind
     if kind == "npz_bomb":
-        return _bomb(tuple(shape)), ".npz", kind
+        return _bomb(tuple(shape), FUZZ_BOMB_BYTES), ".npz", kind
     if kind == "empty_file":
         return b"", str(_pick(rng, (".npy", ".npz"))), kind
     if kind == "not_numpy":
@@ -593,6 +593,10 @@ def _calib_npy(arr: np.ndarray) -> bytes:
     return _npy_bytes(arr.astype(np.float32))
 
 
+# The default most often; entropy rarely, as its search takes 1-4 s on these small models.
+CALIB_METHODS = ("minmax",) * 12 + ("percentile",) * 3 + ("entropy",)
+
+
 def make_cases(kind: str, count: int, seed: int, the_seeds: list[Seed] | None = None):
     """`count` cases of `kind` ("tflite", "onnx" or "calib"), a pure function of `seed`."""
     the_seeds = the_seeds or seeds()
@@ -603,15 +607,17 @@ def make_cases(kind: str, count: int, seed: int, the_seeds: list[Seed] | None = 
         # Verification (LiteRT + TFLite Micro) runs for every int8 seed, whose mutants pass through
         # to it untouched, and for one case in four otherwise, where it checks edgekit's own output.
         verify = s.name.startswith("int8") or rng.integers(4) == 0
+        method = CALIB_METHODS[int(rng.integers(len(CALIB_METHODS)))]  # all three calibrators see hostile graphs
+        extra = [] if method == "minmax" else ["--calib-method", method]
         if kind == "tflite":
             model, what = mutate_tflite(rng, s.model)
-            yield Case(f"tflite-{i:05d}", s.name, what, model, s.suffix, _calib_npy(s.calib), ".npy", verify)
+            yield Case(f"tflite-{i:05d}", s.name, what, model, s.suffix, _calib_npy(s.calib), ".npy", verify, extra)
         elif kind == "onnx":
             model, what = mutate_onnx(rng, s.model)
-            yield Case(f"onnx-{i:05d}", s.name, what, model, s.suffix, _calib_npy(s.calib), ".npy", verify)
+            yield Case(f"onnx-{i:05d}", s.name, what, model, s.suffix, _calib_npy(s.calib), ".npy", verify, extra)
         else:
             data, suffix, what = hostile_calib(rng, s.calib)
-            yield Case(f"calib-{i:05d}", s.name, what, s.model, s.suffix, data, suffix, verify)
+            yield Case(f"calib-{i:05d}", s.name, what, s.model, s.suffix, data, suffix, verify, extra)
 
 
 def valid_cases(the_seeds: list[Seed] | None = None):
