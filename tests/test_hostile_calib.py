@@ -271,3 +271,13 @@ def test_quantizer_refuses_nan_ranges_and_weights_naming_the_layer():
         calibrate(g, good())  # the NaN reaches the activations: refused before any scale is made
     with pytest.raises(EdgekitError, match="layer 'fc'"):
         quantize_graph(g, ranges)  # and the weights themselves, if ranges came from elsewhere
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+@pytest.mark.parametrize("value", [2.0**63 - 1, 1e-40, 0.0], ids=["huge_constant", "denormal", "zero"])
+def test_histogram_calibrators_take_degenerate_inputs(method, value):
+    """A constant input of 9.2e18 (lo + 1 == lo), of denormals or of zeros still has finite bins."""
+    from edgekit.quantize.calibrate import calibrate
+    g = ir_models.wide_dense(inputs=DENSE_INPUTS, outputs=4)
+    ranges = calibrate(g, np.full((8, DENSE_INPUTS), value, np.float32), method)
+    assert all(np.isfinite(lo) and np.isfinite(hi) and lo <= hi for lo, hi in ranges.values()), ranges

@@ -66,12 +66,24 @@ def _minmax(graph, samples, record=None):
     return {t: (lo[t], hi[t]) for t in lo}
 
 
+def _span(lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi), widened where numpy could not cut it into BINS float32 bins: a constant tensor,
+    a huge constant (where lo + 1 == lo) or a range narrower than float32's rounding."""
+    floor = max(abs(lo), abs(hi)) * 2**-10  # BINS bins, each wider than float32's step (2**-23)
+    return lo, lo + (hi - lo if hi - lo > floor else max(floor, 1.0))
+
+
+def _top(lo: float, hi: float) -> float:
+    top = max(abs(lo), abs(hi))
+    return top if top > 1e-30 else 1.0
+
+
 def _histograms(graph, samples, ranges):
     """Histogram of |x| per tensor over [0, max|x|] with BINS bins."""
     hist = {}
     for values in _chunks(graph, samples):
         for t in graph.activations():
-            top = max(abs(ranges[t][0]), abs(ranges[t][1])) or 1.0
+            top = _top(*ranges[t])
             h, _ = np.histogram(np.abs(values[t]), bins=BINS, range=(0, top))
             hist[t] = hist.get(t, 0) + h
     return hist
@@ -84,12 +96,12 @@ def _percentile(graph, samples, p, record=None):
     for values in _chunks(graph, samples):
         for t in graph.activations():
             lo, hi = ranges[t]
-            h, _ = np.histogram(values[t], bins=BINS, range=(lo, hi if hi > lo else lo + 1))
+            h, _ = np.histogram(values[t], bins=BINS, range=_span(lo, hi))
             counts[t] = counts.get(t, 0) + h
     out = {}
     for t, h in counts.items():
         lo, hi = ranges[t]
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, BINS + 1)
+        edges = np.linspace(*_span(lo, hi), BINS + 1)
         cdf = np.cumsum(h) / h.sum()
         low = edges[np.searchsorted(cdf, (100 - p) / 100)]
         high = edges[min(np.searchsorted(cdf, p / 100) + 1, BINS)]
@@ -123,7 +135,7 @@ def _entropy(graph, samples, record=None):
     out = {}
     for t, h in hist.items():
         lo, hi = ranges[t]
-        top = max(abs(lo), abs(hi)) or 1.0
+        top = _top(lo, hi)
         levels = 256 if lo >= 0 else 128  # non-negative tensors use all 256 int8 steps
         threshold = _kl_threshold(h, levels) * top / BINS
         out[t] = (max(lo, -threshold), min(hi, threshold))
