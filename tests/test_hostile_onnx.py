@@ -230,6 +230,23 @@ def test_name_that_is_not_utf8(tmp_path, capsys):
     refuses(tmp_path, capsys, data, "node #3", "not UTF-8")
 
 
+def test_constant_spanning_the_batch(tmp_path, capsys):
+    """Mul of a [1, 16] input by a [4, 16] constant makes 4 rows: calibration then broke at batch 8."""
+    m = Model()
+    y = m.node("Mul", ["input", m.weight("w", 4, 16)], "/Mul")
+    model = helper.make_model(helper.make_graph(
+        m.nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], m.inits),
+        opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "batch.onnx"
+    path.write_bytes(model.SerializeToString())
+    np.save(tmp_path / "c.npy", np.ones((8, 16), np.float32))
+    rc = main(["convert", str(path), "--calib", str(tmp_path / "c.npy"), "--no-verify"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "'/Mul'" in err and "batch of 1 into 4" in err, err
+
+
 def test_unbroken_model_converts(tmp_path):
     """The cases above break a model that converts: the refusals come from the broken field."""
     path = tmp_path / "cnn.onnx"

@@ -145,6 +145,11 @@ class Graph:
             detail = f"it has no '{e.args[0]}' attribute" if isinstance(e, KeyError) else str(e)
             raise EdgekitError(f"layer '{op.name}' ({op.kind}) cannot take inputs of shapes "
                                f"{[list(s) for s in shapes]}: {detail}; the model is inconsistent") from None
+        batch = next((self.tensors[t].shape[0] for t in op.inputs if not self.tensors[t].is_const), shape[0])
+        if shape[0] != batch:  # a constant broadcast over the batch: the model breaks at any other batch size
+            raise EdgekitError(f"layer '{op.name}' ({op.kind}) turns a batch of {batch} into {shape[0]} (inputs of "
+                               f"shapes {[list(s) for s in shapes]}): a constant must not span the batch "
+                               "dimension; the model is inconsistent")
         self.tensors[op.outputs[0]].shape = tuple(int(d) for d in shape)
         return self.nbytes(op.outputs[0]) + scratch_bytes(op, shapes, shape)
 
