@@ -8,6 +8,7 @@ child process, whose time and peak memory are measured.
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import onnx
@@ -37,7 +38,9 @@ def refuses(tmp_path, capsys, model, *expected):
     calib = tmp_path / "calib.npy"
     np.save(calib, np.random.default_rng(0).normal(0, 1, (4, 3, 12, 12)).astype(np.float32))
     out = tmp_path / "out.tflite"
-    rc = main(["convert", str(path), "--calib", str(calib), "-o", str(out), "--no-verify"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would print lines of its own before the error
+        rc = main(["convert", str(path), "--calib", str(calib), "-o", str(out), "--no-verify"])
     err = capsys.readouterr().err.strip()
     assert rc == 2, err
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
@@ -177,6 +180,14 @@ def _stride_beyond_32_bits(m):
     attr(m, "/conv2/Conv", "strides").ints[:] = [2, 2**62]
 
 
+def _infinite_weight_times_zero(m):
+    w = init(m, "fc.weight")
+    arr = numpy_helper.to_array(w).copy()
+    arr[0, 0] = np.inf
+    w.CopyFrom(numpy_helper.from_array(arr, "fc.weight"))
+    attr(m, "/fc/Gemm", "alpha").f = 0.0  # inf * 0 = NaN
+
+
 def _huge_input(m):
     m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 2**40
 
@@ -212,6 +223,7 @@ CASES = {
     "output that is the input": (_output_is_input, ["'input'", "computes nothing"]),
     "SAME window of 30000x30000": (_huge_same_window, ["layer '/pool1/MaxPool'", "memory budget", "--max-memory"]),
     "stride beyond 32 bits": (_stride_beyond_32_bits, ["'/conv2/Conv'", "stride (2, 4611686018427387904)"]),
+    "infinite weight times alpha 0": (_infinite_weight_times_zero, ["'/fc/Gemm'", "NaN"]),
     "input of 2^40 rows": (_huge_input, ["model input 'input'", "memory budget", "--max-memory"]),
 }
 

@@ -54,7 +54,10 @@ def import_onnx(source, name: str | None = None) -> Graph:
     model, label = _load(source, name)
     if name is None:
         name = Path(label).stem if label.endswith(".onnx") else "model"
-    return _Importer(model, name).run()
+    # Arithmetic on hostile constants (inf * 0, a float64 overflowing float32) would print numpy
+    # warnings; Graph.validate refuses any non-finite constant instead, naming its layer.
+    with np.errstate(all="ignore"):
+        return _Importer(model, name).run()
 
 
 def _load(source, name):
