@@ -281,3 +281,44 @@ def test_histogram_calibrators_take_degenerate_inputs(method, value):
     g = ir_models.wide_dense(inputs=DENSE_INPUTS, outputs=4)
     ranges = calibrate(g, np.full((8, DENSE_INPUTS), value, np.float32), method)
     assert all(np.isfinite(lo) and np.isfinite(hi) and lo <= hi for lo, hi in ranges.values()), ranges
+
+
+def dense_with(tmp_path, weight):
+    """wide_dense with one weight set to `weight`, as a float .tflite."""
+    g = ir_models.wide_dense(inputs=DENSE_INPUTS, outputs=4)
+    w = next(t for t in g.tensors.values() if t.is_const and t.data.ndim == 2)
+    w.data = w.data.copy()
+    w.data[1, :] = weight
+    path = tmp_path / "model.tflite"
+    path.write_bytes(write_tflite(g))
+    return path
+
+
+@pytest.mark.parametrize("weight, calib, words", [
+    (1e25, np.abs(good()) + 0.5, ["layer 'fc'", "reaches"]),  # else converted "fine": garbage scales
+    (0.1, np.full((16, DENSE_INPUTS), 1e30, np.float32), ["the input", "reaches"]),
+    (1e30, np.zeros((16, DENSE_INPUTS), np.float32), ["layer 'fc'", "rescaling"]),  # zero input: a normal output
+], ids=["huge_activation", "huge_input", "huge_multiplier"])  # the last: else XNNPACK fails, vaguely
+def test_scales_int8_kernels_cannot_represent_are_one_line(weight, calib, words, tmp_path):
+    """Finite but absurd values (found by the fuzzer: a bit-flipped weight of 2e37 made LiteRT abort)."""
+    np.save(tmp_path / "calib.npy", calib)
+    res = subprocess.run([sys.executable, "-m", "edgekit", "convert", dense_with(tmp_path, weight), "--calib",
+                          tmp_path / "calib.npy", "-o", tmp_path / "out.tflite"], capture_output=True, text=True,
+                         timeout=120)  # in a child: without the check, LiteRT aborts the process
+    err = res.stderr.strip()
+    assert res.returncode == 2, (res.returncode, err)
+    assert len(err.splitlines()) == 1 and all(w in err for w in words), err
+
+
+def test_huge_weight_before_an_add_is_one_line_not_an_abort(tmp_path):
+    """The fuzzer's case: a bit-flipped conv weight (2e37) before an ADD made LiteRT abort the process."""
+    g = ir_models.residual()
+    w = g.tensors["conv2/weights"]
+    w.data = w.data.copy()
+    w.data[0] = 1e34
+    (tmp_path / "model.tflite").write_bytes(write_tflite(g))
+    np.save(tmp_path / "calib.npy", ir_models.calibration(g, 8))
+    res = subprocess.run([sys.executable, "-m", "edgekit", "convert", tmp_path / "model.tflite", "--calib",
+                          tmp_path / "calib.npy", "-o", tmp_path / "out.tflite"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "layer 'conv2'" in res.stderr, (res.returncode, res.stderr)

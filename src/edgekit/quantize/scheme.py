@@ -19,6 +19,11 @@ from ..errors import EdgekitError
 from ..graph import Graph
 
 MIN_RANGE = np.float32(1e-9)  # a tensor that is always 0 still needs a non-zero scale
+# TFLite's int8 kernels turn ratios of scales into a 32-bit multiplier and a shift of at most 31, and
+# multiply scales by 2^20 or more in float32; past these bounds LiteRT aborts the whole process
+# (measured: an ADD whose input reaches 1e35 aborts in allocate_tensors). No trained model comes near.
+MAX_ACTIVATION = 2.0**64   # largest |value| an activation may reach on the calibration set
+MAX_MULTIPLIER = 2.0**31   # input scale x weight scale / output scale of a conv or dense layer
 
 # Ops whose output shares its input's parameters (no requantization at run time).
 SAME_AS_INPUT = ("max_pool2d", "avg_pool2d", "reshape", "pad", "concat")
@@ -114,6 +119,11 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
     for t, (lo, hi) in ranges.items():
         if t in producer:
             _check_finite(producer[t], f"its output's calibrated range ({lo}, {hi})", (lo, hi))
+        if max(abs(lo), abs(hi)) > MAX_ACTIVATION:
+            where = f"layer '{producer[t].name}' ({producer[t].kind})" if t in producer else f"the input '{t}'"
+            raise EdgekitError(f"{where} reaches {max(abs(lo), abs(hi)):.3g} on the calibration set, beyond the "
+                               f"{MAX_ACTIVATION:.3g} int8 kernels can scale; check the weights for huge values "
+                               "and that the inputs are scaled as in training")
     for op in graph.ops:
         for t in op.inputs:
             if graph.tensors[t].is_const and graph.tensors[t].data.dtype.kind in "fiub":
@@ -137,6 +147,11 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
             params[w] = weight_params(graph.tensors[w].data, axis)
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # beyond int32: clipped
                 params[b] = bias_params(graph.tensors[b].data, params[x].scale, params[w].scale)
+            multiplier = float((params[x].scale.astype(np.float64) * params[w].scale / params[op.outputs[0]].scale).max())
+            if multiplier >= MAX_MULTIPLIER:
+                raise EdgekitError(f"layer '{op.name}' ({op.kind}) needs a rescaling by {multiplier:.3g}, beyond the "
+                                   f"2^31 int8 kernels represent: a channel of '{w}' is huge next to what the layer "
+                                   "outputs; check the weights")
         else:
             for t in op.inputs:
                 if graph.tensors[t].is_const and t not in params:
