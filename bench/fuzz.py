@@ -7,6 +7,7 @@ stderr and the command) under the folder printed at the end.
 
     python bench/fuzz.py [--seed S] [--tflite 3000] [--onnx 3000] [--calib 300] [--workers 2]
                          [--repro DIR] [--json]
+    python bench/fuzz.py --replay DIR      # the repros kept in DIR, run again after a fix
 """
 import argparse
 import json
@@ -55,6 +56,30 @@ def campaign(seed: int, counts: dict, workers: int, repro: Path, console: Consol
     return results
 
 
+def replay(folder: Path, workers: int, console: Console) -> int:
+    """Run every repro kept under `folder` again (e.g. after a fix) and say what each gives now."""
+    cases = []
+    for repro in sorted(folder.glob("*/repro.json")):
+        meta = json.loads(repro.read_text())
+        model = next(repro.parent.glob("model.*"))
+        calib = next(repro.parent.glob("calib.*"))
+        extra = meta["command"].split(" -o out.tflite")[-1].split()
+        verify = "--no-verify" not in extra
+        cases.append(fuzzing.Case(repro.parent.name, meta["seed_model"], meta["mutation"], model.read_bytes(),
+                                  model.suffix, calib.read_bytes(), calib.suffix, verify,
+                                  [a for a in extra if a != "--no-verify"]))
+    work = Path(tempfile.mkdtemp(prefix="edgekit-fuzz-replay-"))
+    bad = 0
+    try:
+        for o in fuzzing.run_cases(cases, work, workers):
+            bad += o.status in fuzzing.BAD
+            console.print(f"{o.case.name}: {o.status}: {o.message[:200]}", highlight=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(f"{bad} of {len(cases)} repro(s) still bad", highlight=False)
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=None, help="campaign seed (default: from the clock, printed)")
@@ -64,7 +89,10 @@ def main():
     ap.add_argument("--workers", type=int, default=2, help="cases run at once (default 2)")
     ap.add_argument("--repro", default=None, help="folder for repros of bad cases (default: a new temp folder)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--replay", metavar="DIR", help="run the repros kept in DIR again instead of a campaign")
     args = ap.parse_args()
+    if args.replay:
+        return replay(Path(args.replay), args.workers, Console())
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     repro = Path(args.repro or tempfile.mkdtemp(prefix="edgekit-fuzz-repro-"))
     repro.mkdir(parents=True, exist_ok=True)
