@@ -11,6 +11,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from .errors import EdgekitError
+from .tflite_check import check_buffers_in_file, validate
 
 OPERATOR_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
@@ -43,63 +44,19 @@ def _sniff(data: bytes, name: str) -> None:
     raise EdgekitError(f"'{name}' is {what}; give a .tflite file made by a TFLite converter")
 
 
-def _check_buffers(data: bytes, name: str) -> None:
-    """Every buffer's bytes must lie inside the file: a truncated file fails here, not in a runtime."""
-    raw = fb.Model.GetRootAsModel(data, 0)
-    for i in range(raw.BuffersLength()):
-        buf = raw.Buffers(i)
-        if buf.DataLength():  # data stored inside the flatbuffer
-            start = buf._tab.Vector(buf._tab.Offset(4))
-            end = start + buf.DataLength()
-        elif buf.Offset() > 1:  # large models keep data after the flatbuffer (offset 1 = placeholder)
-            end = buf.Offset() + buf.Size()
-        else:
-            continue
-        if end > len(data):
-            raise EdgekitError(f"'{name}' is truncated: buffer {i} ends at byte {end} but the file has "
-                               f"{len(data)} bytes; copy or download the model again")
-
-
-def _check_indices(model: fb.ModelT, name: str) -> None:
-    """Indices between tables must point at something, or the helpers below would index garbage."""
-    n_buffers, n_codes = len(model.buffers or []), len(model.operatorCodes or [])
-    for s, sg in enumerate(model.subgraphs):
-        n_tensors = len(sg.tensors or [])
-        for t in sg.tensors or []:
-            if not 0 <= t.buffer < max(n_buffers, 1):
-                raise EdgekitError(f"'{name}' is corrupt: a tensor uses buffer {t.buffer} of {n_buffers}; "
-                                   "export the model again")
-        ios = list(sg.inputs if sg.inputs is not None else []) + list(sg.outputs if sg.outputs is not None else [])
-        for op in sg.operators or []:
-            if not 0 <= op.opcodeIndex < n_codes:
-                raise EdgekitError(f"'{name}' is corrupt: an op uses operator code {op.opcodeIndex} of "
-                                   f"{n_codes}; export the model again")
-            ios += [i for i in list(op.inputs if op.inputs is not None else []) if i != -1]  # -1: optional
-            ios += list(op.outputs if op.outputs is not None else [])
-        bad = [int(i) for i in ios if not 0 <= i < n_tensors]
-        if bad:
-            raise EdgekitError(f"'{name}' is corrupt: subgraph {s} refers to tensor {bad[0]} of "
-                               f"{n_tensors}; export the model again")
-
-
 def read_model(data: bytes, name: str = "model") -> fb.ModelT:
     """Parse .tflite bytes into the flatbuffer object API, refusing anything a runtime would choke on."""
     data = bytes(data)
     _sniff(data, name)
     try:
-        _check_buffers(data, name)
+        check_buffers_in_file(data, name)
         model = fb.ModelT.InitFromPackedBuf(data, 0)
     except EdgekitError:
         raise
     except Exception:  # the flatbuffer reader fails in many ways (struct.error, IndexError, ...)
         raise EdgekitError(f"'{name}' is truncated or corrupt (its flatbuffer offsets point outside the "
                            f"file's {len(data)} bytes); copy or export the model again") from None
-    if model.version != 3:
-        raise EdgekitError(f"'{name}' uses TFLite schema version {model.version}; edgekit and LiteRT "
-                           "read version 3: convert the model again with a current TFLite converter")
-    if not model.subgraphs:
-        raise EdgekitError(f"'{name}' has no subgraph (no ops); export the model again")
-    _check_indices(model, name)
+    validate(model, data, name)
     return model
 
 

@@ -64,12 +64,18 @@ def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
 
 def _random_inputs(tflite: bytes) -> np.ndarray:
     """Seeded random inputs of the model's input type and shape, read from the file itself."""
-    from .tflite_file import NUMPY_TYPES, read_model, tensor_type_name
+    from . import budget
+    from .errors import EdgekitError
+    from .tflite_file import NUMPY_TYPES, read_model, tensor_type_name, text
     model = read_model(tflite)
     sub = model.subgraphs[0]
     t = sub.tensors[sub.inputs[0]]
-    dtype = np.dtype(NUMPY_TYPES[tensor_type_name(t.type)])
-    shape = (TFLM_SAMPLES,) + tuple(int(d) for d in t.shape[1:])
+    kind = tensor_type_name(t.type)
+    if kind not in NUMPY_TYPES:
+        raise EdgekitError(f"the model's input '{text(t.name)}' has type {kind}; edgekit feeds numeric inputs only")
+    dtype = np.dtype(NUMPY_TYPES[kind])
+    shape = (TFLM_SAMPLES,) + tuple(int(d) for d in list(t.shape if t.shape is not None else [])[1:])
+    budget.check_memory(float(np.prod(shape, dtype=float)) * dtype.itemsize, f"{TFLM_SAMPLES} test inputs")
     rng = np.random.default_rng(0)
     if dtype.kind in "iu":
         return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, shape).astype(dtype)
@@ -93,7 +99,7 @@ def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m
     try:
         it = litert.load(tflite)
     except EdgekitError as e:
-        if graph is not None:
+        if graph is not None or isinstance(e, litert.ShapeMismatch):  # an inconsistent file, not a runtime's limit
             raise
         it, litert_error = None, str(e)
     info: dict = {}

@@ -44,8 +44,10 @@ def load(source, example_input=None) -> Source:
             from .onnx_import import import_onnx
             return Source("onnx", path.stem, import_onnx(data, name=path.stem), data, "NCHW")
         if path.suffix == ".tflite":
+            from ..tflite_check import check_memory
             from ..tflite_file import read_model, is_fully_int8, quantization_kind
             model = read_model(data, path.name)
+            check_memory(model, path.name)  # before LiteRT, TFLM or the importer allocate anything
             if quantization_kind(model) in ("int8", "uint8") or is_fully_int8(model):
                 return Source("tflite-int8", path.stem, None, data)
             from .tflite_import import import_tflite

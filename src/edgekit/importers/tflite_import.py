@@ -8,6 +8,8 @@ untouched (see `is_fully_int8`).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
@@ -25,6 +27,7 @@ A = fb.ActivationFunctionType
 FUSED = {A.NONE: None, A.RELU: "relu", A.RELU6: "relu6"}
 FUSED_NAMES = {v: k for k, v in vars(A).items() if not k.startswith("_")}
 PADDING = {fb.Padding.SAME: "SAME", fb.Padding.VALID: "VALID"}
+NEED_OPTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION", "SOFTMAX")
 SIMPLE = {"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh", "HARD_SWISH": "hard_swish"}
 
 
@@ -67,6 +70,9 @@ class _Importer:
     def const(self, i: int, layer: str, name: str | None = None) -> str:
         """Graph name of constant tensor i (float32), adding it the first time."""
         if i not in self.names:
+            if not is_constant(self.m, self.t(i)):
+                raise EdgekitError(f"layer '{layer}' needs tensor {i} ('{text(self.t(i).name)}') to hold "
+                                   "constant values, but the file stores none for it: export the model again")
             self.names[i] = self.g.add_const(name or _short(text(self.t(i).name)) or f"const_{i}",
                                              self.values(i, layer).astype(np.float32))
         return self.names[i]
@@ -100,15 +106,38 @@ class _Importer:
             b_name = self.g.add_const(f"{layer}/bias", np.zeros(out_channels, np.float32))
         return self.g.add_op(kind, [self.value(x, layer), w_name, b_name], layer, **attrs)
 
+    def options(self, op, kind: str, layer: str):
+        """The op's options; the ops below read their fields, so a file without them is refused."""
+        if op.builtinOptions is None and kind in NEED_OPTIONS:
+            raise EdgekitError(f"layer '{layer}' ({kind}) has no options (e.g. its axis or beta); "
+                               "the file is incomplete: export the model again")
+        return op.builtinOptions
+
+    def dims(self, i: int, rank: int, layer: str, kind: str) -> tuple[int, ...]:
+        """The shape of tensor i, which the op needs to have `rank` non-empty dimensions."""
+        shape = self.shape(i)
+        if len(shape) != rank or min(shape, default=1) < 1:
+            raise EdgekitError(f"layer '{layer}' ({kind}) needs a {rank}-D tensor with no empty dimension "
+                               f"but tensor {i} ('{text(self.t(i).name)}') is declared {list(shape)}")
+        return shape
+
+    def rank(self, i: int, layer: str, kind: str) -> int:
+        """The rank of tensor i, which an op taking an axis needs to be at least 1."""
+        rank = len(self.shape(i))
+        if rank == 0:
+            raise EdgekitError(f"layer '{layer}' ({kind}) takes an axis of tensor {i} "
+                               f"('{text(self.t(i).name)}'), which the file declares without a shape")
+        return rank
+
     def convert(self, op, kind: str, layer: str) -> str:
-        o = op.builtinOptions
+        o = self.options(op, kind, layer)
         ins = [int(i) for i in op.inputs]
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             if (o.dilationHFactor, o.dilationWFactor) not in ((1, 1), (0, 0)):
                 raise UnsupportedError(f"dilation {o.dilationHFactor}x{o.dilationWFactor}", layer, "dilation 1")
             common = dict(stride=(o.strideH, o.strideW), padding=PADDING[o.padding],
                           activation=self.activation(o, layer))
-            cin, w = self.shape(ins[0])[-1], self.shape(ins[1])
+            cin, w = self.dims(ins[0], 4, layer, kind)[-1], self.dims(ins[1], 4, layer, kind)
             if kind == "CONV_2D":
                 if w[3] != cin:
                     raise UnsupportedError(f"grouped convolution ({cin} input channels, filter takes {w[3]})",
@@ -119,7 +148,7 @@ class _Importer:
         if kind == "FULLY_CONNECTED":
             if o is not None and o.weightsFormat != fb.FullyConnectedOptionsWeightsFormat.DEFAULT:
                 raise UnsupportedError("shuffled fully-connected weights", layer, "the default weights format")
-            x, n_in = self.shape(ins[0]), self.shape(ins[1])[1]
+            x, n_in = self.shape(ins[0]), self.dims(ins[1], 2, layer, kind)[1]
             if o is not None and o.keepNumDims and len(x) > 2:
                 raise UnsupportedError("FULLY_CONNECTED with keep_num_dims", layer, "keep_num_dims false")
             if int(np.prod(x[1:])) != n_in:  # TFLite would fold extra axes into rows; edgekit flattens
@@ -132,7 +161,7 @@ class _Importer:
                               stride=(o.strideH, o.strideW), padding=PADDING[o.padding])
             return self.separate_activation(y, o, layer)
         if kind == "MEAN":
-            rank = len(self.shape(ins[0]))
+            rank = self.rank(ins[0], layer, kind)
             axes = tuple(sorted({int(a) % rank for a in np.ravel(self.values(ins[1], layer))}))
             if 0 in axes:
                 raise UnsupportedError("MEAN over the batch axis", layer, "means over non-batch axes")
@@ -142,13 +171,16 @@ class _Importer:
             return self.g.add_op(kind.lower(), [self.value(i, layer) for i in ins], layer,
                                  activation=self.activation(o, layer))
         if kind == "CONCATENATION":
-            axis = o.axis % len(self.shape(op.outputs[0]))
+            axis = o.axis % self.rank(int(op.outputs[0]), layer, kind)
             if axis == 0:
                 raise UnsupportedError("CONCATENATION along the batch axis", layer, "other axes")
             y = self.g.add_op("concat", [self.value(i, layer) for i in ins], layer, axis=axis)
             return self.separate_activation(y, o, layer)
         if kind == "PAD":
-            pads = self.values(ins[1], layer).astype(int)
+            pads = self.values(ins[1], layer).astype(np.int64)
+            if pads.ndim != 2 or pads.shape[1] != 2 or pads.min(initial=0) < 0:
+                raise EdgekitError(f"layer '{layer}' (PAD) has paddings {pads.tolist()}; they must be "
+                                   "non-negative [before, after] pairs, one per dimension")
             return self.g.add_op("pad", [self.value(ins[0], layer)], layer,
                                  pads=tuple((int(a), int(b)) for a, b in pads))
         if kind == "RESHAPE":
@@ -175,8 +207,11 @@ class _Importer:
             elif o is not None and o.newShape is not None:
                 target = [int(d) for d in o.newShape]
             if -1 in target:  # the one unknown size follows from the element count
-                known = int(np.prod([d for d in target if d != -1]))
-                target[target.index(-1)] = int(np.prod(self.shape(ins[0]))) // max(known, 1)
+                known = math.prod(d for d in target if d != -1)
+                target[target.index(-1)] = math.prod(self.shape(ins[0])) // max(known, 1)
+        if min(target, default=0) < 1 or math.prod(target) != math.prod(self.shape(ins[0])):
+            raise EdgekitError(f"layer '{layer}' (RESHAPE) turns {list(self.shape(ins[0]))} into {target}, "
+                               "which does not keep the number of elements; the file is inconsistent")
         batch = self.shape(ins[0])[0] if self.shape(ins[0]) else 1
         if not target or target[0] != batch:
             raise UnsupportedError(f"RESHAPE to {target}, which moves the batch axis", layer,
@@ -196,6 +231,11 @@ class _Importer:
                 self.names[out] = self.g.add_const(layer, self.values(int(op.inputs[0]), layer))
                 continue
             self.names[out] = self.convert(op, kind, layer)
+        missing = [int(i) for i in self.sg.outputs
+                   if int(i) not in self.names or self.g.tensors[self.names[int(i)]].is_const]
+        if missing:
+            raise EdgekitError(f"the model's output tensor {missing[0]} ('{text(self.t(missing[0]).name)}') "
+                               "is never computed by any op; the file is inconsistent: export it again")
         self.g.outputs = [self.names[int(i)] for i in self.sg.outputs]
         self.g.finalize()
         self.check_shapes()
@@ -207,8 +247,8 @@ class _Importer:
             want = self.shape(i)
             got = self.g.tensors[name].shape if name in self.g.tensors else want
             if want and min(want) > 0 and tuple(got) != want:
-                raise EdgekitError(f"internal: imported tensor '{name}' has shape {list(got)} but the model "
-                                   f"says {list(want)}; please report this model to the edgekit developers")
+                raise EdgekitError(f"tensor {i} ('{name}') is declared {list(want)} but its op makes "
+                                   f"{list(got)}; the file is inconsistent: export the model again")
 
 
 def import_tflite(data: bytes, name: str = "model") -> Graph:

@@ -36,23 +36,65 @@ def _quiet():
             os.close(saved)
 
 
+@contextlib.contextmanager
+def _errors(doing: str):
+    """LiteRT reports a model it cannot load or run as ValueError/RuntimeError: make that one line
+    that keeps LiteRT's own words (they name the tensor, or the op as 'Node number N (KIND)')."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as e:
+        raise EdgekitError(f"LiteRT {doing}: {_first_message(str(e))}") from None
+
+
+def _first_message(text: str) -> str:
+    """LiteRT runs its messages together ("...Was 3.Tensor 33 has...", "...(2 != 0)Node number 0
+    (CONV_2D) failed to prepare."): keep the first, prefixed with the op it names, if any."""
+    node = re.search(r"Node number (\d+) \((\w+)\)", text)
+    parts = re.split(r"\n|(?<=\.)(?=[A-Z])|(?=Node number)", text.strip())
+    first = next((re.sub(r"^\S+\.(cc|h):\d+ ", "", p.strip()) for p in parts if p.strip()), "no message")
+    if node and not first.startswith("Node number"):
+        return f"op {node.group(1)} ({node.group(2)}): {first.rstrip('.')}"
+    return first
+
+
 def load(model: bytes, preserve_all: bool = False):
     """An allocated LiteRT interpreter; preserve_all keeps every intermediate tensor readable."""
+    from ..tflite_check import check_memory, check_runnable
+    from ..tflite_file import read_model
+    # LiteRT trusts the file: refuse what would crash it or take the machine's memory first
+    parsed = read_model(model)
+    check_runnable(parsed, "the model")
+    check_memory(parsed, "the model")
     lite = _interpreter_module()
     kwargs = {}
     if preserve_all:  # the default (XNNPACK) resolver reuses intermediate buffers
         kwargs = dict(experimental_preserve_all_tensors=True,
                       experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    try:
-        with _quiet(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
-            it = lite.Interpreter(model_content=model, **kwargs)
-            it.allocate_tensors()
-    except (ValueError, RuntimeError) as e:
-        # LiteRT runs its messages together ("...Was 3.Tensor 33 has..."): keep the first one
-        msg = re.split(r"\n|(?<=\.)(?=[A-Z])", str(e).strip())[0] or type(e).__name__
-        raise EdgekitError(f"LiteRT cannot load this model: {msg}") from None
+    with _errors("cannot load this model"), _quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
+        it = lite.Interpreter(model_content=model, **kwargs)
+        it.allocate_tensors()
+    _check_declared_shapes(it, parsed)
     return it
+
+
+class ShapeMismatch(EdgekitError):
+    """A tensor's declared shape is not what its op computes (TFLite Micro would trust it)."""
+
+
+def _check_declared_shapes(it, model) -> None:
+    """LiteRT computes every tensor's shape from the ops; TFLite Micro trusts the file's, and loops or
+    crashes when they are wrong. A file whose declared shapes disagree with LiteRT's is inconsistent."""
+    from ..tflite_file import text
+    tensors = model.subgraphs[0].tensors
+    for d in it.get_tensor_details():
+        i = d["index"]
+        if i >= len(tensors):  # LiteRT's own temporaries come after the file's tensors
+            continue
+        declared = [int(x) for x in (tensors[i].shape if tensors[i].shape is not None else [])]
+        if declared != [int(x) for x in d["shape"]]:
+            raise ShapeMismatch(f"the model is inconsistent: tensor {i} ('{text(tensors[i].name)}') is declared "
+                                f"{declared} but its op makes {[int(x) for x in d['shape']]}; export it again")
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -84,13 +126,14 @@ def run(model: bytes, samples: np.ndarray, raw: bool = False, tensors: list[int]
     outs = it.get_output_details()
     results = [[] for _ in outs]
     inter = {i: [] for i in tensors or []}
-    for x in samples:
-        x = x[None]
-        it.set_tensor(inp["index"], x if raw else quantize_input(x, inp))
-        it.invoke()
-        for k, d in enumerate(outs):
-            y = it.get_tensor(d["index"])
-            results[k].append(y[0] if raw else dequantize(y, d)[0])
-        for i in inter:
-            inter[i].append(it.get_tensor(i)[0].copy())
+    with _errors("cannot run this model"):
+        for x in samples:
+            x = x[None]
+            it.set_tensor(inp["index"], x if raw else quantize_input(x, inp))
+            it.invoke()
+            for k, d in enumerate(outs):
+                y = it.get_tensor(d["index"])
+                results[k].append(y[0] if raw else dequantize(y, d)[0])
+            for i in inter:
+                inter[i].append(it.get_tensor(i)[0].copy())
     return [np.stack(r) for r in results], {i: np.stack(v) for i, v in inter.items()}

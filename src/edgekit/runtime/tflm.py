@@ -167,8 +167,10 @@ def _check_inputs(model: bytes, inputs: list[np.ndarray]) -> tuple[int, int]:
     """Inputs must match the model's inputs in number, type and per-sample shape.
 
     Returns (samples, number of model outputs)."""
+    from ..tflite_check import check_memory
     from ..tflite_file import read_model, tensor_type_name, NUMPY_TYPES, text
     m = read_model(model, "model")
+    check_memory(m, "the model")
     sg = m.subgraphs[0]
     wanted = [sg.tensors[i] for i in sg.inputs]
     if len(inputs) != len(wanted):
@@ -177,7 +179,7 @@ def _check_inputs(model: bytes, inputs: list[np.ndarray]) -> tuple[int, int]:
     counts = set()
     for i, (x, t) in enumerate(zip(inputs, wanted)):
         x = np.asarray(x)
-        dtype, shape = tensor_type_name(t.type), tuple(int(d) for d in t.shape[1:])
+        dtype, shape = tensor_type_name(t.type), tuple(int(d) for d in list(t.shape if t.shape is not None else [])[1:])
         if x.dtype != NUMPY_TYPES.get(dtype):
             raise EdgekitError(f"input {i} ('{text(t.name)}') is {x.dtype} but the model wants {dtype}; "
                                "quantize it with the input's scale and zero point first")
@@ -190,6 +192,19 @@ def _check_inputs(model: bytes, inputs: list[np.ndarray]) -> tuple[int, int]:
     return counts.pop(), len(sg.outputs)
 
 
+def _check_shapes_in_litert(model: bytes) -> None:
+    """TFLite Micro trusts declared shapes and can loop forever on wrong ones, which no crash
+    isolation catches quickly: refuse a model whose shapes LiteRT computes differently. A model
+    LiteRT refuses for another reason still runs in the child, which survives its crash."""
+    from . import litert
+    try:
+        litert.load(model)
+    except litert.ShapeMismatch:
+        raise
+    except EdgekitError:
+        pass
+
+
 def run_tflm(model: bytes, inputs: list[np.ndarray], timeout: float = 60) -> TflmResult:
     """Run each sample (first axis of each input) through TFLite Micro with batch 1.
 
@@ -200,6 +215,7 @@ def run_tflm(model: bytes, inputs: list[np.ndarray], timeout: float = 60) -> Tfl
     ok, why = tflm_available()
     if not ok:
         raise EdgekitError(f"cannot run TFLite Micro: {why}")
+    _check_shapes_in_litert(model)
     with tempfile.TemporaryDirectory(prefix="edgekit-tflm-") as work:
         with open(os.path.join(work, "model.tflite"), "wb") as f:
             f.write(model)
