@@ -13,7 +13,8 @@ Counting rules (also in the CLI's table caption):
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 from ai_edge_litert import schema_py_generated as fb
 
 from .tflite_file import (builtin_name, is_constant, quantization_kind, read_model, tensor_type_name,
@@ -28,7 +29,7 @@ def _shape(t: fb.TensorT) -> list[int]:
 
 
 def _size(shape: list[int]) -> int:
-    return int(np.prod([max(d, 1) for d in shape])) if shape else 1  # -1 (unknown) counts as 1
+    return math.prod(max(d, 1) for d in shape)  # -1 (unknown) counts as 1; Python ints never overflow
 
 
 def _quant(t: fb.TensorT) -> dict | None:

@@ -130,10 +130,12 @@ def tensor_array(model: fb.ModelT, tensor: fb.TensorT) -> np.ndarray:
     kind = tensor_type_name(tensor.type)
     if kind not in NUMPY_TYPES:
         raise EdgekitError(f"tensor '{text(tensor.name)}' has type {kind}, which edgekit cannot read")
-    data = model.buffers[tensor.buffer].data
-    if data is None:  # only models over 2 GB keep data outside the flatbuffer
-        raise EdgekitError(f"tensor '{text(tensor.name)}' keeps its data outside the flatbuffer; "
-                           "edgekit reads models under 2 GB")
+    buf = model.buffers[tensor.buffer] if model.buffers else None
+    data = buf.data if buf is not None else None
+    if data is None or not len(data):
+        where = ("keeps its data outside the flatbuffer; edgekit reads models under 2 GB" if buf is not None
+                 and buf.offset > 1 else "has no stored values, but its op needs constant ones; export the model again")
+        raise EdgekitError(f"tensor '{text(tensor.name)}' {where}")
     raw = np.asarray(data, np.uint8)
     shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
     return raw.view(NUMPY_TYPES[kind]).reshape(shape)
