@@ -316,7 +316,9 @@ def pad_bomb(pad=15_000) -> bytes:
 
 # The child times only the conversion: importing onnx (1-2 s on a busy machine) is paid by every
 # conversion, bomb or not. A 1.5 GB address-space limit turns a regression into a MemoryError
-# (exit 3) instead of taking the machine's memory.
+# (exit 3) instead of taking the machine's memory. Its peak memory is VmHWM, its own address
+# space's high-water mark: Linux carries getrusage's ru_maxrss across exec, so that would report
+# the size of the pytest process that forked it (570 MB late in a full run).
 CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
@@ -324,8 +326,10 @@ import edgekit.importers.onnx_import
 from edgekit.cli import main
 t = time.perf_counter()
 rc = main(sys.argv[1:])
-print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+seconds = time.perf_counter() - t
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rc": rc, "seconds": seconds, "peak_mb": hwm_kb / 1024,
+                  "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
