@@ -283,3 +283,35 @@ def test_31623_squared_tensor_is_refused_fast_and_small(dtype, workdir):
     assert not (workdir / "huge_int8.tflite").exists()
     # describing it allocates nothing, so inspect still works
     assert run_cli(["inspect", str(path), "--json"])[0] == "rc0"
+
+
+def test_error_messages_survive_litert_loading_in_two_threads():
+    """verify loads LiteRT in the TFLM thread too; each load sends fd 2 to /dev/null for a moment.
+    Interleaved without a lock, the second restored /dev/null and the one-line error vanished."""
+    import threading
+    from edgekit.runtime import litert
+    before, keep = os.fstat(2).st_ino, os.dup(2)
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with litert._quiet():
+            a_inside.set()
+            b_inside.wait(0.5)  # without the lock, the second thread gets in here
+        a_done.set()
+
+    def second():
+        a_inside.wait(5)
+        with litert._quiet():  # ... and leaves after the first, restoring the /dev/null it saved
+            b_inside.set()
+            a_done.wait(5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert os.fstat(2).st_ino == before
+    finally:
+        os.dup2(keep, 2)
+        os.close(keep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -23,11 +24,14 @@ def _interpreter_module():
             raise EdgekitError("LiteRT is not installed; run: pip install ai-edge-litert") from None
 
 
+_QUIET = threading.Lock()  # fd 2 is process-wide: two threads swapping it could leave it at /dev/null
+
+
 @contextlib.contextmanager
 def _quiet():
     """LiteRT prints 'INFO: Created TensorFlow Lite XNNPACK delegate' on stderr; keep output clean."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
+    with _QUIET, open(os.devnull, "w") as null:
+        saved = os.dup(2)
         os.dup2(null.fileno(), 2)
         try:
             yield
