@@ -38,7 +38,7 @@ def _quant(t: fb.TensorT) -> dict | None:
     if q is None or q.scale is None or len(q.scale) == 0:
         return None
     scale = [float(s) for s in q.scale]
-    zps = [int(z) for z in (q.zeroPoint if q.zeroPoint is not None else [0])]
+    zps = [int(z) for z in (q.zeroPoint if q.zeroPoint is not None else [])] or [0]
     out = {"dtype": tensor_type_name(t.type)}
     if len(scale) == 1:
         return dict(out, scheme="per-tensor", scale=scale[0], zero_point=zps[0])

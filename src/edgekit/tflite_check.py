@@ -52,6 +52,7 @@ NEEDS_OPTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D
 LITERT_NEEDS_OPTIONS = ("LSTM", "STRIDED_SLICE", "SLICE", "BATCH_MATMUL", "ASSIGN_VARIABLE", "SPLIT",
                         "BROADCAST_TO")
 LITERT_CONSTANT_INPUT = {"SPLIT": 0, "BROADCAST_TO": 1}  # axis, shape
+LITERT_INPUT_SLOTS = {"DEPTHWISE_CONV_2D": 3}  # reads its bias slot unconditionally (-1 is fine, absent is not)
 LITERT_NEVER = ("CONCAT_EMBEDDINGS", "CALL", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES")
 
 # fewest inputs an op reads, for ops whose inputs the importer or inspect index
@@ -264,6 +265,9 @@ def check_runnable(model: fb.ModelT, name: str) -> None:
                     kind == "CUSTOM" and not code.customCode):
                 raise EdgekitError(f"{where} is not an op edgekit runs (LiteRT may crash on it); "
                                    "`edgekit inspect` still describes the model")
+            if len(_ints(op.inputs)) < LITERT_INPUT_SLOTS.get(kind, 0):
+                raise EdgekitError(f"{where} has {len(_ints(op.inputs))} inputs; LiteRT needs "
+                                   f"{LITERT_INPUT_SLOTS[kind]} (-1 for an absent bias): export the model again")
             if kind in LITERT_NEEDS_OPTIONS and op.builtinOptions is None:
                 raise EdgekitError(f"{where} has no {options_kind(kind)}, which LiteRT needs; export the model again")
             if kind == "SPLIT" and op.builtinOptions.numSplits != len(_ints(op.outputs)):

@@ -62,7 +62,7 @@ class _Importer:
             if len(q.scale) > 1:
                 shape[q.quantizedDimension] = -1
             scale = np.asarray(q.scale, np.float64).reshape(shape)
-            zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else 0, np.float64)
+            zp = np.asarray(q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint) else 0, np.float64)
             zp = zp.reshape(shape) if zp.size > 1 else zp.reshape(())
             return ((arr.astype(np.float64) - zp) * scale).astype(np.float32)
         return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
