@@ -68,8 +68,8 @@ def _minmax(graph, samples, record=None):
 
 def _span(lo: float, hi: float) -> tuple[float, float]:
     """(lo, hi), widened where numpy could not cut it into BINS float32 bins: a constant tensor,
-    a huge constant (where lo + 1 == lo) or a range narrower than float32's rounding."""
-    floor = max(abs(lo), abs(hi)) * 2**-10  # BINS bins, each wider than float32's step (2**-23)
+    a huge constant (where lo + 1 == lo), a range narrower than float32's rounding or of denormals."""
+    floor = max(max(abs(lo), abs(hi)) * 2**-10, 1e-30)  # BINS bins, each wider than float32's step (2**-23, 1.4e-45)
     return lo, lo + (hi - lo if hi - lo > floor else max(floor, 1.0))
 
 
