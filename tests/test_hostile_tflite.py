@@ -232,6 +232,9 @@ LITERT_CRASHERS = {  # each made LiteRT 2.3 die of SIGSEGV
     "depthwise without a bias slot": (
         lambda: repack(int8_cnn(), lambda m: setattr(op(m, 1), "inputs", op(m, 1).inputs[:2])),
         "op 1 (DEPTHWISE_CONV_2D) has 2 inputs; LiteRT needs 3"),
+    "reshape with its shape input absent": (
+        lambda: repack(int8_cnn(), lambda m: setattr(op(m, 3), "inputs", np.array([7, -1], np.int32))),
+        "op 3 (RESHAPE) leaves input 1 absent (-1)"),
 }
 
 

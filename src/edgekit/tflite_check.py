@@ -53,6 +53,10 @@ LITERT_NEEDS_OPTIONS = ("LSTM", "STRIDED_SLICE", "SLICE", "BATCH_MATMUL", "ASSIG
                         "BROADCAST_TO")
 LITERT_CONSTANT_INPUT = {"SPLIT": 0, "BROADCAST_TO": 1}  # axis, shape
 LITERT_INPUT_SLOTS = {"DEPTHWISE_CONV_2D": 3}  # reads its bias slot unconditionally (-1 is fine, absent is not)
+# where an input may be absent (-1): LiteRT reads any other slot, and an absent RESHAPE shape or
+# CONCATENATION input is a SIGSEGV. Recurrent ops (LSTM, RNN, SVDF) and custom ops have many optional slots.
+OPTIONAL_SLOTS = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}, "TRANSPOSE_CONV": {3}}
+MANY_OPTIONAL = ("LSTM", "RNN", "SVDF", "CUSTOM")
 LITERT_NEVER = ("CONCAT_EMBEDDINGS", "CALL", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES")
 
 # fewest inputs an op reads, for ops whose inputs the importer or inspect index
@@ -268,6 +272,10 @@ def check_runnable(model: fb.ModelT, name: str) -> None:
             if len(_ints(op.inputs)) < LITERT_INPUT_SLOTS.get(kind, 0):
                 raise EdgekitError(f"{where} has {len(_ints(op.inputs))} inputs; LiteRT needs "
                                    f"{LITERT_INPUT_SLOTS[kind]} (-1 for an absent bias): export the model again")
+            absent = [j for j, i in enumerate(_ints(op.inputs)) if i == -1]
+            if not any(word in kind for word in MANY_OPTIONAL) and set(absent) - OPTIONAL_SLOTS.get(kind, set()):
+                raise EdgekitError(f"{where} leaves input {absent[0]} absent (-1), which it needs; "
+                                   "export the model again")
             if kind in LITERT_NEEDS_OPTIONS and op.builtinOptions is None:
                 raise EdgekitError(f"{where} has no {options_kind(kind)}, which LiteRT needs; export the model again")
             if kind == "SPLIT" and op.builtinOptions.numSplits != len(_ints(op.outputs)):
