@@ -46,9 +46,10 @@ def options_kind(op_name: str) -> str | None:
 
 NEEDS_OPTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D", "TRANSPOSE_CONV")
 # Ops LiteRT 2.3 was seen to crash on (SIGSEGV) when fed activations where it expects options or
-# constants: probed with every builtin op code on x -> op -> y models (bench notes in
-# tests/test_hostile_tflite.py). Those that need options are run only with them; those that crash
-# even then only with their constant inputs constant; the rest (StableHLO, CALL, ...) not at all.
+# constants: every builtin op code was probed on x -> op -> y models, with and without options
+# (the crashers found are cases in tests/test_hostile_tflite.py). Those that need options are run
+# only with them; those that crash even then only with their constant inputs constant; the rest
+# (StableHLO, CALL, ...) not at all.
 LITERT_NEEDS_OPTIONS = ("LSTM", "STRIDED_SLICE", "SLICE", "BATCH_MATMUL", "ASSIGN_VARIABLE", "SPLIT",
                         "BROADCAST_TO")
 LITERT_CONSTANT_INPUT = {"SPLIT": 0, "BROADCAST_TO": 1}  # axis, shape

@@ -11,10 +11,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from .errors import EdgekitError
-from .tflite_check import check_buffers_in_file, validate
+from .tflite_check import OP_NAMES as OPERATOR_NAMES, TYPE_NAMES, check_buffers_in_file, validate
 
-OPERATOR_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-TYPE_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8,
                "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32,
                "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64, "bool": np.bool_}
