@@ -137,6 +137,8 @@ INT8 = {
                                  "fused activation code 42"),
     "negative dimension": (shape_of("input", [1, -8, 8, 2]), "tensor 0 ('input') has shape [1, -8, 8, 2]"),
     "rank 9": (shape_of("pool", [1] * 9), "at most 8"),
+    "tensor name not UTF-8": (lambda m: setattr(tensor(m, "dw"), "name", b"\x9b\xffdw"),
+                              "tensor 6 has a name that is not UTF-8 text"),
     "unknown type": (lambda m: setattr(tensor(m, "dw"), "type", 99), "tensor 6 ('dw') has unknown type code 99"),
     "NaN scale": (quant("fc", scale=np.array([np.nan], np.float32)), "tensor 11 ('fc') has quantization scale [nan]"),
     "zero scale": (quant("probs", scale=np.array([0.0], np.float32)), "scales must be finite and > 0"),

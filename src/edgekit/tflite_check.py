@@ -105,6 +105,10 @@ class _Checker:
     # -- tensors ------------------------------------------------------------------------------
     def tensor(self, i: int, t: fb.TensorT) -> None:
         where = f"tensor {i} ('{_text(t.name)}')" + (f" of subgraph {self.s}" if self.s else "")
+        try:
+            bytes(t.name or b"").decode("utf-8")
+        except UnicodeDecodeError:  # LiteRT's tensor details would raise on it
+            self.fail(f"tensor {i}", "has a name that is not UTF-8 text")
         kind = TYPE_NAMES.get(t.type)
         if kind is None:
             self.fail(where, f"has unknown type code {t.type}")
