@@ -172,6 +172,8 @@ FLOAT = {
                           np.array([[0, 0], [-1, 1], [1, 1], [0, 0]], np.int32).view(np.uint8).ravel()),
         "(PAD) has paddings [[0, 0], [-1, 1], [1, 1], [0, 0]]"),
     "conv weights of rank 3": (shape_of("w1", [4, 3, 9]), "needs a 4-D tensor with no empty dimension but tensor"),
+    "int32 weights without a scale": (lambda m: setattr(tensor(m, "fc_w"), "type", fb.TensorType.INT32),
+                                      "uses tensor 22 ('fc_w') of type int32 as weights, without quantization"),
     "conv bias that is not constant": (lambda m: setattr(tensor(m, "b1"), "buffer", 0), "needs tensor 3 ('b1') to hold constant values"),
 }
 

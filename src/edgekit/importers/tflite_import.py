@@ -73,8 +73,13 @@ class _Importer:
             if not is_constant(self.m, self.t(i)):
                 raise EdgekitError(f"layer '{layer}' needs tensor {i} ('{text(self.t(i).name)}') to hold "
                                    "constant values, but the file stores none for it: export the model again")
+            values = self.values(i, layer)
+            if values.dtype.kind != "f":  # int weights with no scale: nothing says what they mean
+                raise EdgekitError(f"layer '{layer}' uses tensor {i} ('{text(self.t(i).name)}') of type {values.dtype} "
+                                   "as weights, without quantization parameters; a float model's weights are "
+                                   "float (or quantized, behind DEQUANTIZE): export the model again")
             self.names[i] = self.g.add_const(name or _short(text(self.t(i).name)) or f"const_{i}",
-                                             self.values(i, layer).astype(np.float32))
+                                             values.astype(np.float32))
         return self.names[i]
 
     def value(self, i: int, layer: str) -> str:
