@@ -327,3 +327,20 @@ def test_huge_weight_before_an_add_is_one_line_not_an_abort(tmp_path):
                           tmp_path / "calib.npy", "-o", tmp_path / "out.tflite"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "layer 'conv2'" in res.stderr, (res.returncode, res.stderr)
+
+
+def test_add_whose_input_dwarfs_its_output_is_one_line_not_an_abort(tmp_path):
+    """An ADD whose input scale is 2^19 or more times its output's aborts TFLite's Prepare (found by fuzzing:
+    huge weights before a HardSigmoid's x + 3 with its clip). Here a relu'd sum of a hugely negative conv."""
+    g = ir_models.residual()
+    w = g.tensors["conv2/weights"]
+    w.data = -np.abs(w.data) * 1e6
+    (tmp_path / "model.tflite").write_bytes(write_tflite(g))
+    np.save(tmp_path / "calib.npy", ir_models.calibration(g, 8))
+    res = subprocess.run([sys.executable, "-m", "edgekit", "convert", tmp_path / "model.tflite", "--calib",
+                          tmp_path / "calib.npy", "-o", tmp_path / "out.tflite"], capture_output=True, text=True,
+                         timeout=120)  # in a child: without the check, LiteRT aborts the process (SIGABRT)
+    err = res.stderr.strip()
+    assert res.returncode == 2, (res.returncode, err)
+    assert len(err.splitlines()) == 1 and "layer 'add'" in err and "2^19" in err, err
+    assert not (tmp_path / "out.tflite").exists()

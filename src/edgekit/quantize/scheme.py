@@ -24,6 +24,9 @@ MIN_RANGE = np.float32(1e-9)  # a tensor that is always 0 still needs a non-zero
 # (measured: an ADD whose input reaches 1e35 aborts in allocate_tensors). No trained model comes near.
 MAX_ACTIVATION = 2.0**64   # largest |value| an activation may reach on the calibration set
 MAX_MULTIPLIER = 2.0**31   # input scale x weight scale / output scale of a conv or dense layer
+# TFLite's int8 ADD shifts inputs left by 20 bits, then needs 2 x max input scale / (2^20 x output scale) < 1:
+# past that its Prepare aborts the whole process (QuantizeMultiplierSmallerThanOneExp), in LiteRT and TFLM.
+MAX_ADD_RATIO = 2.0**19
 
 # Ops whose output shares its input's parameters (no requantization at run time).
 SAME_AS_INPUT = ("max_pool2d", "avg_pool2d", "reshape", "pad", "concat")
@@ -156,4 +159,11 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
             for t in op.inputs:
                 if graph.tensors[t].is_const and t not in params:
                     params[t] = tensor_params(graph.tensors[t].data)
+    for op in graph.ops:
+        if op.kind == "add":
+            ratio = max(float(params[t].scale.max()) for t in op.inputs) / float(params[op.outputs[0]].scale.max())
+            if ratio >= MAX_ADD_RATIO:
+                raise EdgekitError(f"layer '{op.name}' (add): an input's int8 scale is {ratio:.3g}x its output's, "
+                                   "beyond the 2^19 TFLite's int8 ADD can rescale (the input is huge next to what the "
+                                   "layer outputs); check the weights feeding it for huge values")
     return params
