@@ -667,6 +667,9 @@ def _child(argv: list[str], folder: Path) -> None:
         err = os.open(folder / "stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(out, 1)
         os.dup2(err, 2)
+        # under pytest sys.stdout/stderr are its capture objects, not fds 1 and 2: write where we look
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
         os.environ.pop("EDGEKIT_DEBUG", None)
         from edgekit.cli import main
         try:
