@@ -64,6 +64,9 @@ LITERT_NEVER = ("CONCAT_EMBEDDINGS", "CALL", "DELEGATE", "PLACEHOLDER_FOR_GREATE
 MIN_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3, "ADD": 2,
               "SUB": 2, "MUL": 2, "PAD": 2, "MEAN": 2, "SUM": 2, "REDUCE_MAX": 2, "CONCATENATION": 1}
 
+# ranks an op's kernels assume (data input, output; conv weights): TFLite Micro trusts them and can loop on others
+NHWC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D")
+
 
 class _Checker:
     def __init__(self, model: fb.ModelT, data: bytes, name: str):
@@ -172,6 +175,13 @@ class _Checker:
             self.fail(where, "has no output")
         if len(inputs) < MIN_INPUTS.get(kind, 1) or -1 in inputs[:MIN_INPUTS.get(kind, 1)]:
             self.fail(where, f"has inputs {inputs}; it needs at least {MIN_INPUTS.get(kind, 1)}")
+        if kind in NHWC_OPS:
+            tensors = self.sg.tensors or []
+            roles = [("input", inputs[0]), ("output", outputs[0])] + ([("weights", inputs[1])] if kind in MIN_INPUTS else [])
+            for role, i in roles:
+                rank = len(_ints(tensors[i].shape))
+                if rank != 4:
+                    self.fail(where, f"gets a rank-{rank} tensor {i} as its {role}; it takes 4-D tensors")
         self.options(where, kind, op)
 
     def options(self, where: str, kind: str, op: fb.OperatorT) -> None:
