@@ -339,3 +339,17 @@ def test_error_messages_survive_litert_loading_in_two_threads():
     finally:
         os.dup2(keep, 2)
         os.close(keep)
+
+
+@pytest.mark.parametrize("target", ["rpi4", "coral"])
+def test_31623_squared_int8_model_is_refused_before_a_simulated_board_allocates(target, workdir):
+    """profile/deploy take an int8 file as it is: the budget is checked before the simulator or LiteRT
+    allocate (without the check: 4.4 s and about 1 GB before the same error)."""
+    path = workdir / "huge8.tflite"
+    path.write_bytes(huge_model(np.int8))
+    proc = subprocess.run([sys.executable, "-c", MEASURE, "profile", str(path), "--target", target, "--sim"],
+                          capture_output=True, text=True, timeout=120)
+    seconds, peak = proc.stdout.split()
+    message = proc.stderr.strip()
+    assert proc.returncode == 2 and "\n" not in message and "--max-memory" in message, message
+    assert float(seconds) < 2.0 and int(peak) < 300 * 2**20, (seconds, int(peak) / 2**20)

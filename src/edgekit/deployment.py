@@ -27,8 +27,11 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
     if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
         from .importers import _read
         from .tflite_file import quantization_kind, read_model
+        from .tflite_check import check_memory
         data = _read(Path(model))
-        if quantization_kind(read_model(data, Path(model).name)) in accept:
+        parsed = read_model(data, Path(model).name)
+        if quantization_kind(parsed) in accept:
+            check_memory(parsed, Path(model).name)  # before a board, its simulator or LiteRT allocates
             return data, None
     if calibration is None:
         raise EdgekitError("this model is not int8 yet: give calibration inputs (--calib calib.npy) so "
