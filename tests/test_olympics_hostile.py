@@ -87,13 +87,18 @@ def copy_db(root: Path, dest: Path) -> Path:
     return db
 
 
-def problems_after(root: Path, tmp_path: Path, *sql: str) -> list[str]:
-    db = copy_db(root, tmp_path)
+def tamper(db: Path, *sql: str) -> None:
+    """Edit the store as an attacker would: plain SQL on the file, no key needed."""
     con = sqlite3.connect(db)
     for statement in sql:
         con.executescript(statement)
     con.commit()
     con.close()
+
+
+def problems_after(root: Path, tmp_path: Path, *sql: str) -> list[str]:
+    db = copy_db(root, tmp_path)
+    tamper(db, *sql)
     return Store(db).problems()
 
 
@@ -207,15 +212,12 @@ def test_an_old_head_replayed_is_named(olympics, tmp_path):
     """Rows appended under a head record saved earlier and put back: the rows after it show."""
     root, _, _ = olympics
     db = copy_db(root, tmp_path)
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE saved AS SELECT * FROM head")
-    con.commit()
+    tamper(db, "CREATE TABLE saved AS SELECT * FROM head")
     store = Store(db)
     row = store.rows()[0]
     assert store.add(dict(row, run_id="later"))
     count = store.summary()["results"]
-    con.executescript("DELETE FROM head; INSERT INTO head SELECT * FROM saved")
-    con.close()
+    tamper(db, "DELETE FROM head; INSERT INTO head SELECT * FROM saved")
     assert Store(db).problems() == [f"seq {count}..{count}: rows after the last one the head signed "
                                     f"({count - 1}), added without the key or under an older head"]
 
@@ -246,10 +248,7 @@ def test_board_refuses_a_tampered_store_and_keeps_the_page(olympics, tmp_path):
     page = tmp_path / "leaderboard.html"
     published = page.read_bytes()
     assert 'id="verified" class="meta" data-count="10"' in published.decode()
-    con = sqlite3.connect(db)
-    con.execute("UPDATE results SET latency_ms = latency_ms / 10 WHERE team = 'hawks'")
-    con.commit()
-    con.close()
+    tamper(db, "UPDATE results SET latency_ms = latency_ms / 10 WHERE team = 'hawks'")
     res = edgekit("olympics", "board", "--db", db, cwd=tmp_path, env=key_file_env())
     one_line_error(res, "fails verification", "hawks on coral): altered", "olympics verify")
     assert page.read_bytes() == published
@@ -366,10 +365,7 @@ def test_a_tampered_name_that_looks_like_markup_is_still_one_line(olympics, tmp_
     """The error names the row with whatever was written into it: shown as text, not read as markup."""
     root, _, _ = olympics
     db = copy_db(root, tmp_path)
-    con = sqlite3.connect(db)
-    con.execute("UPDATE results SET submission = '[/red]' WHERE team = 'larks'")
-    con.commit()
-    con.close()
+    tamper(db, "UPDATE results SET submission = '[/red]' WHERE team = 'larks'")
     one_line_error(edgekit("olympics", "board", "--db", db, cwd=tmp_path, env=key_file_env()),
                    "[/red] on coral): altered")
 

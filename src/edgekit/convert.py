@@ -159,7 +159,6 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
         if src.graph is not None:
             val_samples = samples if val is None else _to_nhwc(load_array(val, "validation set"),
                                                                 src.graph, src.layout, "validation set")
-        if src.graph is not None:
             _check_working_memory(src.graph, len(val_samples), "verifying")
         info.update(verify_model(tflite, src.graph, val_samples, step,
                                  val_kind="calibration set" if val is None else "validation set",
