@@ -111,10 +111,12 @@ class Converted:
 
 def convert(model, example_input=None, calibration=None, method: str = "minmax", val=None,
             percentile: float = 99.99, verify: bool = True, progress=None) -> Converted:
-    """Convert a TinyTorch model, an .onnx or a float .tflite file to a verified int8 model.
+    """Convert a TinyTorch model, an .onnx or a float .tflite file, or an edgekit float `Graph`
+    (e.g. from edgekit.zoo; the caller's graph is left unchanged) to a verified int8 model.
 
     An int8 .tflite passes through untouched (and is verified). `calibration` and `val` are
-    arrays (or .npy/.npz paths) of inputs, in the model's own layout (NCHW for TinyTorch and ONNX).
+    arrays (or .npy/.npz paths) of inputs, in the model's own layout (NCHW for TinyTorch and ONNX,
+    NHWC for a Graph).
     """
     step = progress or (lambda msg: None)
     t0 = time.perf_counter()

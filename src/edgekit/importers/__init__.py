@@ -1,6 +1,7 @@
 """Model importers: every supported source becomes one Graph (or passes through if already int8)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +13,14 @@ MAX_MODEL_BYTES = 512 * 1024 * 1024  # nothing a microcontroller course deploys 
 
 @dataclass
 class Source:
-    kind: str                 # "tinytorch", "onnx", "tflite-float" or "tflite-int8"
+    kind: str                 # "tinytorch", "onnx", "tflite-float", "tflite-int8" or "graph"
     name: str                 # base name for outputs and reports
     graph: Graph | None       # None for an int8 .tflite, which passes through untouched
     data: bytes | None = None  # the file's bytes, for files
     layout: str = "NHWC"      # layout of 4-D inputs as the user gives them (TinyTorch, ONNX: NCHW)
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     if not path.exists():
         raise EdgekitError(f"'{path}' does not exist; check the path")
     if path.is_dir():
@@ -31,11 +32,23 @@ def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _own_copy(graph: Graph) -> Graph:
+    """A copy the pipeline may rewrite (passes, finalize) without touching the caller's graph.
+
+    The weight arrays are shared, not copied: the rewrites replace them, never write into them,
+    and a copy would double the memory of a big model."""
+    shared = {id(t.data): t.data for t in graph.tensors.values() if t.data is not None}
+    return copy.deepcopy(graph, shared)
+
+
 def load(source, example_input=None) -> Source:
-    """A path to .onnx/.tflite, or a TinyTorch model object (needs example_input)."""
+    """A path to .onnx/.tflite, a TinyTorch model object (needs example_input), or an edgekit
+    float `Graph` (e.g. from edgekit.zoo), which is copied, not changed."""
+    if isinstance(source, Graph):
+        return Source("graph", source.name or "graph", _own_copy(source).finalize())
     if isinstance(source, (str, Path)):
         path = Path(source)
-        data = _read(path)
+        data = read_file(path)
         if data[:1] == b"\x80" or data[:2] == b"PK" or path.suffix in (".pkl", ".pickle", ".pt", ".pth", ".npz"):
             raise EdgekitError(f"'{path.name}' is a pickle or PyTorch/numpy checkpoint; edgekit never "
                                "unpickles files: export the model to ONNX, or call edgekit.convert on "
@@ -62,4 +75,4 @@ def load(source, example_input=None) -> Source:
         graph = import_tinytorch(source, example_input)
         return Source("tinytorch", type(source).__name__.lower(), graph, None, "NCHW")
     raise EdgekitError(f"cannot convert a {type(source).__name__}; give a TinyTorch model object, "
-                       "or the path of an .onnx or .tflite file")
+                       "an edgekit Graph, or the path of an .onnx or .tflite file")
