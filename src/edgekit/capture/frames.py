@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 
-from ..board.client import Frame
-
-WRAP = 2**32       # a board's micros() wraps
+from ..protocol.client import Frame
+from ..protocol.wire import WRAP
 
 
 class FrameCheck:
