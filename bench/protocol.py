@@ -23,7 +23,7 @@ from rich.table import Table
 
 import edgekit
 from edgekit import zoo
-from edgekit.board import BoardClient, VirtualBoard, serve_pty
+from edgekit.protocol import BoardClient, VirtualBoard, serve_pty
 
 
 def _cycle(client, x):

@@ -714,7 +714,7 @@ def warm_up() -> None:
     import edgekit.convert  # noqa: F401
     import edgekit.importers.onnx_import  # noqa: F401
     import edgekit.importers.tflite_import  # noqa: F401
-    import edgekit.report  # noqa: F401
+    import edgekit.convert_report  # noqa: F401
     import edgekit.runtime.litert  # noqa: F401
     import edgekit.verify  # noqa: F401
 

@@ -11,11 +11,11 @@ import pytest
 import serial
 
 import edgekit
-import edgekit.board  # noqa: F401  (registers sim://)
-from edgekit.board.client import BoardGone
+import edgekit.protocol  # noqa: F401  (registers sim://)
+from edgekit.protocol.client import BoardGone
 from edgekit.capture import Session, capture, load_dataset, read_recording, verify
 from edgekit.capture.manifest import sha256_file
-from edgekit.capture.simulated import SimulatedSensors
+from edgekit.sim.sensors import SimulatedSensors
 from edgekit.cli import main
 from edgekit.targets import load_board
 

@@ -2,12 +2,12 @@
 the generator's sensor flags, --flash, and what a board without them answers."""
 import pytest
 
-from edgekit.board import VirtualBoard, serve_pty
+from edgekit.protocol import VirtualBoard, serve_pty
 from edgekit.capture import Session
 from edgekit.capture.firmware import placeholder_model, sensor_set
 from edgekit.cli import main
 from edgekit.errors import EdgekitError
-from edgekit.firmware.generate import generate_project
+from edgekit.sketch.generate import generate_project
 
 
 @pytest.fixture(scope="module")

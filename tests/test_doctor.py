@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from rich.console import Console
 
-from edgekit.firmware.doctor import Host, doctor, doctor_ok, print_doctor, render_doctor
+from edgekit.doctor import Host, doctor, doctor_ok, print_doctor, render_doctor
 
 ARDUINO_CLI = """\
 #!{python}

@@ -14,10 +14,10 @@ import pytest
 
 import ir_models
 from edgekit.errors import EdgekitError
-from edgekit.firmware import (OP_METHODS, Project, ToolMissing, arena_budget, build_and_flash,
+from edgekit.sketch import (OP_METHODS, Project, ToolMissing, arena_budget, build_and_flash,
                               generate_project, model_ops)
-from edgekit.firmware.build import explain, telling_line, wait_for_sketch_port
-from edgekit.firmware.generate import ALIGN, MARKER
+from edgekit.sketch.build import explain, telling_line, wait_for_sketch_port
+from edgekit.sketch.generate import ALIGN, MARKER
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim.arena import plan_arena
 from edgekit.targets import load_board

@@ -318,14 +318,14 @@ def test_error_messages_survive_litert_loading_in_two_threads():
     a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
 
     def first():
-        with litert._quiet():
+        with litert.quiet():
             a_inside.set()
             b_inside.wait(0.5)  # without the lock, the second thread gets in here
         a_done.set()
 
     def second():
         a_inside.wait(5)
-        with litert._quiet():  # ... and leaves after the first, restoring the /dev/null it saved
+        with litert.quiet():  # ... and leaves after the first, restoring the /dev/null it saved
             b_inside.set()
             a_done.wait(5)
 

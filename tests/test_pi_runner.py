@@ -1,4 +1,4 @@
-"""edgekit.pi.runner: latency on this machine (the Pi's CPU, the Coral), every path and failure.
+"""edgekit.pi.on_board: latency on this machine (the Pi's CPU, the Coral), every path and failure.
 
 No Coral is attached here: the accelerator paths run with injected lookups (the runtime
 functions are parameters of measure()), and the stand-in runs LiteRT on the CPU, labelled so.
@@ -17,8 +17,8 @@ from ai_edge_litert import schema_py_generated as fb
 import ir_models
 from edgekit.errors import EdgekitError
 from edgekit.pi import STAND_IN_LABEL, infer, measure, profile_on_board
-from edgekit.pi import runner
-from edgekit.targets.board import Connection
+from edgekit.pi import on_board as runner
+from edgekit.targets import Connection
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim.arena import plan_arena
 from edgekit.sim.simulate import cost_model, simulate
 from edgekit.targets import load_board
-from edgekit.targets.board import Connection
+from edgekit.targets import Connection
 from edgekit.targets.target import HardwareTarget, SimulatedTarget, select
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
@@ -219,7 +219,7 @@ def test_descriptors_hold_what_the_fit_gives():
 
 def test_deploy_cycle_over_a_pty(models):
     """The deploy path's own code (flash, output check, profile) against a virtual board on a real pty."""
-    from edgekit.board import BoardClient, VirtualBoard, serve_pty
+    from edgekit.protocol import BoardClient, VirtualBoard, serve_pty
     from edgekit.deployment import verify_outputs
 
     board = VirtualBoard("nano33ble", models["ds_block"])

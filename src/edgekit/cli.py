@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
     doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
                      help="check only this board's tools (repeatable; default both)")
-    from .board import add_cli as add_board_cli
+    from .protocol import add_cli as add_board_cli
     add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
     from .olympics.cli import add_cli as add_olympics_cli
     add_olympics_cli(sub)  # edgekit olympics run | check | board | serve | demo
@@ -110,7 +110,7 @@ def _convert(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        from .report import renderables
+        from .convert_report import renderables
         out.print(renderables(info))
         out.print(f"wrote {target}" if target else "already int8: nothing written (use -o to copy)")
     return 0
@@ -118,8 +118,8 @@ def _convert(args) -> int:
 
 def _inspect(args) -> int:
     from .inspect import inspect_model, render_inspect
-    from .importers import _read
-    info = inspect_model(_read(Path(args.model)), name=Path(args.model).name)
+    from .importers import read_file
+    info = inspect_model(read_file(Path(args.model)), name=Path(args.model).name)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -154,8 +154,8 @@ def _run_deploy_or_profile(args) -> int:
         model = args.model if not args.calib else dep.int8_model(args.model, args.calib)[0]
         if args.target == "coral" and not args.sim:  # the Pi has no compiler: compile here, send the result
             from .edgetpu.plan import need_compiled, plan
-            from .importers import _read
-            data = model if isinstance(model, bytes) else _read(Path(model))
+            from .importers import read_file
+            data = model if isinstance(model, bytes) else read_file(Path(model))
             model = need_compiled(plan(data, Path(args.model).stem))
         extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
         with err.status(f"{args.command} on {args.host} ..."):
@@ -200,10 +200,10 @@ def _show_report(args, report: dict) -> int:
 def _compile(args) -> int:
     from .edgetpu.plan import plan, summary
     from .edgetpu.report import render_partition
-    from .importers import _read
+    from .importers import read_file
     path = Path(args.model)
     with err.status("edgetpu_compiler ..."):
-        p = plan(_read(path), path.stem, args.output_dir)
+        p = plan(read_file(path), path.stem, args.output_dir)
     if args.json:
         print(json.dumps({**summary(p.partition), "plan": p.note,
                           "compiled_model": str(p.compiled_path) if p.compiled_path else None}, indent=2))
@@ -213,13 +213,13 @@ def _compile(args) -> int:
 
 
 def _doctor(args) -> int:
-    from .firmware.doctor import doctor, print_doctor
+    from .doctor import doctor, print_doctor
     ok = print_doctor(doctor(boards=tuple(args.board or ("nano33ble", "esp32s3"))), out)
     return 0 if ok else 1
 
 
 def _board(args) -> int:
-    from .board import run_board
+    from .protocol import run_board
     return run_board(args)
 
 

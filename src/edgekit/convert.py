@@ -102,7 +102,7 @@ class Converted:
         return self.info
 
     def report(self) -> str:
-        from .report import render_text
+        from .convert_report import render_text
         return render_text(self.info)
 
     def __repr__(self):

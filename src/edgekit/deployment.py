@@ -25,10 +25,10 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
     if isinstance(model, (bytes, bytearray)):
         return bytes(model), None
     if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
-        from .importers import _read
+        from .importers import read_file
         from .tflite_file import quantization_kind, read_model
         from .tflite_check import check_memory
-        data = _read(Path(model))
+        data = read_file(Path(model))
         parsed = read_model(data, Path(model).name)
         if quantization_kind(parsed) in accept:
             check_memory(parsed, Path(model).name)  # before a board, its simulator or LiteRT allocates
@@ -56,8 +56,8 @@ def _host_arena(model: bytes, conversion: dict | None) -> int | None:
 
 
 def _sample_inputs(model: bytes, n: int) -> np.ndarray:
-    from .verify import _random_inputs
-    return _random_inputs(model)[:n]
+    from .verify import random_inputs
+    return random_inputs(model)[:n]
 
 
 def profile(model, target: str, runs: int = 10, force: str | None = None, duration_s: float | None = None,

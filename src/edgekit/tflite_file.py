@@ -7,6 +7,9 @@ EdgekitError that says what is wrong and what to do.
 """
 from __future__ import annotations
 
+import hashlib
+from typing import Any, Callable
+
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
@@ -56,6 +59,53 @@ def read_model(data: bytes, name: str = "model") -> fb.ModelT:
                            f"file's {len(data)} bytes); copy or export the model again") from None
     validate(model, data, name)
     return model
+
+
+class TFLiteModel:
+    """One .tflite model as every layer sees it: its bytes, parsed and checked once, and whatever is
+    derived from it (layers, arena plans, ...) computed once and kept beside it.
+
+    Resolve it at the top (`model_of(path_or_bytes)`) and pass it down; functions that take a model
+    also take plain bytes and wrap them, which parses them again."""
+
+    def __init__(self, data: bytes, name: str = "model"):
+        self.data = bytes(data)
+        self.name = name
+        self.parsed = read_model(self.data, name)
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        self._memo: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """make() the first time `key` is asked for; the same value afterwards."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    @property
+    def quantization(self) -> str:
+        return self.memo("quantization", lambda: quantization_kind(self.parsed))
+
+    def tensor_spec(self, index: int) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, numpy dtype) of tensor `index` of the main subgraph."""
+        t = self.parsed.subgraphs[0].tensors[index]
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
+        return shape, np.dtype(NUMPY_TYPES.get(tensor_type_name(t.type), np.float32))
+
+    @property
+    def inputs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
+        return [self.tensor_spec(int(i)) for i in self.parsed.subgraphs[0].inputs]
+
+    @property
+    def outputs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
+        return [self.tensor_spec(int(i)) for i in self.parsed.subgraphs[0].outputs]
+
+
+def model_of(model: "TFLiteModel | bytes | bytearray", name: str = "model") -> TFLiteModel:
+    """The TFLiteModel for `model`: itself, or its bytes parsed (once, here)."""
+    return model if isinstance(model, TFLiteModel) else TFLiteModel(model, name)
 
 
 # -- describing what is inside ------------------------------------------------------------------

@@ -62,7 +62,7 @@ def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
     return {"ran": True, "arena_bytes": res.arena_bytes, "samples": int(len(raw_inputs)), "outputs": res.outputs}
 
 
-def _random_inputs(tflite: bytes) -> np.ndarray:
+def random_inputs(tflite: bytes) -> np.ndarray:
     """Seeded random inputs of the model's input type and shape, read from the file itself."""
     from . import budget
     from .errors import EdgekitError
@@ -111,7 +111,7 @@ def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m
     if graph is not None:
         raw = np.stack([litert.quantize_input(x, it.get_input_details()[0]) for x in samples[:TFLM_SAMPLES]])
     else:  # a model made elsewhere: exercise it on seeded random inputs of its own type
-        raw = _random_inputs(tflite)
+        raw = random_inputs(tflite)
     with ThreadPoolExecutor(1) as pool:
         tflm_job = pool.submit(_tflm, tflite, raw)
         if graph is not None:

@@ -297,7 +297,7 @@ def ds_cnn_kws(seed: int = 0) -> Graph:
 
 
 # -- a trained model: MLP on scikit-learn's digits -------------------------------------------------
-def _digits_split(test_fraction: float = 0.3):
+def digits_split(test_fraction: float = 0.3):
     """scikit-learn's bundled 8x8 digits, pixels in [0, 1]; a fixed stratified split (every seed)."""
     try:
         from sklearn.datasets import load_digits
@@ -323,7 +323,7 @@ def digits_mlp(hidden: int = 64, seed: int = 0, epochs: int = 30, batch: int = 3
     also under 'float_accuracy'), 'train_accuracy' and 'train_seconds'. Deterministic for a seed.
     """
     start = time.perf_counter()
-    x_train, y_train, x_test, y_test = _digits_split()
+    x_train, y_train, x_test, y_test = digits_split()
     rng = np.random.default_rng(seed)
     params = [rng.normal(0, np.sqrt(2 / 64), (64, hidden)), np.zeros(hidden),
               rng.normal(0, np.sqrt(1 / hidden), (hidden, 10)), np.zeros(10)]

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import EdgekitError
-from ..targets.board import load_board
+from ..targets import load_board
 from .frames import WRAP, FrameCheck
 from .manifest import NAME, Manifest
 from .sensors import plan

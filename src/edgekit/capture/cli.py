@@ -138,7 +138,7 @@ def _capture(args) -> int:
 
 
 def _sensors(args) -> int:
-    from ..targets.board import load_board
+    from ..targets import load_board
     from .sensors import describe
     board = load_board(args.target)
     rows = describe(board)

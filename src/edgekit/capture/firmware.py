@@ -48,9 +48,9 @@ def sensor_set(target: str, revision: str | None) -> str:
 def flash_sensor_firmware(target: str, revision: str | None, progress=lambda m: None,
                           build_root: str | Path = "edgekit-build") -> str:
     """Build and flash the capture firmware to the connected board; the port it runs on after."""
-    from ..firmware.build import build_and_flash
-    from ..firmware.generate import generate_project
-    from ..targets.board import detect, load_board
+    from ..sketch.build import build_and_flash
+    from ..sketch.generate import generate_project
+    from ..targets import detect, load_board
     board = load_board(target)
     sensors = sensor_set(board.key, revision)
     conn = detect(board)

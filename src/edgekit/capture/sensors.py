@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import EdgekitError
-from ..targets.board import Board, Sensor
+from ..targets import Board, Sensor
 
 MAX_SAMPLES = 2**32 - 1        # the protocol's numbers are 32-bit
 

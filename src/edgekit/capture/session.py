@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from ..errors import EdgekitError
-from ..targets.board import load_board
+from ..targets import load_board
 from .disk import WriteFailed, prepare_folder, what_to_do
 from .frames import WRAP, FrameCheck
 from .manifest import Manifest, sha256_file
@@ -86,8 +86,8 @@ def open_board(target: str, force: str | None = None, port: str | None = None, t
                **sim):
     """(BoardClient, mode, how): the port given, else the connected board (unless force="sim"),
     else the virtual board. mode is "measured" for a board, "simulated" for a virtual one."""
-    from ..board import BoardClient as _Client
-    from ..targets.board import detect
+    from ..protocol import BoardClient as _Client
+    from ..targets import detect
 
     def BoardClient(p):
         return _Client(p) if timeout is None else _Client(p, timeout=timeout)
@@ -184,7 +184,7 @@ class Session:
         """The board's info% (for the firmware version). A board that does not know info% does not
         run edgekit's firmware; a link too noisy to read it still lets us record (the frames
         carry CRCs), with the firmware unknown."""
-        from ..board.client import BoardError, BoardReplyError
+        from ..protocol.client import BoardError, BoardReplyError
         try:
             return self.client.info()
         except BoardReplyError as e:
@@ -196,7 +196,7 @@ class Session:
     def _start(self):
         """`stream` on the board. Its start line can be garbled on a noisy link (the client then
         times out while the board streams): stop the board and ask again, twice at most."""
-        from ..board.client import BoardError, BoardReplyError
+        from ..protocol.client import BoardError, BoardReplyError
         req = self.req
         for attempt in range(3):
             try:
@@ -217,7 +217,7 @@ class Session:
 
     def record(self, n: int, index: int = 0) -> dict:
         """One recording; returns its manifest entry (already saved)."""
-        from ..board.client import BoardError, BoardGone, BoardTimeout
+        from ..protocol.client import BoardError, BoardGone, BoardTimeout
         req, ch = self.req, len(self.req.names)
         stream = self._start()
         path = self.folder / f"{self.label}.{n}.{_ext(req, self.image)}"
@@ -398,7 +398,7 @@ class Session:
 
 def _stop(stream) -> None:
     """Ask the board to stop streaming; one that is gone or garbled has stopped anyway."""
-    from ..board.client import BoardError
+    from ..protocol.client import BoardError
     try:
         stream.stop()
     except (BoardError, OSError):

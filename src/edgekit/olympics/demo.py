@@ -27,8 +27,8 @@ TARGETS = ["nano33ble", "esp32s3", "coral"]
 
 def digits():
     """(x_train, y_train, x_test, y_test) of scikit-learn's digits, edgekit's fixed split."""
-    from ..zoo import _digits_split
-    return _digits_split()
+    from ..zoo import digits_split
+    return digits_split()
 
 
 def write_track(folder: Path, test_limit: int | None = None) -> Path:

@@ -46,10 +46,10 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     """The submission's int8 .tflite bytes: as submitted, or converted by edgekit (no verification run:
     the test set is the verification). calibration is in the track's layout."""
     from ..convert import convert
-    from ..importers import _read
+    from ..importers import read_file
     if path.stat().st_size > model_mb * 2**20:  # checked again here: the file may have grown since
         raise EdgekitError(f"'{path.name}' is over the track's {model_mb:g} MB limit")
-    data = _read(path)
+    data = read_file(path)
     calib = None
     if calibration is not None:
         calib = _to_layout(calibration[:CALIBRATION_SAMPLES], track.layout, _model_layout(path.suffix))

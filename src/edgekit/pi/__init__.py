@@ -7,7 +7,7 @@
     profile_remote("m.tflite", "rpi4", host="pi@raspberrypi.local")   # from a laptop, over ssh
 """
 from .remote import deploy_remote, profile_remote
-from .runner import STAND_IN_LABEL, infer, measure, open_interpreter, profile_on_board
+from .on_board import STAND_IN_LABEL, infer, measure, open_interpreter, profile_on_board
 
 __all__ = ["measure", "infer", "open_interpreter", "profile_on_board", "profile_remote", "deploy_remote",
            "STAND_IN_LABEL"]

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import EdgekitError
 
 
-def _interpreter_module():
+def interpreter_module():
     try:
         from ai_edge_litert import interpreter
         return interpreter
@@ -28,7 +28,7 @@ _QUIET = threading.Lock()  # fd 2 is process-wide: two threads swapping it could
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """LiteRT prints 'INFO: Created TensorFlow Lite XNNPACK delegate' on stderr; keep output clean."""
     with _QUIET, open(os.devnull, "w") as null:
         saved = os.dup(2)
@@ -69,12 +69,12 @@ def load(model: bytes, preserve_all: bool = False):
     parsed = read_model(model)
     check_runnable(parsed, "the model")
     check_memory(parsed, "the model")
-    lite = _interpreter_module()
+    lite = interpreter_module()
     kwargs = {}
     if preserve_all:  # the default (XNNPACK) resolver reuses intermediate buffers
         kwargs = dict(experimental_preserve_all_tensors=True,
                       experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    with _errors("cannot load this model"), _quiet(), warnings.catch_warnings():
+    with _errors("cannot load this model"), quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
         it = lite.Interpreter(model_content=model, **kwargs)
         it.allocate_tensors()

@@ -140,7 +140,7 @@ json.dump(result, open(os.path.join(work, "result.json"), "w"))
 '''
 
 
-def _child_env() -> dict:
+def child_env() -> dict:
     """The child must import the same numpy and tflite_micro as this process."""
     paths = []
     for pkg in ("tflite_micro", "numpy"):
@@ -152,7 +152,7 @@ def _child_env() -> dict:
     return env
 
 
-def _tflm_messages(log: str) -> tuple[str, str]:
+def tflm_messages(log: str) -> tuple[str, str]:
     """(phase, last TFLite Micro messages) from the child's log."""
     phase, lines = "start", []
     for line in log.splitlines():
@@ -224,7 +224,7 @@ def run_tflm(model: bytes, inputs: list[np.ndarray], timeout: float = 60) -> Tfl
             json.dump({"n_inputs": len(inputs), "n_outputs": n_outputs, "samples": samples,
                        "arena": FIRST_ARENA}, f)
         try:
-            proc = subprocess.run([sys.executable, "-c", CHILD, work], cwd=work, env=_child_env(),
+            proc = subprocess.run([sys.executable, "-c", CHILD, work], cwd=work, env=child_env(),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -232,7 +232,7 @@ def run_tflm(model: bytes, inputs: list[np.ndarray], timeout: float = 60) -> Tfl
                                "try fewer samples or a larger timeout") from None
         log_path = os.path.join(work, "tflm.log")
         log = open(log_path, errors="replace").read() if os.path.exists(log_path) else ""
-        phase, said = _tflm_messages(log)
+        phase, said = tflm_messages(log)
         if proc.returncode < 0:
             sig = -proc.returncode
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "?"

@@ -1,12 +1,13 @@
-"""The boards edgekit deploys to: descriptors (targets/<key>.toml, every number with its source)
-and detection of the boards connected now.
+"""The bottom of the hardware side: what edgekit knows about each board (targets/<key>.toml, every
+number with its source) and which boards are connected now. Nothing here imports upward.
 
     from edgekit.targets import load_board, all_boards, connected
     load_board("esp32s3").num("memory.psram_bytes")
 """
-from .board import (Board, Connection, Sensor, UsbId, all_boards, board_keys, connected, detect,
-                    load_board, load_board_file, parse_board, render_targets, targets_dir,
-                    targets_report)
+from .descriptor import (Board, Sensor, UsbId, all_boards, board_keys, load_board, load_board_file,
+                         parse_board, targets_dir)
+from .detect import Connection, connected, detect
+from .table import render_targets, targets_report
 
 __all__ = ["Board", "Connection", "Sensor", "UsbId", "all_boards", "board_keys", "connected", "detect",
            "load_board", "load_board_file", "parse_board", "render_targets", "targets_dir", "targets_report"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
-from .board import Board, Connection, detect, load_board
+from . import Board, Connection, detect, load_board
 
 
 class Target:
@@ -144,7 +144,7 @@ class SimulatedTarget(_SerialTarget):
     mode = "simulated"
 
     def _connect(self, model: bytes) -> None:
-        from ..board import BoardClient
+        from ..protocol import BoardClient
         self._dir = tempfile.TemporaryDirectory(prefix="edgekit-sim-")
         path = Path(self._dir.name) / "model.tflite"
         path.write_bytes(model)
@@ -199,11 +199,11 @@ class HardwareTarget(_SerialTarget):
         return profile_on_board(model, self.key, runs=runs, connection=self.connection, duration_s=duration_s)
 
     def _connect(self, model: bytes) -> None:
-        from ..board import BoardClient
+        from ..protocol import BoardClient
         if self.board.kind != "mcu":  # the Pi and the Coral run the model in this process (edgekit.pi)
             raise EdgekitError(f"{self.board.name} has no serial firmware: its models run in this process")
-        from ..firmware.build import build_and_flash
-        from ..firmware.generate import generate_project
+        from ..sketch.build import build_and_flash
+        from ..sketch.generate import generate_project
         out = Path("edgekit-build") / f"{self.key}_{hashlib.sha256(model).hexdigest()[:8]}"
         project = generate_project(model, self.key, out)
         result = build_and_flash(project, self.key, port=self.connection.device)
@@ -220,8 +220,8 @@ def _output_spec(model: bytes) -> tuple[tuple[int, ...], type]:
 
 
 def _random_inputs_for(model: bytes) -> np.ndarray:
-    from ..verify import _random_inputs
-    return _random_inputs(model)[0]
+    from ..verify import random_inputs
+    return random_inputs(model)[0]
 
 
 def select(key: str, force: str | None = None, connection: Connection | None = None) -> tuple[Target, str]:

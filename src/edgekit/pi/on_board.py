@@ -68,7 +68,7 @@ def find_coral_usb():
     """The Coral's USB Connection (sysfs: 1a6e:089a before its firmware loads, 18d1:9302 after),
     or None. Elsewhere than Linux there is no sysfs to look in: a placeholder, and the delegate
     itself reports a missing device."""
-    from ..targets.board import Connection, detect, load_board
+    from ..targets import Connection, detect, load_board
     board = load_board("coral")
     if sys.platform != "linux":
         return Connection(board.key, "usb", "usb:?", "unknown", description="not looked up (no sysfs)")
@@ -97,8 +97,8 @@ def import_pycoral():
 
 def interpreter_module():
     """ai_edge_litert.interpreter (tflite_runtime.interpreter where only that is installed)."""
-    from ..runtime.litert import _interpreter_module
-    return _interpreter_module()
+    from ..runtime.litert import interpreter_module
+    return interpreter_module()
 
 
 def libedgetpu_flavour() -> str | None:
@@ -149,7 +149,7 @@ def _not_compiled(kind: str) -> EdgekitError:
 # ---------------------------------------------------------------------------------------------
 
 def _quiet():
-    from ..runtime.litert import _quiet as quiet
+    from ..runtime.litert import quiet
     return quiet()
 
 
@@ -237,7 +237,7 @@ def open_interpreter(model: bytes, accelerator: bool, threads: int = 4, usb=None
         raise _not_compiled(ops["kind"])
     conn = usb if usb is not None else find_usb()
     if not conn:
-        from ..targets.board import load_board
+        from ..targets import load_board
         ids = " / ".join(f"{u.vid}:{u.pid}" for u in load_board("coral").usb)
         raise EdgekitError(f"no Coral USB Accelerator is connected (USB ids {ids} absent): {PLUG_IN}")
     library = delegate_library or delegate_library_name()
@@ -386,7 +386,7 @@ def profile_on_board(model: bytes, key: str, runs: int = 10, connection=None, du
     "measured"; "runtime" names what ran it. No "via": render_profile reads that as a serial port.
     """
     from ..sim.simulate import simulate
-    from ..targets.board import load_board
+    from ..targets import load_board
     if duration_s:
         raise EdgekitError(f"--duration is simulated only in this edgekit; add --sim to simulate {duration_s:g} s "
                            "of sustained running, or leave out --duration to measure")

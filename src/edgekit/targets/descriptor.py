@@ -19,6 +19,7 @@ package `edgekit.boards`; `targets_dir()` finds them in either place.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -332,8 +333,18 @@ def parse_board(data: Mapping[str, Any], path: Path) -> Board:
 
 
 def load_board_file(path: str | Path) -> Board:
-    """Load and validate one descriptor file."""
+    """Load and validate one descriptor file; read once per run while the file is unchanged."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise EdgekitError(f"board descriptor {path} not found; check the path") from None
+    return _load(path.resolve(), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: Path, mtime_ns: int, size: int) -> Board:
+    """Board objects are frozen, so every layer can share the one made from an unchanged file."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -358,187 +369,3 @@ def all_boards() -> list[Board]:
     """Every known board, sorted by key."""
     directory = targets_dir()
     return [load_board_file(directory / f"{k}.toml") for k in board_keys(directory)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Detection: which boards are plugged in (or, for the Pi, are this machine)
-# ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Connection:
-    key: str
-    transport: str                   # "serial" (a port), "usb" (sysfs device), "host" (this machine)
-    device: str                      # /dev/ttyACM0, COM3, usb:2-1, localhost
-    role: str                        # sketch | bootloader | runtime | host
-    vid: str | None = None
-    pid: str | None = None
-    serial_number: str | None = None
-    description: str = ""
-    speed_mbps: int | None = None    # USB link speed where the OS reports it (Coral: 5000 = USB 3)
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
-
-    def label(self) -> str:
-        extra = f", {self.speed_mbps} Mb/s" if self.speed_mbps else ""
-        return f"{self.device} ({self.role}{extra})"
-
-
-_ROLE_ORDER = {"sketch": 0, "runtime": 0, "bootloader": 1}
-
-
-def _serial_ports() -> list:
-    try:
-        from serial.tools import list_ports
-    except ImportError:  # pragma: no cover - pyserial is a dependency
-        return []
-    try:
-        return list(list_ports.comports())
-    except Exception:  # pragma: no cover - a broken OS enumeration is "nothing connected"
-        return []
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode(errors="replace").strip("\x00\n\r\t ")
-    except OSError:
-        return None
-
-
-def _detect_serial(board: Board, ports: list) -> Connection | None:
-    found = []
-    for port in ports:
-        for u in board.usb:
-            if u.matches(getattr(port, "vid", None), getattr(port, "pid", None)):
-                found.append((_ROLE_ORDER.get(u.role, 2), port.device, port, u))
-    if not found:
-        return None
-    _, _, port, u = min(found, key=lambda t: (t[0], t[1]))
-    return Connection(board.key, "serial", port.device, u.role, u.vid, u.pid,
-                      getattr(port, "serial_number", None) or None,
-                      getattr(port, "description", "") or "")
-
-
-def _detect_sysfs_usb(board: Board, sysfs_root: Path) -> Connection | None:
-    devices = sysfs_root / "bus" / "usb" / "devices"
-    if not devices.is_dir():
-        return None
-    found = []
-    for dev in sorted(devices.iterdir()):
-        vid, pid = _read(dev / "idVendor"), _read(dev / "idProduct")
-        if not vid or not pid:
-            continue
-        for u in board.usb:
-            if _hex4(vid) and _hex4(pid) and u.matches(vid, pid):
-                found.append((_ROLE_ORDER.get(u.role, 2), dev, u))
-    if not found:
-        return None
-    _, dev, u = min(found, key=lambda t: (t[0], t[1].name))
-    speed = _read(dev / "speed")
-    try:
-        speed_mbps = int(float(speed)) if speed else None
-    except ValueError:
-        speed_mbps = None
-    desc = " ".join(x for x in (_read(dev / "manufacturer"), _read(dev / "product")) if x)
-    return Connection(board.key, "usb", f"usb:{dev.name}", u.role, u.vid, u.pid,
-                      _read(dev / "serial") or None, desc, speed_mbps)
-
-
-def _detect_host(board: Board, proc_root: Path) -> Connection | None:
-    wanted = board.data.get("device_tree_model")
-    if not wanted:
-        return None
-    model = _read(proc_root / "device-tree" / "model")
-    if model and wanted in model:
-        return Connection(board.key, "host", "localhost", "host", description=model)
-    return None
-
-
-def detect(board: Board, *, ports: list | None = None, sysfs_root: str | Path = "/sys",
-           proc_root: str | Path = "/proc") -> Connection | None:
-    """Where `board` is connected now, or None.
-
-    MCUs: a serial port whose USB VID/PID is in the board's usb list (pyserial's comports(), or
-    `ports` for tests); a sketch port wins over a bootloader one. Accelerators (the Coral, which
-    is no serial device): a USB device under <sysfs_root>/bus/usb/devices with a listed ID
-    (Linux only). A Linux board (the Pi): <proc_root>/device-tree/model contains the descriptor's
-    device_tree_model, i.e. edgekit itself runs on it.
-    """
-    if board.kind == "mcu" and board.usb:
-        return _detect_serial(board, _serial_ports() if ports is None else ports)
-    if board.kind == "accelerator" and board.usb:
-        return _detect_sysfs_usb(board, Path(sysfs_root))
-    if board.kind == "linux":
-        return _detect_host(board, Path(proc_root))
-    return None
-
-
-def connected(*, ports: list | None = None, sysfs_root: str | Path = "/sys",
-              proc_root: str | Path = "/proc", boards: list[Board] | None = None) -> dict[str, Connection]:
-    """{key: Connection} for every known board connected now (serial ports enumerated once)."""
-    boards = all_boards() if boards is None else boards
-    if ports is None and any(b.kind == "mcu" and b.usb for b in boards):
-        ports = _serial_ports()
-    out = {}
-    for b in boards:
-        conn = detect(b, ports=ports, sysfs_root=sysfs_root, proc_root=proc_root)
-        if conn is not None:
-            out[b.key] = conn
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# `edgekit targets`
-# ---------------------------------------------------------------------------------------------
-
-def targets_report(**detect_kwargs) -> list[dict]:
-    """One row per known board: its summary, and where it is connected now (or that it is simulated)."""
-    boards = all_boards()
-    conns = connected(boards=boards, **detect_kwargs)
-    rows = []
-    for b in boards:
-        conn = conns.get(b.key)
-        rows.append(dict(b.summary(), connected=conn is not None,
-                         connection=conn.to_dict() if conn else None,
-                         status=conn.label() if conn else "not connected (simulated)"))
-    return rows
-
-
-def _bytes(n: Any) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            v = n / size
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{n} B"
-
-
-def _hz(n: Any) -> str:
-    if not n:
-        return "-"
-    return f"{n / 1e9:g} GHz" if n >= 1e9 else f"{n / 1e6:g} MHz"
-
-
-def render_targets(rows: list[dict]):
-    """A rich table of `targets_report()` rows."""
-    from rich.table import Table
-    table = Table(title="edgekit targets", title_justify="left")
-    for col in ("key", "board", "chip / clock", "RAM", "flash", "runtime / kernels", "connection"):
-        table.add_column(col, no_wrap=col == "key")
-    for r in rows:
-        if "sram_bytes" in r:
-            ram = _bytes(r["sram_bytes"]) + (f" + {_bytes(r['psram_bytes'])} PSRAM" if "psram_bytes" in r else "")
-        elif "dram_bytes" in r:
-            ram = f"{_bytes(r['dram_bytes'])}+ DRAM"
-        elif "param_cache_bytes" in r:
-            ram = f"{_bytes(r['param_cache_bytes'])} cache"
-        else:
-            ram = "-"
-        flash = _bytes(r.get("flash_bytes")) if "flash_bytes" in r else ("SD card" if r["kind"] == "linux" else "-")
-        if r.get("host"):
-            flash = f"host: {r['host']}"
-        status = f"[green]{r['status']}[/green]" if r["connected"] else f"[dim]{r['status']}[/dim]"
-        table.add_row(r["key"], r["name"], f"{r['chip']} @ {_hz(r.get('clock_hz'))}", ram, flash,
-                      f"{r['runtime']} / {r['kernels']}", status)
-    return table

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .build import Run, run_tool
-from .tools import (FIRMWARE_BOARDS, MIN_ARDUINO_CLI, arduino_cli_install, board_tools, parse_version)
+from .sketch.build import Run, run_tool
+from .sketch.tools import (FIRMWARE_BOARDS, MIN_ARDUINO_CLI, arduino_cli_install, board_tools, parse_version)
 
 OK, MISSING, WARN, INFO, SKIP = "ok", "missing", "warn", "info", "skip"
 
