@@ -3,12 +3,14 @@
 On the host, `plan_arena(model)` must give what the tflite-micro wheel measures: the head and
 tail that print_allocations reports (exactly), and the smallest arena_size that works, which
 `run_tflm` finds by bisection. Device predictions (32-bit ARM with CMSIS-NN, ESP32-S3 with
-ESP-NN) are checked against the figures in shared/facts/tflm-arena.md.
+ESP-NN) are checked against totals predicted independently from tflite-micro 90b983c2's
+struct layouts and the CMSIS-NN / ESP-NN scratch-size functions.
 
 Run with `-s` to see how close every model is.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -23,7 +25,9 @@ from edgekit.quantize.calibrate import calibrate
 from edgekit.quantize.scheme import quantize_graph
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim import arena
-from edgekit.sim.arena import device_arena, greedy_plan, plan_arena
+from edgekit.sim.arena import device_arena, greedy_plan, kernel_library, kernel_scratch, plan_arena
+from edgekit.targets import load_board
+from edgekit.tflite_file import TFLiteModel
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
 needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1] or "no TFLM")
@@ -166,7 +170,7 @@ def test_ties_are_placed_in_reverse_order_like_tflm(monkeypatch):
 
 # -- the reference models --------------------------------------------------------------------
 
-REFERENCE = {  # host measurements in shared/facts/tflm-arena.md: (total, head, tail)
+REFERENCE = {  # host measurements, print_allocations of the tflite-micro wheel: (total, head, tail)
     "kws_ref_model": (24_272, 16_000, 8_272),
     "pretrainedResnet_quant": (55_984, 49_152, 6_832),
     "person_detect": (85_264, 55_296, 29_968),
@@ -189,7 +193,7 @@ def test_reference_models_on_host(name):
         assert (plan.head, plan.tail, plan.minimum) == (r.arena_head, r.arena_tail, r.arena_bytes)
 
 
-# Predicted device totals in shared/facts/tflm-arena.md (plain MicroInterpreter, greedy planner).
+# Device totals predicted independently (plain MicroInterpreter, greedy planner).
 DEVICE = [
     ("kws_ref_model", "arm", "reference", 22_772),
     ("kws_ref_model", "arm", "cmsis-nn-m0", 22_820),
@@ -215,7 +219,7 @@ def test_device_predictions_match_facts(name, arch, kernels, expected):
 
 @needs_reference_models
 def test_resnet8_on_esp32s3_differs_from_facts_only_by_tie_order(monkeypatch):
-    """The facts predict 75,292 B (esp-nn 1.1) and 108,476 B (1.2) for ResNet-8 on the ESP32-S3.
+    """The independent predictions are 75,292 B (esp-nn 1.1) and 108,476 B (1.2) for ResNet-8 on the ESP32-S3.
 
     Those assume equal sizes are placed in tensor order. TFLM places them in reverse order
     (test_ties_are_placed_in_reverse_order_like_tflm), and for these large ESP-NN scratch
@@ -236,6 +240,11 @@ def test_device_arena_boards():
         assert (plan.arch, plan.kernels, plan.total) == ("arm", "cmsis-nn-dsp", 22_820)
     plan = device_arena(model, "esp32s3")
     assert (plan.arch, plan.kernels, plan.total) == ("xtensa", "esp-nn-1.2", 35_500)
+    # a board descriptor works as well as its key, and reads arch and kernels from it
+    esp32s3 = load_board("esp32s3")
+    assert device_arena(model, esp32s3).total == 35_500
+    as_reference = dataclasses.replace(esp32s3, kernels="reference")
+    assert device_arena(model, as_reference).kernels == "reference"
     # the scratch ESP-NN asks for is what makes the ESP32-S3 arena larger
     assert max(plan.scratch) > 10_000 and max(plan_arena(model).scratch) == 0
 
@@ -248,6 +257,32 @@ def test_resnet8_cmsis_scratch_and_tail():
     assert m4.head - host.head == 576
     assert host.tail - m4.tail == 1_564
     assert m4.scratch[1] == 4 * 144  # 3x3x16 conv: 4 * align4(kh * kw * Cin)
+
+
+def test_one_parse_and_one_plan_per_model(monkeypatch):
+    """A TFLiteModel is read into the planner's view once and each plan is made once."""
+    made = []
+    monkeypatch.setattr(arena, "_view", lambda m, view=arena._view: made.append("view") or view(m))
+    monkeypatch.setattr(arena, "_plan", lambda *a, plan=arena._plan: made.append(a[1:]) or plan(*a))
+    model = TFLiteModel(generated("cnn"))
+    first = plan_arena(model, "arm", "cmsis-nn-dsp")
+    assert plan_arena(model, "arm", "cmsis-nn-dsp") is first
+    plan_arena(model, "arm", "reference")
+    assert made == [("arm", "cmsis-nn-dsp"), "view", ("arm", "reference")]
+    # plain bytes are still accepted, and plan the same
+    bytes_plan = plan_arena(generated("cnn"), "arm", "cmsis-nn-dsp")
+    assert (bytes_plan.head, bytes_plan.tail, bytes_plan.minimum) == (first.head, first.tail, first.minimum)
+
+
+@needs_reference_models
+def test_kernel_scratch_of_board_kernels():
+    assert kernel_library("cmsis-nn") == "cmsis-nn-dsp" and kernel_library("esp-nn") == "esp-nn-1.2"
+    assert kernel_library("reference") is None
+    resnet = TFLiteModel(reference("pretrainedResnet_quant"))
+    assert kernel_scratch(resnet, "arm", "cmsis-nn") == 55_000 - 54_340  # smallest arenas
+    assert kernel_scratch(resnet, "xtensa", "esp-nn") == 110_136 - 54_360
+    assert kernel_scratch(resnet, "arm", "reference") == 0
+    assert kernel_scratch(reference("kws_ref_model"), "arm", "cmsis-nn") == 22_824 - 22_772
 
 
 # -- the pieces, on small examples -----------------------------------------------------------
@@ -283,7 +318,9 @@ def test_errors_are_one_line():
         plan_arena(b"", "riscv")
     with pytest.raises(EdgekitError, match="do not run on arch"):
         plan_arena(b"", "arm", "esp-nn-1.2")
-    with pytest.raises(EdgekitError, match="cannot read the model"):
+    with pytest.raises(EdgekitError, match="not a TFLite model"):
         plan_arena(b"not a model")
-    with pytest.raises(EdgekitError, match="unknown board"):
+    with pytest.raises(EdgekitError, match="unknown target 'uno'"):
         device_arena(b"", "uno")
+    with pytest.raises(EdgekitError, match="'rpi4' runs litert, not TFLite Micro"):
+        device_arena(generated("cnn"), "rpi4")

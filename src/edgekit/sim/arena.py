@@ -22,10 +22,12 @@ arena from both ends:
   5. TFLM's allocator is replayed allocation by allocation, with each one's alignment
      (`_replay`): that gives the tail, and what loading needs at its most (`minimum`).
 
-Sizes of TFLM's structs differ by target: "host" is x86-64 as in the tflite-micro wheel (a
-2025+ TFLM built with USE_TFLM_COMPRESSION, with the RecordingMicroAllocator); "arm" is
-arm-none-eabi GCC (32-bit, short enums) and "xtensa" the ESP32-S3 (32-bit, int-sized enums),
-both for a plain MicroInterpreter of TFLM 90b983c2. Sources: shared/facts/tflm-arena.md.
+Sizes of TFLM's structs differ by CPU (`StructSizes`): "host" is x86-64 as measured with the
+tflite-micro wheel (a 2025+ TFLM built with USE_TFLM_COMPRESSION, with the
+RecordingMicroAllocator); "arm" is arm-none-eabi GCC (32-bit, short enums) and "xtensa" the
+ESP32-S3 (32-bit, int-sized enums), both struct layouts of a plain MicroInterpreter of
+tflite-micro 90b983c2. Kernel rules follow that TFLM, CMSIS-NN 4ab83cc3 (TFLM's pin),
+esp-tflite-micro 99f49e14, and esp-nn v1.1.2 and d45b843c (v1.2.3).
 """
 from __future__ import annotations
 
@@ -36,16 +38,10 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from ..errors import EdgekitError
+from ..tflite_check import ITEM_BYTES
+from ..tflite_file import TFLiteModel, builtin_name, is_constant, model_of, tensor_type_name, text
 
 ALIGN = 16  # MicroArenaBufferAlignment(): every head buffer and kernel buffer is 16-aligned
-
-OP = fb.BuiltinOperator
-OP_NAMES = {v: k for k, v in vars(OP).items() if not k.startswith("_")}
-TYPE_BYTES = {fb.TensorType.FLOAT32: 4, fb.TensorType.FLOAT16: 2, fb.TensorType.INT32: 4,
-              fb.TensorType.UINT8: 1, fb.TensorType.INT64: 8, fb.TensorType.BOOL: 1,
-              fb.TensorType.INT16: 2, fb.TensorType.INT8: 1, fb.TensorType.FLOAT64: 8,
-              fb.TensorType.UINT64: 8, fb.TensorType.UINT32: 4, fb.TensorType.UINT16: 2,
-              fb.TensorType.COMPLEX64: 8}
 
 
 def round_up(n: int, a: int = ALIGN) -> int:
@@ -53,11 +49,12 @@ def round_up(n: int, a: int = ALIGN) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. Targets: the sizes of TFLite Micro's structs on each kind of CPU
+# 1. The sizes of TFLite Micro's structs on each kind of CPU, and the kernel libraries
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Target:
+class StructSizes:
+    """What TFLM's allocator puts in the arena on one CPU: its structs' sizes and alignments."""
     name: str
     pointer: int                # sizeof(void*) = alignof of every struct holding a pointer
     allocator_objects: int      # the arena allocator, greedy planner and MicroAllocator
@@ -74,55 +71,63 @@ class Target:
     opdata: dict                # kernel library -> op -> sizeof(OpData) allocated in Init
 
 
-_PARAMS_32 = {OP.CONV_2D: (28, 4), OP.DEPTHWISE_CONV_2D: (28, 4), OP.AVERAGE_POOL_2D: (40, 4),
-              OP.MAX_POOL_2D: (40, 4), OP.RESHAPE: (36, 4), OP.SOFTMAX: (4, 4),
-              OP.CONCATENATION: (8, 4), OP.MEAN: (1, 1), OP.SUM: (1, 1), OP.REDUCE_MAX: (1, 1)}
+_PARAMS_32 = {"CONV_2D": (28, 4), "DEPTHWISE_CONV_2D": (28, 4), "AVERAGE_POOL_2D": (40, 4),
+              "MAX_POOL_2D": (40, 4), "RESHAPE": (36, 4), "SOFTMAX": (4, 4),
+              "CONCATENATION": (8, 4), "MEAN": (1, 1), "SUM": (1, 1), "REDUCE_MAX": (1, 1)}
 # OpData of TFLM's reference kernels on 32-bit targets (no USE_TFLM_COMPRESSION).
-_OPDATA_32 = {OP.CONV_2D: 56, OP.DEPTHWISE_CONV_2D: 56, OP.FULLY_CONNECTED: 44,
-              OP.AVERAGE_POOL_2D: 32, OP.MAX_POOL_2D: 32, OP.SOFTMAX: 56, OP.ADD: 60, OP.MUL: 36,
-              OP.CONCATENATION: 40, OP.PAD: 56, OP.PADV2: 56, OP.MEAN: 44, OP.SUM: 44,
-              OP.RELU: 28, OP.RELU6: 8, OP.LOGISTIC: 16, OP.TANH: 16,
-              OP.HARD_SWISH: 20}  # HardSwishParams: 3 int16, 2 int, 1 int16, padded
+_OPDATA_32 = {"CONV_2D": 56, "DEPTHWISE_CONV_2D": 56, "FULLY_CONNECTED": 44,
+              "AVERAGE_POOL_2D": 32, "MAX_POOL_2D": 32, "SOFTMAX": 56, "ADD": 60, "MUL": 36,
+              "CONCATENATION": 40, "PAD": 56, "PADV2": 56, "MEAN": 44, "SUM": 44,
+              "RELU": 28, "RELU6": 8, "LOGISTIC": 16, "TANH": 16,
+              "HARD_SWISH": 20}  # HardSwishParams: 3 int16, 2 int, 1 int16, padded
 
-TARGETS = {
+STRUCT_SIZES = {
     # x86-64, measured with the tflite-micro wheel (print_allocations on one-op models).
-    "host": Target(
+    "host": StructSizes(
         "host", pointer=8, allocator_objects=456, builtin_allocator=16, subgraph_allocations=16,
         eval_tensor=24, node=64, tflite_tensor=64, affine_quantization=24, scratch_handle=8,
         allocation_info=32, scratch_request=16,
-        params={**_PARAMS_32, OP.FULLY_CONNECTED: (32, 8), OP.ADD: (8, 4), OP.MUL: (4, 4)},
-        opdata={"reference": {OP.CONV_2D: 80, OP.DEPTHWISE_CONV_2D: 80, OP.FULLY_CONNECTED: 72,
-                              OP.AVERAGE_POOL_2D: 32, OP.MAX_POOL_2D: 32, OP.SOFTMAX: 80,
-                              OP.ADD: 60, OP.MUL: 36, OP.CONCATENATION: 80, OP.PAD: 56,
-                              OP.PADV2: 56, OP.MEAN: 44, OP.SUM: 44, OP.RELU: 28, OP.RELU6: 8,
-                              OP.LOGISTIC: 16, OP.TANH: 16, OP.HARD_SWISH: 20}}),
+        params={**_PARAMS_32, "FULLY_CONNECTED": (32, 8), "ADD": (8, 4), "MUL": (4, 4)},
+        opdata={"reference": {"CONV_2D": 80, "DEPTHWISE_CONV_2D": 80, "FULLY_CONNECTED": 72,
+                              "AVERAGE_POOL_2D": 32, "MAX_POOL_2D": 32, "SOFTMAX": 80,
+                              "ADD": 60, "MUL": 36, "CONCATENATION": 80, "PAD": 56,
+                              "PADV2": 56, "MEAN": 44, "SUM": 44, "RELU": 28, "RELU6": 8,
+                              "LOGISTIC": 16, "TANH": 16, "HARD_SWISH": 20}}),
     # arm-none-eabi GCC, -fshort-enums: enum fields take one byte.
-    "arm": Target(
+    "arm": StructSizes(
         "arm", pointer=4, allocator_objects=116, builtin_allocator=8, subgraph_allocations=8,
         eval_tensor=12, node=32, tflite_tensor=32, affine_quantization=12, scratch_handle=4,
         allocation_info=24, scratch_request=12,
-        params={**_PARAMS_32, OP.FULLY_CONNECTED: (5, 1), OP.ADD: (2, 1), OP.MUL: (1, 1)},
+        params={**_PARAMS_32, "FULLY_CONNECTED": (5, 1), "ADD": (2, 1), "MUL": (1, 1)},
         opdata={"reference": _OPDATA_32,
                 # CMSIS-NN wrappers add a scratch-buffer index (and more for FC).
-                "cmsis-nn": {**_OPDATA_32, OP.CONV_2D: 60, OP.DEPTHWISE_CONV_2D: 60,
-                             OP.FULLY_CONNECTED: 80, OP.AVERAGE_POOL_2D: 36,
-                             OP.MAX_POOL_2D: 36, OP.SOFTMAX: 64}}),
+                "cmsis-nn": {**_OPDATA_32, "CONV_2D": 60, "DEPTHWISE_CONV_2D": 60,
+                             "FULLY_CONNECTED": 80, "AVERAGE_POOL_2D": 36,
+                             "MAX_POOL_2D": 36, "SOFTMAX": 64}}),
     # Xtensa (ESP32-S3): 32-bit, enums are int-sized.
-    "xtensa": Target(
+    "xtensa": StructSizes(
         "xtensa", pointer=4, allocator_objects=116, builtin_allocator=8, subgraph_allocations=8,
         eval_tensor=12, node=32, tflite_tensor=40, affine_quantization=12, scratch_handle=4,
         allocation_info=24, scratch_request=12,
-        params={**_PARAMS_32, OP.FULLY_CONNECTED: (16, 4), OP.ADD: (8, 4), OP.MUL: (4, 4)},
+        params={**_PARAMS_32, "FULLY_CONNECTED": (16, 4), "ADD": (8, 4), "MUL": (4, 4)},
         opdata={"reference": _OPDATA_32,
                 # esp-tflite-micro: conv allocates sizeof(OpDataConv), depthwise and softmax
                 # a NodeData with one more int (the scratch index).
-                "esp-nn": {**_OPDATA_32, OP.DEPTHWISE_CONV_2D: 60, OP.SOFTMAX: 64}}),
+                "esp-nn": {**_OPDATA_32, "DEPTHWISE_CONV_2D": 60, "SOFTMAX": 64}}),
 }
 
 KERNELS = {"host": ("reference",), "arm": ("reference", "cmsis-nn-dsp", "cmsis-nn-m0"),
            "xtensa": ("reference", "esp-nn-1.2", "esp-nn-1.1")}
-BOARDS = {"nano33ble": ("arm", "cmsis-nn-dsp"), "stm32l4r5": ("arm", "cmsis-nn-dsp"),
-          "esp32s3": ("xtensa", "esp-nn-1.2")}
+# A board descriptor's `kernels` (targets/*.toml) -> the kernel library its TFLM build links:
+# CMSIS-NN for a Cortex-M4/M7 (with DSP), ESP-NN 1.2 as esp-tflite-micro resolves it today.
+# Boards with TFLM's reference kernels have none.
+LIBRARY = {"cmsis-nn": "cmsis-nn-dsp", "esp-nn": "esp-nn-1.2"}
+
+
+def kernel_library(kernels: str) -> str | None:
+    """The arena kernel library for a descriptor's `kernels` name ("cmsis-nn" -> "cmsis-nn-dsp");
+    None when the board runs TFLM's reference kernels."""
+    return LIBRARY.get(kernels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +149,7 @@ class Placement:
 
 @dataclass
 class ArenaPlan:
-    """TFLite Micro's arena for one model on one target.
+    """TFLite Micro's arena for one model on one arch and kernel library.
 
     `total` = head + tail = TFLM's arena_used_bytes() (what print_allocations reports),
     measured in an arena whose end is 16-aligned.
@@ -195,7 +200,6 @@ class _Tensor:
     index: int
     name: str
     shape: tuple[int, ...]
-    type: int
     nbytes: int
     const: bool               # data in the flatbuffer: never in the arena
     variable: bool
@@ -205,18 +209,15 @@ class _Tensor:
 @dataclass
 class _Op:
     index: int
-    code: int
+    name: str                 # "CONV_2D", ... (tflite_file.builtin_name)
     inputs: list[int]
     outputs: list[int]
     options: object
 
-    @property
-    def name(self) -> str:
-        return OP_NAMES.get(self.code, f"op {self.code}")
-
 
 @dataclass
 class _Model:
+    """The planner's view of the main subgraph, made from the model's one parse."""
     tensors: list[_Tensor]
     ops: list[_Op]
     inputs: list[int]
@@ -224,12 +225,7 @@ class _Model:
     offline: list[int] | None  # "OfflineMemoryAllocation" offsets, -1 = plan online
 
 
-def _read(model: bytes) -> _Model:
-    try:
-        m = fb.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    except Exception as e:  # noqa: BLE001  (any parse failure means: not a flatbuffer we can read)
-        raise EdgekitError(f"cannot read the model as TFLite ({type(e).__name__}); "
-                           "give the bytes of a .tflite file") from None
+def _view(m: fb.ModelT) -> _Model:
     if not m.subgraphs:
         raise EdgekitError("the model has no subgraph; export it again")
     if len(m.subgraphs) > 1:
@@ -242,24 +238,21 @@ def _read(model: bytes) -> _Model:
         if any(d < 0 for d in shape):
             raise EdgekitError(f"tensor {i} has a dynamic shape {shape}; TFLite Micro needs "
                                "fixed shapes: export with batch 1")
-        buf = m.buffers[t.buffer] if m.buffers and t.buffer < len(m.buffers) else None
-        const = buf is not None and buf.data is not None and len(buf.data) > 0
         q = t.quantization
         channels = len(q.scale) if (q is not None and q.scale is not None and len(q.scale)
                                     and q.zeroPoint is not None and len(q.zeroPoint)) else 0
-        nbytes = int(np.prod(shape, dtype=np.int64)) * TYPE_BYTES.get(t.type, 1)
-        name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or i)
-        tensors.append(_Tensor(i, name, shape, t.type, nbytes, const, bool(t.isVariable), channels))
-    ops = []
+        # TFLM unpacks sub-byte types to one byte per element; types without a size count 1
+        item = max(1, ITEM_BYTES.get(tensor_type_name(t.type), 1))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * item
+        name = text(t.name) if t.name is not None else str(i)
+        tensors.append(_Tensor(i, name, shape, nbytes, is_constant(m, t), bool(t.isVariable),
+                               channels))
     ints = lambda xs: [int(x) for x in (xs if xs is not None else [])]  # noqa: E731
-    for i, o in enumerate(sg.operators or []):
-        c = m.operatorCodes[o.opcodeIndex]
-        code = max(c.builtinCode, c.deprecatedBuiltinCode)  # both fields exist: TFLM takes the max
-        ops.append(_Op(i, code, ints(o.inputs), ints(o.outputs), o.builtinOptions))
+    ops = [_Op(i, builtin_name(m, o.opcodeIndex), ints(o.inputs), ints(o.outputs), o.builtinOptions)
+           for i, o in enumerate(sg.operators or [])]
     offline = None
     for md in m.metadata or []:
-        name = md.name.decode() if isinstance(md.name, bytes) else md.name
-        if name == "OfflineMemoryAllocation":
+        if text(md.name) == "OfflineMemoryAllocation":
             words = np.frombuffer(bytes(m.buffers[md.buffer].data), dtype="<i4")
             offline = [int(x) for x in words[3:3 + int(words[2])]]
             if len(offline) != len(tensors):
@@ -358,7 +351,7 @@ def _esp_conv_scratch(g: _Conv, version: str) -> int:
 
     1.1.x as in esp-nn's esp_nn_conv_esp32s3.c: the filter copied with channels padded to
     16, the input padded if the conv pads, 4 B per output channel, 32 B for alignment.
-    1.2.x as summarised in shared/facts/tflm-arena.md: 64 B for alignment, an im2col path for
+    1.2.x as in esp-nn d45b843c (v1.2.3): 64 B for alignment, an im2col path for
     few input channels, and a second filter copy (rows padded to 16) and input copy (padded
     to the output's extent) on the general path. The scratch copies the filter, so it can be
     larger than the activations.
@@ -383,8 +376,8 @@ def _esp_conv_scratch(g: _Conv, version: str) -> int:
 
 
 def _esp_dw_scratch(g: _Conv, mult: int, version: str) -> int:
-    """esp_nn_get_depthwise_conv_scratch_size() on the ESP32-S3 (shared/facts/tflm-arena.md;
-    the 1.2 details of the padded-channel and generic paths follow later esp-nn sources)."""
+    """esp_nn_get_depthwise_conv_scratch_size() on the ESP32-S3, esp-nn v1.1.2 and v1.2.3 (the
+    1.2 details of the padded-channel and generic paths follow later esp-nn sources)."""
     C, v12 = g.cin, version == "1.2"
     filt = g.kh * g.kw * C * mult
     if mult == 1 and C % 8 == 0:
@@ -420,30 +413,30 @@ def _esp_dw_scratch(g: _Conv, mult: int, version: str) -> int:
     return 32
 
 
-def _kernel_needs(op: _Op, model: _Model, target: Target, kernels: str) -> tuple[_Needs, bool]:
+def _kernel_needs(op: _Op, model: _Model, sizes: StructSizes, kernels: str) -> tuple[_Needs, bool]:
     """What op's kernel allocates; the bool says whether edgekit knows this op's sizes."""
     library = ("cmsis-nn" if kernels.startswith("cmsis-nn") else
                "esp-nn" if kernels.startswith("esp-nn") else "reference")
-    opdata = target.opdata.get(library, target.opdata["reference"])
-    code = op.code
-    known = code in opdata or code == OP.RESHAPE
-    n = _Needs(params=target.params.get(code), opdata=opdata.get(code))
+    opdata = sizes.opdata.get(library, sizes.opdata["reference"])
+    kind = op.name
+    known = kind in opdata or kind == "RESHAPE"
+    n = _Needs(params=sizes.params.get(kind), opdata=opdata.get(kind))
     t = model.tensors
     ins = [i for i in op.inputs if i >= 0]
     temps = lambda *idx: [("temp", i) for i in idx]  # noqa: E731
     per_channel = "per-channel requantization"
 
-    if code in (OP.CONV_2D, OP.DEPTHWISE_CONV_2D):
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         g = _conv_geometry(op, model)
         w = t[op.inputs[1]]
-        channels = w.shape[0] if code == OP.CONV_2D else w.shape[3]
+        channels = w.shape[0] if kind == "CONV_2D" else w.shape[3]
         # Prepare: output, input and filter as temporaries; the per-channel multiplier and
         # shift arrays (kept); then CalculateOpData* takes input, filter, bias, output again.
         n.prepare = (temps(op.outputs[0], ins[0], ins[1])
                      + [("keep", per_channel, 4 * channels)] * 2
                      + temps(*ins, op.outputs[0]))
         dsp = kernels == "cmsis-nn-dsp"
-        if code == OP.CONV_2D:
+        if kind == "CONV_2D":
             if library == "cmsis-nn":  # arm_convolve_wrapper_s8_get_buffer_size
                 one_by_one = g.kh == 1 and g.kw == 1 and g.ph == 0 and g.pw == 0 and not g.dilated
                 n.scratch.append(0 if one_by_one else 4 * round_up(g.kh * g.kw * g.cin, 4))
@@ -457,19 +450,19 @@ def _kernel_needs(op: _Op, model: _Model, target: Target, kernels: str) -> tuple
                 n.scratch.append(0 if small else 2 * g.cin * g.kh * g.kw)
             elif library == "esp-nn":
                 n.scratch.append(_esp_dw_scratch(g, mult, kernels[-3:]))
-    elif code == OP.FULLY_CONNECTED:
+    elif kind == "FULLY_CONNECTED":
         w = t[op.inputs[1]]
         n.prepare = temps(*ins, op.outputs[0])
         if w.channels > 1:  # per-channel weights: arrays like conv's
             n.prepare += [("keep", per_channel, 4 * w.channels)] * 2
     else:
         n.prepare = temps(*ins, *op.outputs)
-        if code == OP.AVERAGE_POOL_2D and kernels == "cmsis-nn-dsp":
+        if kind == "AVERAGE_POOL_2D" and kernels == "cmsis-nn-dsp":
             n.scratch.append(4 * t[op.outputs[0]].shape[-1])   # arm_avgpool_s8 sums per channel
-        elif code == OP.SOFTMAX and library == "esp-nn":
+        elif kind == "SOFTMAX" and library == "esp-nn":
             x = t[op.inputs[0]]
             n.scratch.append(4 * (x.shape[1] if len(x.shape) > 1 else x.shape[0]))
-        elif code in (OP.MEAN, OP.SUM):
+        elif kind in ("MEAN", "SUM"):
             x, axes, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
             n.prepare = temps(ins[0], op.outputs[0], ins[1]) * 2
             n.scratch += [4 * len(x.shape), 4 * int(np.prod(axes.shape, dtype=np.int64)),
@@ -585,19 +578,19 @@ class _Arena:
         return self.need + (self.r - self.need) % ALIGN
 
 
-def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, planned: int,
+def _replay(model: _Model, sizes: StructSizes, needs: list[_Needs], scratch: int, planned: int,
             head: int, end_mod16: int = 0) -> _Arena:
     """Every arena allocation TFLM makes while loading the model, in its order."""
-    a, p = _Arena(end_mod16), target.pointer
-    request = target.scratch_request
+    a, p = _Arena(end_mod16), sizes.pointer
+    request = sizes.scratch_request
     # MicroAllocator::Create and StartModelAllocation
-    a.keep("allocator objects", target.allocator_objects, p)
-    a.keep("allocator objects", target.builtin_allocator, p)
+    a.keep("allocator objects", sizes.allocator_objects, p)
+    a.keep("allocator objects", sizes.builtin_allocator, p)
     a.resize_head(request * 12)                                  # room for 12 scratch requests
-    a.keep("allocator objects", target.subgraph_allocations, p)
-    a.keep("TfLiteEvalTensor (every tensor)", target.eval_tensor * len(model.tensors), p)
+    a.keep("allocator objects", sizes.subgraph_allocations, p)
+    a.keep("TfLiteEvalTensor (every tensor)", sizes.eval_tensor * len(model.tensors), p)
     if model.ops:
-        a.keep("NodeAndRegistration (every op)", target.node * len(model.ops), p)
+        a.keep("NodeAndRegistration (every op)", sizes.node * len(model.ops), p)
     # PrepareNodeAndRegistrationDataFromFlatbuffer: each op's builtin parameters
     for n in needs:
         if n.params:
@@ -612,9 +605,9 @@ def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, pl
         for step in n.prepare:
             if step[0] == "temp":
                 t = model.tensors[step[1]]
-                a.temporary(target.tflite_tensor, p)
+                a.temporary(sizes.tflite_tensor, p)
                 if t.channels:
-                    a.temporary(target.affine_quantization, p)
+                    a.temporary(sizes.affine_quantization, p)
                     a.temporary(4 + 4 * t.channels, 4)
             else:
                 a.keep(step[1], step[2], ALIGN)
@@ -623,12 +616,12 @@ def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, pl
         a.resize_head(request * (requests + 12))
     # FinishModelAllocation: scratch handles, variables, then the plan is made
     if scratch:
-        a.keep("scratch buffer handles", target.scratch_handle * scratch, p)
+        a.keep("scratch buffer handles", sizes.scratch_handle * scratch, p)
     for t in model.tensors:
         if t.variable and not (model.offline and model.offline[t.index] >= 0):
             a.keep("variable tensors", t.nbytes, ALIGN)
     a.temporary(p, p)                                            # subgraph offsets
-    a.temporary(target.allocation_info * (len(model.tensors) + scratch), p)
+    a.temporary(sizes.allocation_info * (len(model.tensors) + scratch), p)
     a.planner(planned)
     a.free_temporaries()
     a.resize_head(head)                                          # the memory plan
@@ -636,9 +629,9 @@ def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, pl
     for group in (model.inputs, model.outputs):
         a.keep("input/output TfLiteTensors", p * len(group), ALIGN)  # the pointer array
         for i in group:
-            a.keep("input/output TfLiteTensors", target.tflite_tensor, p)
+            a.keep("input/output TfLiteTensors", sizes.tflite_tensor, p)
             if model.tensors[i].channels:
-                a.keep("input/output TfLiteTensors", target.affine_quantization, p)
+                a.keep("input/output TfLiteTensors", sizes.affine_quantization, p)
                 a.keep("input/output TfLiteTensors", 4 + 4 * model.tensors[i].channels, 4)
     return a
 
@@ -647,28 +640,35 @@ def _replay(model: _Model, target: Target, needs: list[_Needs], scratch: int, pl
 # The arena
 # ---------------------------------------------------------------------------------------------
 
-def plan_arena(model: bytes, arch: str = "host", kernels: str = "reference") -> ArenaPlan:
-    """TFLite Micro's tensor arena for `model` (the bytes of an int8 .tflite file).
+def plan_arena(model: TFLiteModel | bytes, arch: str = "host",
+               kernels: str = "reference") -> ArenaPlan:
+    """TFLite Micro's tensor arena for `model` (a TFLiteModel, or the bytes of an int8 .tflite).
 
     arch: "host" (x86-64, what the tflite-micro wheel measures), "arm" (arm-none-eabi, e.g.
     the Nano 33 BLE Sense's Cortex-M4F) or "xtensa" (ESP32-S3).
     kernels: "reference", "cmsis-nn-dsp" (Cortex-M4/M7), "cmsis-nn-m0" (no DSP),
     "esp-nn-1.2" or "esp-nn-1.1" (ESP32-S3).
+    Planned once per model: asking again with the same TFLiteModel returns the same plan.
     """
-    if arch not in TARGETS:
-        raise EdgekitError(f"unknown arch '{arch}'; choose one of {', '.join(TARGETS)}")
+    if arch not in STRUCT_SIZES:
+        raise EdgekitError(f"unknown arch '{arch}'; choose one of {', '.join(STRUCT_SIZES)}")
     if kernels not in KERNELS[arch]:
         raise EdgekitError(f"kernels '{kernels}' do not run on arch '{arch}'; choose one of "
                            f"{', '.join(KERNELS[arch])}")
-    target = TARGETS[arch]
-    m = _read(model)
+    model = model_of(model)
+    return model.memo(("arena", arch, kernels), lambda: _plan(model, arch, kernels))
+
+
+def _plan(model: TFLiteModel, arch: str, kernels: str) -> ArenaPlan:
+    sizes = STRUCT_SIZES[arch]
+    m = model.memo("arena view", lambda: _view(model.parsed))
     notes = []
 
     # 1-3: lifetimes and what every kernel asks for
     first, last = _lifetimes(m)
     needs = []
     for op in m.ops:
-        n, known = _kernel_needs(op, m, target, kernels)
+        n, known = _kernel_needs(op, m, sizes, kernels)
         if not known:
             notes.append(f"op {op.index} ({op.name}): its persistent sizes are not known to "
                          "edgekit; the tail may be low by up to ~100 B")
@@ -704,16 +704,31 @@ def plan_arena(model: bytes, arch: str = "host", kernels: str = "reference") -> 
     peak_op = int(np.argmax(peak_ops)) if peak_ops else 0
 
     # 5: the tail, and what loading needs, by replaying the allocator
-    arena = _replay(m, target, needs, s, len(placements), head)
-    minimum = min(_replay(m, target, needs, s, len(placements), head, r).minimum()
+    arena = _replay(m, sizes, needs, s, len(placements), head)
+    minimum = min(_replay(m, sizes, needs, s, len(placements), head, r).minimum()
                   for r in range(ALIGN))
     return ArenaPlan(arch, kernels, head, arena.used, head + arena.used, minimum,
                      scratch_per_op, peak_op, peak_ops, placements, arena.items, notes)
 
 
-def device_arena(model: bytes, board: str) -> ArenaPlan:
-    """The arena on a course board: "nano33ble" or "stm32l4r5" (Cortex-M4F, CMSIS-NN) or
-    "esp32s3" (ESP-NN 1.2)."""
-    if board not in BOARDS:
-        raise EdgekitError(f"unknown board '{board}'; choose one of {', '.join(BOARDS)}")
-    return plan_arena(model, *BOARDS[board])
+def device_arena(model: TFLiteModel | bytes, board) -> ArenaPlan:
+    """The arena on a TFLite Micro board: a board descriptor (`edgekit.targets.load_board`) or
+    its key, e.g. "nano33ble" (Cortex-M4F, CMSIS-NN) or "esp32s3" (ESP-NN)."""
+    if isinstance(board, str):
+        from ..targets import load_board
+        board = load_board(board)
+    if board.runtime != "tflm":
+        raise EdgekitError(f"board '{board.key}' runs {board.runtime}, not TFLite Micro, so it has "
+                           "no tensor arena; choose a TFLite Micro board")
+    return plan_arena(model, board.arch, kernel_library(board.kernels) or "reference")
+
+
+def kernel_scratch(model: TFLiteModel | bytes, arch: str, kernels: str) -> int:
+    """Extra arena bytes a board's optimized kernels (descriptor `kernels`, e.g. "cmsis-nn") need
+    over TFLM's reference kernels; 0 for boards that run the reference kernels."""
+    library = kernel_library(kernels)
+    if library is None:
+        return 0
+    model = model_of(model)
+    return max(plan_arena(model, arch, library).minimum
+               - plan_arena(model, arch, "reference").minimum, 0)
