@@ -18,10 +18,10 @@ import pytest
 import serial
 
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
-from edgekit.board import BoardClient, VirtualBoard, fixed3, serve_pty
-from edgekit.board import stand_in
-from edgekit.board.client import BoardError, BoardReplyError, channel_mask
-from edgekit.board.virtual import VirtualSensor
+from edgekit.protocol import BoardClient, VirtualBoard, fixed3, serve_pty
+from edgekit.protocol import stand_in
+from edgekit.protocol.client import BoardError, BoardReplyError, channel_mask
+from edgekit.protocol.virtual import VirtualSensor
 from edgekit.errors import EdgekitError
 from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
@@ -60,7 +60,7 @@ def test_full_cycle(client, model_path, sample, expected):
     assert info["model_sha256"] == hashlib.sha256(model).hexdigest()
     assert info["board"] == "nano33ble" and info["protocol"] == 1
     assert info["firmware"].startswith("edgekit-virtual ")
-    assert info["arena_bytes"] == sim["arena_bytes"] and info["flash_used"] == sim["flash_bytes"]
+    assert info["arena_bytes"] == sim.arena_bytes and info["flash_used"] == sim.flash_bytes
     assert 0 < info["arena_used"] <= info["arena_bytes"]
     assert info["clock_hz"] == 64_000_000
     assert (info["input_bytes"], info["input_dtype"]) == (768, "int8")
@@ -74,16 +74,16 @@ def test_full_cycle(client, model_path, sample, expected):
 
     r = client.infer(10, 1)
     assert (r["n"], r["warmup"], r["recovered"]) == (10, 1, False)
-    assert abs(r["latency_us"] - sim["latency_ms"] * 1000) <= 1.0  # the simulator's latency, 1 us/inference
+    assert abs(r["latency_us"] - sim.latency_ms * 1000) <= 1.0  # the simulator's latency, 1 us/inference
     assert client.raw() == expected                                # TFLite Micro's int8 outputs, exactly
     scale, zp = 1 / 256, -128                                      # the softmax output's quantization
     assert r["results"] == pytest.approx([(q - zp) * scale for q in expected], abs=0.0006)
     assert client.results() == r["results"]
 
     layers = client.layers()
-    assert [op for _, op, _ in layers] == [row["op"] for row in sim["layers"]]
-    assert [i for i, _, _ in layers] == list(range(len(sim["layers"])))
-    for (_, _, us), row in zip(layers, sim["layers"]):
+    assert [op for _, op, _ in layers] == [row["op"] for row in sim.layers]
+    assert [i for i, _, _ in layers] == list(range(len(sim.layers)))
+    for (_, _, us), row in zip(layers, sim.layers):
         assert abs(us - row["latency_ms"] * 1000) <= 0.5
     t = client.timestamp()
     assert t >= r["t1_us"]
@@ -126,7 +126,7 @@ def _runner_command(port, cmd: str, timeout: float = 5.0) -> list[str]:
 def test_mlperf_runner_conversation(how, model_path, sample, expected):
     board = stop = None
     if how == "sim":
-        import edgekit.board  # noqa: F401  (registers sim://)
+        import edgekit.protocol  # noqa: F401  (registers sim://)
         port = serial.serial_for_url(f"sim://nano33ble?model={model_path}", timeout=0.05)
     else:
         board = VirtualBoard("nano33ble", model_path.read_bytes())
@@ -360,7 +360,7 @@ def test_stand_in_matches_cpp_harness(tmp_path):
 def test_serve_cli(model_path):
     """`edgekit board serve` prints the pty path, serves, and exits 0 on Ctrl-C without a traceback."""
     code = ("import argparse, sys\n"
-            "from edgekit.board import add_cli, run_board\n"
+            "from edgekit.protocol import add_cli, run_board\n"
             "p = argparse.ArgumentParser(prog='edgekit'); sub = p.add_subparsers(dest='command')\n"
             "add_cli(sub)\n"
             "sys.exit(run_board(p.parse_args(sys.argv[1:])))\n")

@@ -25,6 +25,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import EdgekitError
+from ..runtime import litert
+from ..runtime.tflm import child_env, tflm_available, tflm_messages
 
 FIRST_ARENA = 64 * 2**20  # as run_tflm: untouched arena pages cost nothing
 
@@ -104,7 +106,6 @@ class TflmWorker:
 
     def __init__(self, model: bytes, inputs: list[tuple[tuple[int, ...], str]], n_outputs: int,
                  timeout: float = 60.0):
-        from ..runtime.tflm import _child_env, tflm_available
         ok, why = tflm_available()
         if not ok:
             raise EdgekitError(f"cannot run TFLite Micro: {why}")
@@ -112,7 +113,7 @@ class TflmWorker:
         self._lock = threading.Lock()
         self._dir = tempfile.TemporaryDirectory(prefix="edgekit-tflm-worker-")
         self._log = os.path.join(self._dir.name, "tflm.log")
-        self._proc = subprocess.Popen([sys.executable, "-c", WORKER, self._log], env=_child_env(),
+        self._proc = subprocess.Popen([sys.executable, "-c", WORKER, self._log], env=child_env(),
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, cwd=self._dir.name)
         self._send(model)
@@ -155,14 +156,13 @@ class TflmWorker:
         return bytes(buf)
 
     def _died(self):
-        from ..runtime.tflm import _tflm_messages
         try:
             self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
         code = self._proc.returncode
         log = open(self._log, errors="replace").read() if os.path.exists(self._log) else ""
-        phase, said = _tflm_messages(log)
+        phase, said = tflm_messages(log)
         self.close()
         how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
         raise EdgekitError(f"TFLite Micro's worker process died ({how}) while {phase}"
@@ -209,7 +209,6 @@ class LiteRTRunner:
     """LiteRT in this process (fast to start; used for the Pi, the Coral and without TFLite Micro)."""
 
     def __init__(self, model: bytes, inputs, n_outputs: int):
-        from ..runtime import litert
         self._model = model
         self._it = litert.load(model)
         self._inputs = [(d["index"], tuple(d["shape"]), np.dtype(d["dtype"])) for d in self._it.get_input_details()]
@@ -242,7 +241,6 @@ class ModelRunner:
                  runtime: str = "auto", cache: int = 64):
         self.model, self.inputs, self.n_outputs = model, inputs, n_outputs
         if runtime == "auto":
-            from ..runtime.tflm import tflm_available
             runtime = "tflm" if tflm_available()[0] else "litert"
         self.runtime = runtime
         self._impl = None

@@ -3,12 +3,15 @@
     board = VirtualBoard("nano33ble", model_bytes)
     board.feed(b"name%")            # b"m-name-dut-[edgekit nano33ble]\r\nm-ready\r\n"
 
+It takes what the caller already has: a Board or its key, a TFLiteModel or bytes, and with
+simulation= the simulator's report for them (else it simulates the model itself).
+
 It answers exactly what edgekit's firmware answers, on a virtual clock: an inference takes the
 simulator's latency for the target (simulate(model, key)["latency_ms"]), `layers%` reports the
 simulator's per-layer latencies, and the outputs are computed by TFLite Micro (LiteRT where TFLite
 Micro is unavailable, and for the Pi and Coral), once per distinct input, in a persistent child
 process. `stand_in=True` (or no model) runs the stand-in model of the C++ host harness instead
-(board/stand_in.py documents it): no TFLite, fixed timings, byte-identical replies.
+(protocol/stand_in.py documents it): no TFLite, fixed timings, byte-identical replies.
 
 Every reply (texts, errors, order, number formats) follows the C++ protocol core,
 firmware/common/edgekit_protocol.cpp, which the real firmware runs.
@@ -22,7 +25,7 @@ Sensors (for `stream`) are VirtualSensor(name, channels, max_rate_hz, samples_pe
 source(sensor, channels, rate_hz, first_sample, count) -> int16 array (count, channels), all the
 sensor's channels: `stream`'s optional channel mask selects columns of it, as the firmware core
 keeps the masked channels of every Sensor::read(). By default the board descriptor's sensors
-(descriptor_sensors) with edgekit.capture.simulated.SimulatedSensors: plausible IMU gestures,
+(descriptor_sensors) with edgekit.sim.sensors.SimulatedSensors: plausible IMU gestures,
 speech-like audio, drifting room readings and camera stills, shaped by label=, seed=, revision= and
 recording= (the sim:// options of the same names); pass `sensors=` a source callable (used for
 every descriptor sensor; `synthetic_source` gives counter, triangle and square waves) or a list of
@@ -30,7 +33,6 @@ VirtualSensors, or call add_sensor(). Stand-in boards also have the harness's "c
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -39,7 +41,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import EdgekitError
+from ..sim.sensors import SimulatedSensors, synthetic_source
+from ..sim.simulate import simulate
+from ..targets import Board, load_board
+from ..tflite_file import TFLiteModel, model_of, tensor_type_name
 from . import stand_in as standin
+from .model_runner import ModelRunner
 from .wire import (BAUD, DBX_CHUNK, FRAME_BYTES, HELP, MAX_CHANNELS, MAX_COMMAND, MAX_TOKENS, PROFILE,
                    PROTOCOL_VERSION, WRAP)
 
@@ -48,28 +55,10 @@ SensorSource = Callable[[str, int, float, int, int], np.ndarray]
 
 def _version() -> str:
     try:
-        from .. import __version__
+        from .. import __version__  # lazy: edgekit/__init__ sets it only after importing its subpackages
         return __version__
     except Exception:  # pragma: no cover
         return "0"
-
-
-def synthetic_source(sensor: str, channels: int, rate_hz: float, first: int, count: int) -> np.ndarray:
-    """Deterministic int16 samples (count, channels) for sample numbers first .. first+count-1.
-
-    Channel c, sample k (integers only, so C++ can reproduce it bit for bit):
-      c % 3 == 0: counter  (k + c) mod 32768
-      c % 3 == 1: triangle t = (k + 8c) mod 64; (t if t < 32 else 64 - t) * 1000 - 16000
-      c % 3 == 2: square   8000 if ((k + 8c) // 32) is odd else -8000
-    """
-    k = np.arange(first, first + count, dtype=np.int64)[:, None]
-    c = np.arange(channels, dtype=np.int64)[None, :]
-    counter = (k + c) % 32768
-    t = (k + 8 * c) % 64
-    tri = np.where(t < 32, t, 64 - t) * 1000 - 16000
-    sq = np.where(((k + 8 * c) // 32) % 2 == 1, 8000, -8000)
-    out = np.where(c % 3 == 0, counter, np.where(c % 3 == 1, tri, sq))
-    return out.astype(np.int16)
 
 
 def fixed3(v: float) -> str:
@@ -155,13 +144,16 @@ class BoardModel:
         return sum(t.nbytes for t in self.inputs)
 
 
-def tflite_board_model(model: bytes, board, tag: str | None = None, runtime: str = "auto") -> BoardModel:
-    """A .tflite model on a board: timings and memory from the simulator, outputs from TFLM/LiteRT."""
-    from ..sim.simulate import simulate
-    from ..tflite_file import read_model, tensor_type_name
-    from .model_runner import ModelRunner
-    m = read_model(model, "model")
-    sg = m.subgraphs[0]
+def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str | None = None,
+                       runtime: str = "auto", simulation=None) -> BoardModel:
+    """A .tflite model on a board: timings and memory from the simulator, outputs from TFLM/LiteRT.
+
+    simulation: the simulator's report for this model on this board when the caller already has it
+    (simulate()'s report, or a dict with "latency_ms", "layers" with "op" and "latency_ms" each,
+    "arena_bytes", "flash_bytes"); else it is computed here."""
+    model = model_of(model)
+    board = _board_of(board)
+    sg = model.parsed.subgraphs[0]
 
     def tensor(i) -> Tensor:
         t = sg.tensors[i]
@@ -177,12 +169,13 @@ def tflite_board_model(model: bytes, board, tag: str | None = None, runtime: str
         return Tensor(int(np.prod(shape)) * item, dtype, shape, scale, zp)
 
     inputs, outputs = [tensor(i) for i in sg.inputs], [tensor(i) for i in sg.outputs]
-    report = simulate(model, board.key)
+    report = simulation if simulation is not None else simulate(model, board)
+    # a report as a dict (JSON) or as simulate()'s ProfileReport
+    value = report.get if isinstance(report, dict) else lambda key: getattr(report, key, None)
     if runtime == "auto" and board.runtime != "tflm":
         runtime = "litert"  # the Pi and the Coral run LiteRT
-    runner = ModelRunner(model, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
-    sha = hashlib.sha256(model).hexdigest()
-    arena = int(report.get("arena_bytes") or 0)
+    runner = ModelRunner(model.data, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
+    arena = int(value("arena_bytes") or 0)
 
     def arena_used() -> int:
         try:
@@ -199,11 +192,15 @@ def tflite_board_model(model: bytes, board, tag: str | None = None, runtime: str
             return str(e)
 
     return BoardModel(
-        tag=tag or "edgekit", sha256=sha, firmware=f"edgekit-virtual {_version()}", inputs=inputs,
-        outputs=outputs, latency_us=float(report["latency_ms"]) * 1000.0,
-        layers=[(row["op"], float(row["latency_ms"]) * 1000.0) for row in report["layers"]],
-        arena_bytes=arena, flash_used=int(report.get("flash_bytes") or len(model)),
+        tag=tag or "edgekit", sha256=model.sha256, firmware=f"edgekit-virtual {_version()}", inputs=inputs,
+        outputs=outputs, latency_us=float(value("latency_ms")) * 1000.0,
+        layers=[(row["op"], float(row["latency_ms"]) * 1000.0) for row in value("layers")],
+        arena_bytes=arena, flash_used=int(value("flash_bytes") or len(model.data)),
         run=runner.run, arena_used=arena_used, close=runner.close, ready=ready)
+
+
+def _board_of(board: Board | str) -> Board:
+    return board if isinstance(board, Board) else load_board(board)
 
 
 def stand_in_board_model(tag: str | None = None) -> BoardModel:
@@ -230,15 +227,14 @@ class VirtualSensor:
 
 
 def descriptor_sensors(board, source: SensorSource | None = None, revision: str | None = None) -> list[VirtualSensor]:
-    """The stream sensors a virtual board offers, as the sensor contract (issue 6) and edgekit's
+    """The stream sensors a virtual board offers, as the sensor contract and edgekit's
     firmware define them: every sensor of the descriptor with a max_rate_hz (first of each name, or
     the given revision, e.g. "Rev2"), all its channels (the Nano's IMU streams 9), up to that rate;
     "adc" (3 channels, 1000 Hz) on every MCU board even when the descriptor does not list it.
     Frames are as full as 96 bytes allow (the microphone and camera's 48 samples), except that the
     slow sensors (at most 50 Hz) send one sample per frame, so a reading is not held back for
-    seconds. The default source is edgekit.capture.simulated.SimulatedSensors (plausible signals)."""
+    seconds. The default source is edgekit.sim.sensors.SimulatedSensors (plausible signals)."""
     if source is None:
-        from ..capture.simulated import SimulatedSensors
         source = SimulatedSensors(board, revision=revision)
     chosen: dict = {}
     for s in board.sensors:
@@ -279,24 +275,22 @@ class VirtualBoard:
     reboot() -> bytes: the board restarts and forgets its input, results and stream.
     """
 
-    def __init__(self, target_key: str, model: bytes | None = None, stand_in: bool = False, seed: int = 0,
-                 sensors: SensorSource | list[VirtualSensor] | None = None, model_tag: str | None = None,
-                 runtime: str = "auto", label: str | None = None, revision: str | None = None,
-                 recording: int = 0):
-        from ..targets import load_board
-        self.board = load_board(target_key)
+    def __init__(self, board: Board | str, model: TFLiteModel | bytes | None = None, stand_in: bool = False,
+                 seed: int = 0, sensors: SensorSource | list[VirtualSensor] | None = None,
+                 model_tag: str | None = None, runtime: str = "auto", label: str | None = None,
+                 revision: str | None = None, recording: int = 0, simulation=None):
+        self.board = _board_of(board)
         self.key = self.board.key
         if stand_in and model is not None:
             raise EdgekitError("give a model or stand_in=True, not both; the stand-in ignores models")
         self.stand_in = stand_in or model is None
         self.seed = seed
         self.model = stand_in_board_model(model_tag) if self.stand_in else \
-            tflite_board_model(bytes(model), self.board, model_tag, runtime)
+            tflite_board_model(model, self.board, model_tag, runtime, simulation)
         if isinstance(sensors, list):
             self.sensors = {s.name: s for s in sensors}
         else:
             if sensors is None:  # plausible signals; label, seed and recording shape them
-                from ..capture.simulated import SimulatedSensors
                 sensors = SimulatedSensors(self.board, label=label, seed=seed, revision=revision,
                                            recording=recording)
             self.sensors = {s.name: s for s in descriptor_sensors(self.board, sensors, revision)}

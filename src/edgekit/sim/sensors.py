@@ -1,7 +1,10 @@
-"""Plausible, deterministic sensor signals for the virtual board: a class can do week 4 without boards.
+"""A simulator of a board's sensors: plausible, deterministic signals for virtual boards, so a
+class can record data without boards.
 
     source = SimulatedSensors(load_board("nano33ble"), label="wave", seed=3)
     VirtualBoard("nano33ble", sensors=source)          # sim://nano33ble?label=wave&seed=3 does this
+
+`synthetic_source` is the plain alternative: counter, triangle and square waves, exact in integers.
 
 `source(sensor, channels, rate_hz, first, count)` returns the int16 samples (count, channels) the
 firmware would send: physical values divided by the descriptor's scales (targets/*.toml), rounded
@@ -31,9 +34,29 @@ import zlib
 
 import numpy as np
 
+from ..errors import EdgekitError
+
 GESTURES = ("idle", "wave", "punch", "circle")
 BLOCK = 4096                     # samples computed at once (and cached) per sensor
 SILENT_LABELS = ("idle", "silence", "noise", "background", "_background_noise_", "_silence_")
+
+
+def synthetic_source(sensor: str, channels: int, rate_hz: float, first: int, count: int) -> np.ndarray:
+    """Deterministic int16 samples (count, channels) for sample numbers first .. first+count-1.
+
+    Channel c, sample k (integers only, so C++ can reproduce it bit for bit):
+      c % 3 == 0: counter  (k + c) mod 32768
+      c % 3 == 1: triangle t = (k + 8c) mod 64; (t if t < 32 else 64 - t) * 1000 - 16000
+      c % 3 == 2: square   8000 if ((k + 8c) // 32) is odd else -8000
+    """
+    k = np.arange(first, first + count, dtype=np.int64)[:, None]
+    c = np.arange(channels, dtype=np.int64)[None, :]
+    counter = (k + c) % 32768
+    t = (k + 8 * c) % 64
+    tri = np.where(t < 32, t, 64 - t) * 1000 - 16000
+    sq = np.where(((k + 8 * c) // 32) % 2 == 1, 8000, -8000)
+    out = np.where(c % 3 == 0, counter, np.where(c % 3 == 1, tri, sq))
+    return out.astype(np.int16)
 
 
 def _h(text: str) -> int:
@@ -227,7 +250,6 @@ class SimulatedSensors:
         self.label, self.seed, self.first_recording = label, int(seed), int(recording)
         known = sorted({s.revision for s in board.sensors if s.revision})
         if revision and revision not in known:
-            from ..errors import EdgekitError
             raise EdgekitError(f"{board.key} has no revision '{revision}'; use one of: {', '.join(known) or 'none'}")
         self.specs = {}
         for s in board.sensors:   # one spec per name: the asked revision, else the first listed
@@ -252,7 +274,6 @@ class SimulatedSensors:
     def __call__(self, sensor: str, channels: int, rate_hz: float, first: int, count: int) -> np.ndarray:
         spec = self.specs.get(sensor)
         if spec is None:
-            from ..board.virtual import synthetic_source
             return synthetic_source(sensor, channels, rate_hz, first, count)
         values = self.physical(sensor, rate_hz, first, count)
         if sensor == "camera":  # already the RGB565 bit pattern
