@@ -1,6 +1,6 @@
 """Virtual boards behind serial ports: a pyserial URL handler (sim://) and a real pseudo-terminal.
 
-    import edgekit.board, serial
+    import edgekit.protocol, serial
     port = serial.serial_for_url("sim://nano33ble?model=out/m_int8.tflite", timeout=1)
     port.write(b"name%"); port.read_until(b"m-ready\\r\\n")
 
@@ -10,13 +10,13 @@ URL: sim://<target>[?options], options (query parameters):
   seed=<N>         seeds the fault injection and the simulated sensor signals
   tag=<text>       the model tag profile% prints (default "edgekit", as the firmware)
   label=<text>     what the simulated sensors show (imu: idle, wave, punch, circle; microphone: a
-                   word-like burst whose spectrum depends on the label), edgekit.capture.simulated
+                   word-like burst whose spectrum depends on the label), edgekit.sim.sensors
   revision=<Rev>   the board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)
   recording=<N>    number of the first recording (each stream is a new one with its own variation)
-  and the faults of board/faults.py: drop, corrupt, garbage, split, lose_ready, corrupt_dbx,
+  and the faults of protocol/faults.py: drop, corrupt, garbage, split, lose_ready, corrupt_dbx,
   corrupt_in, reset_after, vanish_after, unplug_frames, banner, realtime.
 
-pyserial finds the handler as edgekit.board.protocol_sim (importing edgekit.board registers the
+pyserial finds the handler as edgekit.protocol.protocol_sim (importing edgekit.protocol registers the
 package in serial.protocol_handler_packages).
 
 serve_pty(board) serves a VirtualBoard on a real pseudo-terminal (any serial program can open the
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -83,7 +84,18 @@ class SimSerial(SerialBase):
         self.board: VirtualBoard | None = None
         self.link: Link | None = None
         self._rx = bytearray()
+        self._owns_board = True
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def attached(cls, board: VirtualBoard, faults: Faults | None = None, timeout: float | None = None) -> SimSerial:
+        """An open port (named sim://<key>) in front of a VirtualBoard the caller already built, e.g.
+        BoardClient(SimSerial.attached(vb)). Closing the port leaves the board to its owner."""
+        port = cls(timeout=timeout)
+        port._port = f"sim://{board.key}"
+        port.board, port.link, port._owns_board = board, Link(board, faults or Faults()), False
+        port.is_open = True
+        return port
 
     def open(self):
         if self.is_open:
@@ -98,7 +110,7 @@ class SimSerial(SerialBase):
     def close(self):
         if self.is_open:
             self.is_open = False
-            if self.board is not None:
+            if self.board is not None and self._owns_board:
                 self.board.close()
         super().close()
 
@@ -284,8 +296,8 @@ def add_cli(subparsers) -> None:
     s.add_argument("--model", help="int8 .tflite the board runs (default: the stand-in model)")
     s.add_argument("--stand-in", action="store_true", help="run the C++ host harness's stand-in model")
     s.add_argument("--faults", default="", help="fault injection as URL query options, e.g. "
-                   "'split=1&drop=0.001&seed=3' (see edgekit/board/faults.py)")
-    s.add_argument("--label", help="what the simulated sensors show, e.g. wave (edgekit.capture.simulated)")
+                   "'split=1&drop=0.001&seed=3' (see edgekit/protocol/faults.py)")
+    s.add_argument("--label", help="what the simulated sensors show, e.g. wave (edgekit.sim.sensors)")
     s.add_argument("--revision", help="board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)")
 
 
@@ -297,7 +309,6 @@ def run_board(args) -> int:
 
 def run_serve(args) -> int:
     """`edgekit board serve`: prints the device path, serves until Ctrl-C (exit 0) or SIGTERM."""
-    import signal
     model = None
     if getattr(args, "model", None):
         try:
