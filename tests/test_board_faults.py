@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
-from edgekit.board import BoardClient, Faults, VirtualBoard, serve_pty
-from edgekit.board.client import BoardError, BoardGone, BoardReset, BoardTimeout
+from edgekit.protocol import BoardClient, Faults, VirtualBoard, serve_pty
+from edgekit.protocol.client import BoardError, BoardGone, BoardReset, BoardTimeout
 from edgekit.runtime.tflm import tflm_available
 
 pytestmark = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")

@@ -1,6 +1,6 @@
 """Boards over USB serial: the protocol client, virtual boards and their transports.
 
-    from edgekit.board import BoardClient, VirtualBoard, serve_pty
+    from edgekit.protocol import BoardClient, VirtualBoard, serve_pty
     with BoardClient("/dev/ttyACM0") as b:            # or "sim://nano33ble?model=m_int8.tflite"
         b.info(); b.load(x.tobytes()); b.infer(10, 1); b.raw(); b.layers()
 
@@ -9,8 +9,8 @@ Importing this package registers it with pyserial, so serial.serial_for_url("sim
 """
 import serial as _serial
 
-if "edgekit.board" not in _serial.protocol_handler_packages:
-    _serial.protocol_handler_packages.append("edgekit.board")
+if "edgekit.protocol" not in _serial.protocol_handler_packages:
+    _serial.protocol_handler_packages.append("edgekit.protocol")
 
 from .client import (BoardClient, BoardError, BoardGone, BoardReplyError, BoardReset, BoardTimeout,  # noqa: E402
                      Frame, Stream)
