@@ -237,8 +237,9 @@ class BoardClient:
             port = os.fspath(port_or_serial)
             self.port = port.split("?", 1)[0] if "://" in port else port
             try:
-                self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=POLL_S,
-                                                 write_timeout=max(self.timeout, 1.0))
+                # pyserial's rfc2217:// client has no write timeout (it raises NotImplementedError)
+                limit = {} if port.lower().startswith("rfc2217://") else {"write_timeout": max(self.timeout, 1.0)}
+                self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=POLL_S, **limit)
             except EdgekitError:
                 raise
             except (SerialException, OSError, ValueError) as e:

@@ -21,12 +21,15 @@ package in serial.protocol_handler_packages).
 
 serve_pty(board) serves a VirtualBoard on a real pseudo-terminal (any serial program can open the
 path it returns); `edgekit board serve --target nano33ble [--model m.tflite]` does that from the shell.
+serve_rfc2217(board) serves it over TCP as an RFC 2217 port (rfc2217://host:port, which pyserial and
+so BoardClient and `edgekit capture --port` open like a local port): `edgekit board serve --rfc2217 PORT`.
 """
 from __future__ import annotations
 
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -34,6 +37,7 @@ import tty
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from serial.rfc2217 import PortManager
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
 from ..errors import EdgekitError
@@ -284,6 +288,87 @@ def serve_pty(board: VirtualBoard, faults: Faults | None = None) -> tuple[str, c
 
 
 # ---------------------------------------------------------------------------------------------
+# RFC 2217 over TCP
+# ---------------------------------------------------------------------------------------------
+
+class _Connection:
+    """What PortManager writes its Telnet replies to: the client's socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+def serve_rfc2217(board: VirtualBoard, faults: Faults | None = None, host: str = "127.0.0.1",
+                  port: int = 0) -> tuple[str, callable]:
+    """Serve `board` as an RFC 2217 serial port on host:port (0: a free port), one client at a
+    time. Returns (its rfc2217://host:port URL, stop); stop() is idempotent.
+
+    One thread accepts a client, then moves bytes between its socket (through pyserial's
+    PortManager, which answers the Telnet/RFC 2217 negotiation and the baud rate, modem line and
+    purge requests) and an attached SimSerial. The board and its faults outlive a client, as a real
+    board outlives a host that closes its port."""
+    try:
+        server = socket.create_server((host, port))
+    except OSError as e:
+        raise EdgekitError(f"cannot listen on {host}:{port} ({e.strerror}); pick another port, or 0 for a free one") from None
+    server.listen(1)
+    url = f"rfc2217://{host}:{server.getsockname()[1]}"
+    ser = SimSerial.attached(board, faults, timeout=0)
+    wake_r, wake_w = os.pipe()
+    done = threading.Event()
+
+    def serve_client(conn: socket.socket) -> None:
+        manager = PortManager(ser, _Connection(conn))
+        while not done.is_set():
+            nxt = ser.link.next_event()
+            timeout = 0.05 if nxt is None else max(0.0, min(0.05, nxt - time.monotonic()))
+            r, _, _ = select.select([conn, wake_r], [], [], timeout)
+            if wake_r in r:
+                return
+            if conn in r:
+                data = conn.recv(4096)
+                if not data:
+                    return  # the client closed the port
+                ser.write(b"".join(manager.filter(data)))
+            out = ser.read(ser.in_waiting)
+            if out:
+                conn.sendall(b"".join(manager.escape(out)))
+
+    def loop() -> None:
+        try:
+            while not done.is_set():
+                r, _, _ = select.select([server, wake_r], [], [])
+                if wake_r in r:
+                    break
+                conn, _ = server.accept()
+                with conn:
+                    try:
+                        serve_client(conn)
+                    except SerialException:
+                        break  # the board vanished (a fault): its port is gone for good
+                    except OSError:
+                        pass  # the client went away mid-reply; wait for the next one
+        finally:
+            server.close()
+
+    thread = threading.Thread(target=loop, name=f"edgekit-rfc2217-{board.key}", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        if not done.is_set():
+            done.set()
+            os.write(wake_w, b"x")
+            thread.join(timeout=2)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    return url, stop
+
+
+# ---------------------------------------------------------------------------------------------
 # edgekit board serve
 # ---------------------------------------------------------------------------------------------
 
@@ -291,7 +376,8 @@ def add_cli(subparsers) -> None:
     """Adds `edgekit board ...` to the CLI's subparsers; dispatch with run_board(args)."""
     b = subparsers.add_parser("board", help="talk to boards over the serial protocol, or serve a virtual one")
     sub = b.add_subparsers(dest="board_command", required=True, metavar="SUBCOMMAND")
-    s = sub.add_parser("serve", help="serve a virtual board on a pseudo-terminal (prints its path)")
+    s = sub.add_parser("serve", help="serve a virtual board on a pseudo-terminal or over RFC 2217 (prints "
+                       "the path or URL to open)")
     s.add_argument("--target", required=True, help="nano33ble, esp32s3, rpi4, coral or stm32l4r5")
     s.add_argument("--model", help="int8 .tflite the board runs (default: the stand-in model)")
     s.add_argument("--stand-in", action="store_true", help="run the C++ host harness's stand-in model")
@@ -299,6 +385,10 @@ def add_cli(subparsers) -> None:
                    "'split=1&drop=0.001&seed=3' (see edgekit/protocol/faults.py)")
     s.add_argument("--label", help="what the simulated sensors show, e.g. wave (edgekit.sim.sensors)")
     s.add_argument("--revision", help="board revision whose sensors to simulate (nano33ble: Rev1 or Rev2)")
+    s.add_argument("--rfc2217", type=int, metavar="PORT", help="serve over TCP as an RFC 2217 port instead of "
+                   "a pseudo-terminal (0: a free port); open it as rfc2217://HOST:PORT")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on with --rfc2217 (default 127.0.0.1; "
+                   "0.0.0.0 serves every network, with no authentication)")
 
 
 def run_board(args) -> int:
@@ -308,7 +398,8 @@ def run_board(args) -> int:
 
 
 def run_serve(args) -> int:
-    """`edgekit board serve`: prints the device path, serves until Ctrl-C (exit 0) or SIGTERM."""
+    """`edgekit board serve`: prints the device path (or rfc2217:// URL), serves until Ctrl-C or
+    SIGTERM (exit 0)."""
     model = None
     if getattr(args, "model", None):
         try:
@@ -320,7 +411,10 @@ def run_serve(args) -> int:
     faults = Faults.from_options(dict(parse_qsl(getattr(args, "faults", "") or "", keep_blank_values=True)))
     board = VirtualBoard(args.target, model, stand_in=model is None, seed=faults.seed,
                          label=getattr(args, "label", None), revision=getattr(args, "revision", None))
-    path, stop = serve_pty(board, faults)
+    if getattr(args, "rfc2217", None) is not None:
+        path, stop = serve_rfc2217(board, faults, args.host, args.rfc2217)
+    else:
+        path, stop = serve_pty(board, faults)
     what = "the stand-in model" if board.stand_in else f"{Path(args.model).name} (sha256 {board.model.sha256[:12]}...)"
     print(path, flush=True)
     print(f"serving a virtual {board.key} running {what} on {path}; Ctrl-C to stop", file=sys.stderr, flush=True)
