@@ -562,7 +562,7 @@ class BoardClient:
                     if idempotent:
                         continue
                     raise BoardError(f"the board at {self.port} received '{_short(cmd)}' garbled ({err}); "
-                                     "check the cable and the baud rate (115200), then run again")
+                                     f"check the cable and the baud rate ({BAUD}), then run again")
                 if not m and idempotent and not any(x in err for x in LEGIT_ERRORS):
                     problem = f"an error it cannot give to '{_short(cmd)}' ({err}): a garbled command"
                     self._dirty = True
@@ -583,14 +583,14 @@ class BoardClient:
                                      "nothing of it was used: check the cable and run again") from None
         if timed_out_silent:
             raise BoardTimeout(f"board at {self.port} did not answer '{_short(cmd)}' within {line_timeout:g} s "
-                               f"({attempts} tries); is it running edgekit firmware at 115200 baud?")
+                               f"({attempts} tries); is it running edgekit firmware at {BAUD} baud?")
         raise BoardError(f"the board at {self.port} answered '{_short(cmd)}' {attempts} times without a "
-                         f"usable reply (last: {problem}); check the cable and the baud rate (115200)")
+                         f"usable reply (last: {problem}); check the cable and the baud rate ({BAUD})")
 
     def _timeout_error(self, cmd: str, lines: list[str], line_timeout: float) -> BoardTimeout:
         if not lines:
             return BoardTimeout(f"board at {self.port} did not answer '{_short(cmd)}' within {line_timeout:g} s; "
-                                "is it running edgekit firmware at 115200 baud?")
+                                f"is it running edgekit firmware at {BAUD} baud?")
         used = "its results are not used: run it again" if cmd.startswith("infer") else "run it again"
         return BoardTimeout(f"board at {self.port} stopped answering '{_short(cmd)}' after '{lines[-1][:60]}' "
                             f"(no m-ready within {line_timeout:g} s); {used}")
@@ -643,7 +643,7 @@ class BoardClient:
             self.events.append(f"two reads of '{what}' differed; reading again")
             first = second
         raise BoardError(f"the board at {self.port} gave a different '{what}' on every read: the link corrupts "
-                         "replies; check the cable (and the baud rate, 115200), then run again")
+                         f"replies; check the cable (and the baud rate, {BAUD}), then run again")
 
     # -- loading -------------------------------------------------------------------------------
     def _load_raw(self, data: bytes, legacy: bool) -> None:
@@ -785,7 +785,7 @@ class Stream:
             if line is None:
                 client._dirty = True
                 raise BoardTimeout(f"board at {client.port} did not answer '{cmd}' within {client.timeout:g} s; "
-                                   "is it running edgekit firmware at 115200 baud?")
+                                   f"is it running edgekit firmware at {BAUD} baud?")
             if line.startswith("e-["):
                 client._collect(client.timeout)
                 raise BoardReplyError(f"the board at {client.port} answered '{cmd}' with {line}; {_advice(line)}", line)
