@@ -13,8 +13,8 @@ import pytest
 import serial
 
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
-from edgekit.protocol import BoardClient, VirtualBoard
-from edgekit.protocol.transport import serve_rfc2217
+from edgekit.protocol import BoardClient, VirtualBoard, serve_rfc2217
+from edgekit.errors import EdgekitError
 from edgekit.runtime.tflm import tflm_available
 
 EDGEKIT = [sys.executable, "-m", "edgekit"]
@@ -117,3 +117,13 @@ def test_cli_serves_rfc2217_and_capture_records_every_sample(tmp_path):
     assert remote["via"].endswith(url)
     # the same board, label and seed: the same samples, byte for byte
     assert (tmp_path / "remote" / remote["file"]).read_bytes() == (tmp_path / "local" / local["file"]).read_bytes()
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    board = VirtualBoard("nano33ble", stand_in=True)
+    url, stop = serve_rfc2217(board)
+    try:
+        with pytest.raises(EdgekitError, match=r"cannot listen on 127\.0\.0\.1:\d+ .*pick another port"):
+            serve_rfc2217(board, port=int(url.rsplit(":", 1)[1]))
+    finally:
+        stop()
