@@ -9,6 +9,7 @@ import pytest
 
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.protocol import BoardClient, Faults, SimSerial, VirtualBoard
+from edgekit.errors import EdgekitError
 from edgekit.protocol import virtual
 from edgekit.runtime.tflm import tflm_available
 from edgekit.targets import load_board
@@ -55,6 +56,15 @@ def test_without_a_report_the_board_simulates(model_path):
         again.close()
     finally:
         vb.close()
+
+
+@NEEDS_TFLM
+def test_a_simulation_of_another_model_or_board_is_refused(model_path):
+    model = TFLiteModel(model_path.read_bytes())
+    with pytest.raises(EdgekitError, match="for model_sha256 0+, but this is"):
+        VirtualBoard("nano33ble", model, simulation={**REPORT, "model_sha256": "0" * 64})
+    with pytest.raises(EdgekitError, match="for target esp32s3, but this is nano33ble"):
+        VirtualBoard("nano33ble", model, simulation={**REPORT, "target": "esp32s3"})
 
 
 def test_attached_port_talks_to_the_callers_board_and_leaves_it_open():

@@ -172,6 +172,10 @@ def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str 
     report = simulation if simulation is not None else simulate(model, board)
     # a report as a dict (JSON) or as simulate()'s ProfileReport
     value = report.get if isinstance(report, dict) else lambda key: getattr(report, key, None)
+    for key, ours in (("model_sha256", model.sha256), ("target", board.key)):
+        if value(key) not in (None, ours):
+            raise EdgekitError(f"the simulation given is for {key} {value(key)}, but this is {ours}; pass "
+                               "the report of this model on this board, or none to simulate it here")
     if runtime == "auto" and board.runtime != "tflm":
         runtime = "litert"  # the Pi and the Coral run LiteRT
     runner = ModelRunner(model.data, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
