@@ -12,17 +12,16 @@ from .convert import Converted, convert
 from .deployment import deploy, profile
 from .errors import EdgekitError
 from .capture.api import load_dataset, stream
-
-__version__ = "0.1.0"
+from .export.onnx_export import export_onnx_graph
+from .importers import load
+from . import passes
+from .version import __version__
 __all__ = ["convert", "Converted", "deploy", "profile", "export_onnx", "EdgekitError", "stream", "load_dataset",
            "__version__"]
 
 
 def export_onnx(model, example_input, path):
     """Write a TinyTorch model as ONNX (the graph edgekit sees), e.g. to look at it in Netron."""
-    from .export.onnx_export import export_onnx_graph
-    from .importers import load
-    from . import passes
     src = load(model, example_input)
     graph = passes.optimize(src.graph).finalize()
     export_onnx_graph(graph, path)

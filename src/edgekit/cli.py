@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("--json", action="store_true", help="print the report as JSON")
         _add_budget_flags(d)
         d.add_argument("--plot", help="write a per-layer chart (PNG) of the Iron Law terms")
+        d.add_argument("--port", help="the board's serial port or URL instead of finding it: /dev/ttyACM0, "
+                       "rfc2217://host:4000, sim://nano33ble (default: $EDGEKIT_PORT)")
         d.add_argument("--host", help="run on a Raspberry Pi over ssh, e.g. pi@raspberrypi.local")
         d.add_argument("--remote-python", default="python3", help="python on the Pi that has edgekit")
         d.add_argument("--usb", type=int, choices=(2, 3), default=3, help="Coral: the USB link (default 3)")
@@ -150,16 +152,16 @@ def _run_deploy_or_profile(args) -> int:
         from .sim.thermal import parse_duration
         duration = parse_duration(args.duration)
     if args.host:
+        from .backends import BACKENDS
         from .pi import profile_remote
-        model = args.model if not args.calib else dep.int8_model(args.model, args.calib)[0]
-        if args.target == "coral" and not args.sim:  # the Pi has no compiler: compile here, send the result
-            from .edgetpu.plan import need_compiled, plan
-            from .importers import read_file
-            data = model if isinstance(model, bytes) else read_file(Path(model))
-            model = need_compiled(plan(data, Path(args.model).stem))
+        from .targets import load_board
+        backend = BACKENDS[load_board(args.target).kind]
+        model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts)
+        if not args.sim:  # the Pi may lack what the board needs (the Coral's compiler): prepared here
+            model = backend.for_remote(model)
         extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
         with err.status(f"{args.command} on {args.host} ..."):
-            report = profile_remote(model, args.target, host=args.host, runs=args.runs, command=args.command,
+            report = profile_remote(model.data, args.target, host=args.host, runs=args.runs, command=args.command,
                                     force="sim" if args.sim else "hw", python=args.remote_python, extra=extra)
         return _show_report(args, report)
     with err.status(f"{args.command} ...") as status:
@@ -169,32 +171,32 @@ def _run_deploy_or_profile(args) -> int:
             status.update(msg + " ...")
         coral = {"usb": args.usb, "clock": args.edgetpu_clock}
         if args.command == "deploy":
-            report = dep.deploy(args.model, args.target, runs=args.runs, force=force,
+            report = dep.deploy(args.model, args.target, runs=args.runs, force=force, port=args.port,
                                 calibration=args.calib, progress=progress, **coral)
         else:
             report = dep.profile(args.model, args.target, runs=args.runs, force=force, duration_s=duration,
-                                 calibration=args.calib, progress=progress, **coral)
+                                 port=args.port, calibration=args.calib, progress=progress, **coral)
     return _show_report(args, report)
 
 
-def _show_report(args, report: dict) -> int:
+def _show_report(args, report) -> int:
     from .profile_report import plot_layers, render_profile
     if args.plot:
         plot_layers(report, args.plot)
     if args.json:
-        slim = {k: v for k, v in report.items() if k != "thermal"}
-        if "thermal" in report:
-            slim["thermal"] = {k: v for k, v in report["thermal"].items() if not isinstance(v, list)}
+        slim = report.to_json()
+        if report.thermal:
+            slim["thermal"] = {k: v for k, v in report.thermal.items() if not isinstance(v, list)}
         print(json.dumps(slim, indent=2))
     else:
         out.print(render_profile(report))
         if args.command == "deploy":
-            chk = report["outputs_check"]
-            out.print(f"deployed to {report['target']} ({report['mode']}); outputs within {chk['max_lsb']} "
+            chk = report.outputs_check
+            out.print(f"deployed to {report.target} ({report.mode}); outputs within {chk['max_lsb']} "
                       f"LSB of {chk['reference']} on {chk['samples']} inputs")
         if args.plot:
             out.print(f"wrote {args.plot}")
-    return 0 if report.get("fits", True) else 1
+    return 0 if report.fits else 1
 
 
 def _compile(args) -> int:

@@ -1,16 +1,87 @@
-"""Profile reports for people: a rich summary, the per-layer Iron Law table, and plots."""
+"""The profile report: what `profile` and `deploy` say about one model on one board, typed, with its
+JSON form (`to_json()`), a rich summary, the per-layer Iron Law table and plots.
+
+The simulator fills every figure; a backend that measures on a board replaces latency and energy
+and sets `mode` to "measured". `layers` rows are dicts with name, op, kind, macs, latency_ms,
+memory_ms, compute_ms, overhead_ms, eta, bound (and device on the Coral, board_us when the board
+timed its layers); `memory` holds the budgets (flash, sram, psram: needed, available, short_by),
+parts and advice.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 
+@dataclass
+class ProfileReport:
+    target: str
+    board: str
+    mode: str                         # "simulated", "measured" or "stand-in"
+    model_sha256: str
+    runs: int
+    fits: bool
+    flash_bytes: int | None
+    ram_bytes: int | None
+    arena_bytes: int | None
+    latency_ms: float = 0.0
+    latency_ms_p90: float = 0.0
+    energy_mj: float = 0.0
+    layers: list[dict] = field(default_factory=list)
+    iron_law: dict | None = None
+    memory: dict | None = None        # None on the Coral, whose parameters stream (edgetpu has its plan)
+    arena_in: str | None = None
+    arena_source: str | None = None
+    thermal: dict | None = None
+    sources: dict | None = None
+    edgetpu: dict | None = None
+    lesson: list[str] | None = None
+    via: str | None = None            # the serial port or URL the board was driven over
+    outputs_by: str | None = None
+    board_info: dict | None = None
+    selected: str | None = None       # which backend was chosen, and why
+    outputs_check: dict | None = None
+    converted: bool | None = None
+    extra: dict = field(default_factory=dict)  # what only some backends report (measured, runtime, host, ...)
+
+    def to_json(self) -> dict:
+        """The report as plain JSON values; fields never set are left out."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out = {k: v for k, v in out.items() if v is not None}
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ProfileReport":
+        """A report read back from its JSON form (e.g. printed by edgekit on a Pi over ssh)."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        missing = {"target", "board", "mode", "model_sha256", "runs", "fits", "flash_bytes", "ram_bytes",
+                   "arena_bytes"} - set(data)
+        if missing:
+            raise ValueError(f"a profile report needs {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in names},
+                   extra={k: v for k, v in data.items() if k not in names})
+
+    @property
+    def failed_budgets(self) -> list[str]:
+        """'flash needs N B, has M B, short by K B' for every memory budget the model misses."""
+        return [f"{name} needs {b['needed']:,} B, has {b['available']:,} B, short by {b['short_by']:,} B"
+                for name, b in (self.memory or {}).items() if isinstance(b, dict) and b.get("short_by")]
+
+    def no_fit_message(self) -> str:
+        advice = "; ".join((self.memory or {}).get("advice", [])) or "use a smaller model"
+        return f"the model does not fit {self.board}: {'; '.join(self.failed_budgets)}. To fit: {advice}"
+
+
 def _b(n) -> str:
     return "-" if n is None else f"{int(n):,} B"
 
 
-def render_profile(r: dict, max_layers: int = 40):
+def render_profile(report: ProfileReport, max_layers: int = 40):
+    r = report.to_json()
     mode = r["mode"]
     tag = Text(mode.upper(), style="bold green" if mode == "measured" else "bold yellow")
     head = Table.grid(padding=(0, 2))
@@ -81,8 +152,9 @@ def render_profile(r: dict, max_layers: int = 40):
     return Group(*parts)
 
 
-def plot_layers(r: dict, path) -> None:
+def plot_layers(report: ProfileReport, path) -> None:
     """A stacked bar per layer: memory, compute and overhead time (the Iron Law's three terms)."""
+    r = report.to_json()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import reference
+from . import budget, reference
+from .errors import EdgekitError
 from .runtime import litert
+from .tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
 
 SQNR_SAMPLES = 32  # per-layer SQNR needs every intermediate tensor: a subset is plenty
 TFLM_SAMPLES = 8   # TFLM runs in a child process; a few samples show whether it agrees with LiteRT
@@ -62,12 +64,9 @@ def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
     return {"ran": True, "arena_bytes": res.arena_bytes, "samples": int(len(raw_inputs)), "outputs": res.outputs}
 
 
-def random_inputs(tflite: bytes) -> np.ndarray:
+def random_inputs(tflite: TFLiteModel | bytes) -> np.ndarray:
     """Seeded random inputs of the model's input type and shape, read from the file itself."""
-    from . import budget
-    from .errors import EdgekitError
-    from .tflite_file import NUMPY_TYPES, read_model, tensor_type_name, text
-    model = read_model(tflite)
+    model = model_of(tflite).parsed
     sub = model.subgraphs[0]
     t = sub.tensors[sub.inputs[0]]
     kind = tensor_type_name(t.type)

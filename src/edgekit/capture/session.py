@@ -24,7 +24,8 @@ from urllib.parse import urlencode
 import numpy as np
 
 from ..errors import EdgekitError
-from ..targets import load_board
+from ..protocol import BoardClient, BoardError, BoardGone, BoardReplyError, BoardTimeout
+from ..targets import choose, is_sim_url, load_board
 from .disk import WriteFailed, prepare_folder, what_to_do
 from .frames import WRAP, FrameCheck
 from .manifest import Manifest, sha256_file
@@ -84,27 +85,22 @@ def sim_url(target: str, label: str | None = None, seed: int = 0, recording: int
 
 def open_board(target: str, force: str | None = None, port: str | None = None, timeout: float | None = None,
                **sim):
-    """(BoardClient, mode, how): the port given, else the connected board (unless force="sim"),
-    else the virtual board. mode is "measured" for a board, "simulated" for a virtual one."""
-    from ..protocol import BoardClient as _Client
-    from ..targets import detect
-
-    def BoardClient(p):
-        return _Client(p) if timeout is None else _Client(p, timeout=timeout)
-    if port is None:
-        board = load_board(target)
-        conn = None if force == "sim" else detect(board)
-        if conn is None and force == "hw":
-            raise EdgekitError(f"--hw: no {board.name} is connected; plug it in (edgekit targets shows what is "
-                               "connected), or leave out --hw to capture from its simulation")
-        if conn is not None:
-            return BoardClient(conn.device), "measured", f"{board.key}: measured on the board at {conn.label()}"
-        why = "--sim" if force == "sim" else "no board connected"
-        port = sim_url(target, **sim)
-        return BoardClient(port), "simulated", f"{board.key}: simulated ({why})"
-    name = port if isinstance(port, str) else str(getattr(port, "port", port))  # a path, URL or open port
-    mode = "simulated" if name.startswith("sim://") else "measured"
-    return BoardClient(port), mode, f"{target}: {mode} via {name.split('?')[0]}"
+    """(BoardClient, mode, how): the port given (or $EDGEKIT_PORT), else the connected board (unless
+    force="sim"), else the virtual board, as edgekit.targets.choose decides for every board command.
+    mode is "measured" for a board, "simulated" for a virtual one."""
+    def client(p):
+        return BoardClient(p) if timeout is None else BoardClient(p, timeout=timeout)
+    if port is not None and not isinstance(port, str):  # an open port (tests, bench)
+        name = str(getattr(port, "port", port))
+        mode = "simulated" if is_sim_url(name) else "measured"
+        return client(port), mode, f"{target}: {mode} via {name.split('?')[0]}"
+    board = load_board(target)
+    choice = choose(board, force, port)
+    if choice.connection is not None:
+        return client(choice.connection.device), choice.mode, choice.why
+    if choice.port:
+        return client(choice.port), choice.mode, choice.why
+    return client(sim_url(target, **sim)), choice.mode, choice.why
 
 
 def _ext(req: Request, image: str) -> str:
@@ -184,7 +180,6 @@ class Session:
         """The board's info% (for the firmware version). A board that does not know info% does not
         run edgekit's firmware; a link too noisy to read it still lets us record (the frames
         carry CRCs), with the firmware unknown."""
-        from ..protocol.client import BoardError, BoardReplyError
         try:
             return self.client.info()
         except BoardReplyError as e:
@@ -196,7 +191,6 @@ class Session:
     def _start(self):
         """`stream` on the board. Its start line can be garbled on a noisy link (the client then
         times out while the board streams): stop the board and ask again, twice at most."""
-        from ..protocol.client import BoardError, BoardReplyError
         req = self.req
         for attempt in range(3):
             try:
@@ -217,7 +211,6 @@ class Session:
 
     def record(self, n: int, index: int = 0) -> dict:
         """One recording; returns its manifest entry (already saved)."""
-        from ..protocol.client import BoardError, BoardGone, BoardTimeout
         req, ch = self.req, len(self.req.names)
         stream = self._start()
         path = self.folder / f"{self.label}.{n}.{_ext(req, self.image)}"
@@ -398,7 +391,6 @@ class Session:
 
 def _stop(stream) -> None:
     """Ask the board to stop streaming; one that is gone or garbled has stopped anyway."""
-    from ..protocol.client import BoardError
     try:
         stream.stop()
     except (BoardError, OSError):

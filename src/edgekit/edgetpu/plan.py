@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekitError
+from ..targets import load_board
+from ..tflite_file import TFLiteModel, builtin_name, model_of
 from .compiler import CUSTOM_OP, compile, edgetpu_compiler_available, from_compiled_model
 from .rules import Partition, predict
 
@@ -29,11 +31,11 @@ class CoralPlan:
     compiled: bytes | None = None
     compiled_path: Path | None = None
     note: str = ""
+    given_compiled: bool = False   # the model given was already compiled (its Edge TPU part opaque)
 
 
-def is_compiled(model: bytes) -> bool:
-    from ..tflite_file import builtin_name, read_model
-    m = read_model(model)
+def is_compiled(model: TFLiteModel | bytes) -> bool:
+    m = model_of(model).parsed
     return any(builtin_name(m, op.opcodeIndex) == f"CUSTOM({CUSTOM_OP})"
                for sg in m.subgraphs for op in (sg.operators or []))
 
@@ -54,7 +56,6 @@ def with_cycles(part: Partition, cycles: int | None) -> Partition:
     """The partition with the compiler's cycle estimate, and a note saying what it means in time."""
     if not cycles:
         return part
-    from ..targets import load_board
     coral = load_board("coral")
     hz = coral.num("compute.peak_macs_per_s") / coral.num("compute.peak_macs_per_cycle")  # the max clock
     note = (f"edgetpu_compiler estimates {cycles:,} Edge TPU cycles per call: {cycles / hz * 1e3:.3f} ms at the "
@@ -63,10 +64,12 @@ def with_cycles(part: Partition, cycles: int | None) -> Partition:
     return dataclasses.replace(part, estimated_cycles=cycles, notes=list(part.notes) + [note])
 
 
-def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compiler: bool = True) -> CoralPlan:
+def plan(model: TFLiteModel | bytes, name: str = "model", out_dir: str | Path = ".",
+         use_compiler: bool = True) -> CoralPlan:
     """The Edge TPU plan for an int8/uint8 model (or an already compiled one), see the module doc."""
+    model = model_of(model, name)
     if is_compiled(model):
-        return CoralPlan(compiled_partition(model), compiled=model,
+        return CoralPlan(compiled_partition(model.data), compiled=model.data, given_compiled=True,
                          note="already compiled for the Edge TPU: runs on the accelerator as it is")
     predicted = predict(model, name=name)  # refuses float, partly quantized, nothing-maps models
     ok, why = edgetpu_compiler_available() if use_compiler else (False, "compiling was not asked for")
@@ -75,7 +78,7 @@ def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compi
         return CoralPlan(predicted, note=f"partition predicted from the documented rules ({why})")
     with tempfile.TemporaryDirectory(prefix="edgekit-coral-") as tmp:
         src = Path(tmp) / f"{name}.tflite"
-        src.write_bytes(model)
+        src.write_bytes(model.data)
         path, log = compile(src, Path(out_dir).resolve())
     part = log  # a CompileLog is a Partition with what else the log says
     if part.mapped_ops == predicted.mapped_ops:
@@ -91,7 +94,7 @@ def plan(model: bytes, name: str = "model", out_dir: str | Path = ".", use_compi
 
 
 def summary(part: Partition) -> dict:
-    """The report's `edgetpu` object (issue 5's keys) for a partition."""
+    """The profile report's `edgetpu` object for a partition."""
     return {"source": part.source, "mapped_ops": part.mapped_ops, "cpu_ops": list(part.cpu_ops),
             "cpu_reasons": list(part.cpu_reasons), "subgraphs": part.subgraphs,
             "on_chip_bytes": part.on_chip_bytes, "off_chip_bytes": part.off_chip_bytes,

@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import EdgekitError
-from ..tflite_file import (builtin_name, is_constant, read_model, tensor_array, tensor_type_name,
+from ..targets import load_board
+from ..tflite_file import (TFLiteModel, builtin_name, is_constant, model_of, tensor_array, tensor_type_name,
                            text)
 
 # -- the compiler's status texts (edgetpu-rules.md section 3, and the logs in google-coral/edgetpu issues)
@@ -485,11 +486,10 @@ def _notes(mm: _Model, k: int) -> list[str]:
 def _cache_bytes(cache_bytes: int | None) -> int:
     if cache_bytes is not None:
         return int(cache_bytes)
-    from ..targets import load_board
     return int(load_board("coral").num("memory.param_cache_bytes"))
 
 
-def predict(model: bytes | str | os.PathLike, *, min_runtime: int = DEFAULT_RUNTIME,
+def predict(model: TFLiteModel | bytes | str | os.PathLike, *, min_runtime: int = DEFAULT_RUNTIME,
             cache_bytes: int | None = None, name: str = "model") -> Partition:
     """Predict how edgetpu_compiler partitions a model and where its parameters go.
 
@@ -507,7 +507,7 @@ def predict(model: bytes | str | os.PathLike, *, min_runtime: int = DEFAULT_RUNT
     if min_runtime not in RUNTIMES:
         raise EdgekitError(f"min_runtime {min_runtime} is not a runtime libedgetpu accepts; use 10 to 14 "
                            "(14 is edgetpu_compiler 16's default)")
-    mm = _Model(read_model(model, name))
+    mm = _Model(model_of(model, name).parsed)
     if any(mm.name(op) == "CUSTOM(edgetpu-custom-op)" for op in mm.ops):
         raise EdgekitError(f"'{name}' is already compiled for the Edge TPU (it has an edgetpu-custom-op); "
                            "give predict() the model from before edgetpu_compiler, or read this one with "

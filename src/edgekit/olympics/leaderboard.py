@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .. import __version__
+from ..version import __version__
 from .scoring import scores
 from .store import ANY_TARGET, Store, now
 from .tracks import Track

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..errors import EdgekitError
+from ..targets import board_keys, choose, load_board
 from . import sandbox
 from .scoring import violations
 from .store import ANY_TARGET, Store, now
@@ -23,7 +24,6 @@ from .tracks import Track
 
 
 def parse_targets(text: str) -> list[str]:
-    from ..targets import board_keys
     targets = [t.strip() for t in text.split(",") if t.strip()]
     known = board_keys()
     for t in targets:
@@ -36,11 +36,10 @@ def parse_targets(text: str) -> list[str]:
 
 def modes(targets: list[str], force: str | None) -> dict[str, tuple[str, str]]:
     """Per target: measured or simulated, and the line saying why (as `edgekit deploy` prints it)."""
-    from ..targets.target import select
     out = {}
     for t in targets:
-        target, why = select(t, force)
-        out[t] = (target.mode, why)
+        choice = choose(load_board(t), force)
+        out[t] = (choice.mode, choice.why)
     return out
 
 

@@ -27,7 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import open_backend
+from ..convert import convert
 from ..errors import EdgekitError
+from ..importers import read_file
+from ..runtime import litert
+from ..runtime.tflm import run_tflm, tflm_available
+from ..tflite_file import TFLiteModel, tensor_type_name
+from .scoring import metric
+from .tracks import load_track
 
 CALIBRATION_SAMPLES = 200
 
@@ -45,8 +53,6 @@ def _to_layout(x: np.ndarray, have: str, want: str) -> np.ndarray:
 def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | None) -> tuple[bytes, dict]:
     """The submission's int8 .tflite bytes: as submitted, or converted by edgekit (no verification run:
     the test set is the verification). calibration is in the track's layout."""
-    from ..convert import convert
-    from ..importers import read_file
     if path.stat().st_size > model_mb * 2**20:  # checked again here: the file may have grown since
         raise EdgekitError(f"'{path.name}' is over the track's {model_mb:g} MB limit")
     data = read_file(path)
@@ -63,10 +69,9 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     return q.tflite, info
 
 
-def check_shapes(tflite: bytes, track) -> None:
+def check_shapes(model: TFLiteModel, track) -> None:
     """The int8 model must take one sample of the track's input and give one score per class."""
-    from ..tflite_file import read_model, tensor_type_name
-    sub = read_model(tflite).subgraphs[0]
+    sub = model.parsed.subgraphs[0]
     if len(sub.inputs) != 1 or len(sub.outputs) != 1:
         raise EdgekitError(f"the model has {len(sub.inputs)} inputs and {len(sub.outputs)} outputs; a track "
                            "takes models with one input and one output")
@@ -85,71 +90,54 @@ def check_shapes(tflite: bytes, track) -> None:
                                "convert it with `edgekit convert`")
 
 
-def quantized_inputs(tflite: bytes, x: np.ndarray) -> np.ndarray:
+def quantized_inputs(tflite: TFLiteModel, x: np.ndarray) -> np.ndarray:
     """The test inputs as the int8 model takes them (its input scale and zero point)."""
-    from ..runtime import litert
     detail = litert.load(tflite).get_input_details()[0]
     return litert.quantize_input(x, detail)
 
 
 def evaluate(job: dict) -> dict:
-    from ..deployment import _coral
-    from ..runtime import litert
-    from ..runtime.tflm import run_tflm, tflm_available
-    from ..sim.simulate import simulate
-    from ..targets.target import no_fit_message, select
-    from .tracks import load_track
-
     started = time.monotonic()
     track = load_track(job["track"])
     path = Path(job["model"])
     x, y = track.test_set()
     tflite, info = int8_model(path, track, track.limits["model_mb"], track.calibration_set())
-    check_shapes(tflite, track)
-    xq = quantized_inputs(tflite, _to_layout(x, track.layout, "NHWC"))
+    model = TFLiteModel(tflite, path.stem)
+    check_shapes(model, track)
+    xq = quantized_inputs(model, _to_layout(x, track.layout, "NHWC"))
 
-    t, why = select(job["target"], job.get("force"))
-    result = {"mode": t.mode, "detail": {**info, "selected": why, "samples": int(len(y))}}
-    try:
-        _, run = _coral(t, tflite, path.stem, 3, "max", lambda m: None)  # the Coral: its Edge TPU plan
-        if t.board.kind == "mcu":
-            plan = simulate(run, t.key)  # the memory plan; a model that does not fit never runs
-            if not plan["fits"]:
-                result.update(status="violates", reason=no_fit_message(t.board, plan),
-                              flash_bytes=plan["flash_bytes"], ram_bytes=plan["ram_bytes"])
-                return result
-        arena = None
-        if t.mode == "measured":
-            t.flash(run)
-            outputs, by = t.infer(xq)[0], f"the board ({t.board.name})"
-        elif t.board.kind == "mcu" and tflm_available()[0]:
+    backend = open_backend(job["target"], job.get("force"))
+    result = {"mode": backend.mode, "detail": {**info, "selected": backend.why, "samples": int(len(y))}}
+    with backend:
+        backend.load(model, runs=int(job.get("runs", 10)), measure_arena=False)  # the test set measures it
+        plan = backend.simulation  # the memory plan: a model that does not fit never runs
+        if not plan.fits:
+            result.update(status="violates", reason=plan.no_fit_message(), flash_bytes=plan.flash_bytes,
+                          ram_bytes=plan.ram_bytes)
+            return result
+        if backend.mode == "measured":
+            backend.flash()
+            outputs, by = backend.infer(xq)[0], f"the board ({backend.board.name})"
+        elif backend.board.runtime == "tflm" and tflm_available()[0]:
             left = max(10.0, track.limits["seconds"] - (time.monotonic() - started))
-            r = run_tflm(run, [xq], timeout=left)
-            outputs, arena, by = r.outputs[0], r.arena_bytes, "TFLite Micro on this machine"
+            r = run_tflm(model, [xq], timeout=left)
+            outputs, by = r.outputs[0], "TFLite Micro on this machine"
+            backend.use_host_arena(r.arena_bytes)
         else:
-            outputs, by = litert.run(run, xq, raw=True)[0][0], "LiteRT on this machine"
-        report = t.profile(run, runs=int(job.get("runs", 10)), host_arena=arena)
-    finally:
-        t.close()
-    from .scoring import metric
-    result["detail"].update(outputs_by=by, via=report.get("via"),
-                            firmware=(report.get("board_info") or {}).get("firmware"))
+            outputs, by = litert.run(model, xq, raw=True)[0][0], "LiteRT on this machine"
+        report = backend.profile()
+    result["detail"].update(outputs_by=by, via=report.via, firmware=(report.board_info or {}).get("firmware"))
     result.update(status="ok", reason=None, metric_value=metric(track.metric, outputs.astype(np.float64), y),
-                  latency_ms=float(report["latency_ms"]), flash_bytes=int(report["flash_bytes"]),
-                  ram_bytes=int(report["ram_bytes"]), arena_bytes=int(report.get("arena_bytes") or 0),
-                  energy_mj=float(report["energy_mj"]))
-    if not report.get("fits", True):
-        result.update(status="violates", reason=no_fit_message(t.board, report))
+                  latency_ms=float(report.latency_ms), flash_bytes=int(report.flash_bytes),
+                  ram_bytes=int(report.ram_bytes), arena_bytes=int(report.arena_bytes or 0),
+                  energy_mj=float(report.energy_mj))
+    if not report.fits:
+        result.update(status="violates", reason=report.no_fit_message())
     return result
 
 
 def check(job: dict) -> dict:
     """Is the model valid for the track, and does it fit each board? (No test set needed.)"""
-    from ..deployment import _coral
-    from ..sim.simulate import simulate
-    from ..targets.target import SimulatedTarget, no_fit_message
-    from ..targets import load_board
-    from .tracks import load_track
     track = load_track(job["track"])
     path = Path(job["model"])
     notes = []
@@ -160,17 +148,18 @@ def check(job: dict) -> dict:
         notes.append("the track's calibration set is not here: converted with random inputs, enough to "
                      "check sizes (the staff convert with the real one)")
     tflite, info = int8_model(path, track, track.limits["model_mb"], calib)
-    check_shapes(tflite, track)
+    model = TFLiteModel(tflite, path.stem)
+    check_shapes(model, track)
     boards = []
     for key in job["targets"]:
         row = {"target": key}
         try:
-            t = SimulatedTarget(load_board(key))  # the memory plan is the simulator's, board or not
-            _, run = _coral(t, tflite, path.stem, 3, "max", lambda m: None)
-            plan = simulate(run, key, **t.options)
-            row.update(fits=bool(plan["fits"]), latency_ms=plan["latency_ms"], flash_bytes=plan["flash_bytes"],
-                       ram_bytes=plan["ram_bytes"], energy_mj=plan["energy_mj"],
-                       reason=None if plan["fits"] else no_fit_message(t.board, plan))
+            with open_backend(key, force="sim") as backend:  # the memory plan is the simulator's, board or not
+                backend.load(model, measure_arena=False)
+                plan = backend.simulation
+            row.update(fits=bool(plan.fits), latency_ms=plan.latency_ms, flash_bytes=plan.flash_bytes,
+                       ram_bytes=plan.ram_bytes, energy_mj=plan.energy_mj,
+                       reason=None if plan.fits else plan.no_fit_message())
         except EdgekitError as e:
             row.update(fits=False, reason=str(e))
         boards.append(row)

@@ -22,6 +22,8 @@ kernels where no accelerator is attached, and says so in the result.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import hashlib
 import platform
 import shutil
 import subprocess
@@ -33,11 +35,16 @@ from typing import Callable
 import numpy as np
 
 from ..errors import EdgekitError
+from ..profile_report import ProfileReport
+from ..runtime.litert import interpreter_module, quiet
+from ..sim.simulate import simulate
+from ..targets import Board, Connection, detect, load_board
+from ..tflite_file import builtin_name, quantization_kind, read_model
 
 EDGETPU_OP = "edgetpu-custom-op"
 STAND_IN_LABEL = "LiteRT on the CPU standing in for the Edge TPU delegate; not an Edge TPU measurement"
 # libedgetpu1-std is built with THROTTLE_EDGE_TPU: a USB accelerator runs at High = 250 MHz;
-# libedgetpu1-max at 500 MHz (shared/facts/edgetpu-rules.md section 5).
+# libedgetpu1-max at 500 MHz (libedgetpu's throttling build flag; Coral's performance docs).
 TPU_CLOCK_HZ = {"std": 250_000_000, "max": 500_000_000}
 
 APT_REPO = 'echo "deb https://packages.cloud.google.com/apt coral-edgetpu-stable main" | ' \
@@ -68,7 +75,6 @@ def find_coral_usb():
     """The Coral's USB Connection (sysfs: 1a6e:089a before its firmware loads, 18d1:9302 after),
     or None. Elsewhere than Linux there is no sysfs to look in: a placeholder, and the delegate
     itself reports a missing device."""
-    from ..targets import Connection, detect, load_board
     board = load_board("coral")
     if sys.platform != "linux":
         return Connection(board.key, "usb", "usb:?", "unknown", description="not looked up (no sysfs)")
@@ -95,12 +101,6 @@ def import_pycoral():
     return edgetpu
 
 
-def interpreter_module():
-    """ai_edge_litert.interpreter (tflite_runtime.interpreter where only that is installed)."""
-    from ..runtime.litert import interpreter_module
-    return interpreter_module()
-
-
 def libedgetpu_flavour() -> str | None:
     """'std' or 'max': which libedgetpu1 package dpkg has installed (None if neither, or no dpkg)."""
     dpkg = shutil.which("dpkg-query")
@@ -124,7 +124,6 @@ def libedgetpu_flavour() -> str | None:
 
 def model_ops(model: bytes) -> dict:
     """{'compiled': bool, 'edgetpu_ops': n, 'cpu_ops': [names], 'kind': 'int8' | ...}."""
-    from ..tflite_file import builtin_name, quantization_kind, read_model
     m = read_model(model)
     names = [builtin_name(m, op.opcodeIndex) for sg in m.subgraphs for op in (sg.operators or [])]
     tpu = sum(1 for n in names if n == f"CUSTOM({EDGETPU_OP})")
@@ -148,18 +147,13 @@ def _not_compiled(kind: str) -> EdgekitError:
 # Interpreters
 # ---------------------------------------------------------------------------------------------
 
-def _quiet():
-    from ..runtime.litert import quiet
-    return quiet()
-
-
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _cpu_interpreter(lite, model: bytes, threads: int, compiled: bool):
     try:
-        with _quiet():
+        with quiet():
             it = lite.Interpreter(model_content=model, num_threads=threads)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
@@ -176,7 +170,7 @@ def _delegate(load, library: str, options: dict):
     saved_hook = sys.unraisablehook
     sys.unraisablehook = lambda *_: None  # LiteRT's Delegate.__del__ complains after a failed load
     try:
-        with _quiet():
+        with quiet():
             return load(library, options)
     except (ValueError, OSError, AttributeError, RuntimeError) as e:
         raise EdgekitError(
@@ -192,7 +186,7 @@ def _delegate(load, library: str, options: dict):
 
 def _allocate(it, what: str):
     try:
-        with _quiet():
+        with quiet():
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise EdgekitError(f"{what} cannot prepare this model: {_first_line(e)}; compile it again with the "
@@ -237,7 +231,6 @@ def open_interpreter(model: bytes, accelerator: bool, threads: int = 4, usb=None
         raise _not_compiled(ops["kind"])
     conn = usb if usb is not None else find_usb()
     if not conn:
-        from ..targets import load_board
         ids = " / ".join(f"{u.vid}:{u.pid}" for u in load_board("coral").usb)
         raise EdgekitError(f"no Coral USB Accelerator is connected (USB ids {ids} absent): {PLUG_IN}")
     library = delegate_library or delegate_library_name()
@@ -260,7 +253,7 @@ def open_interpreter(model: bytes, accelerator: bool, threads: int = 4, usb=None
         lite = get_lite()
         delegate = _delegate(load_delegate or lite.load_delegate, library, {})
         try:
-            with _quiet():
+            with quiet():
                 it = lite.Interpreter(model_content=model, experimental_delegates=[delegate], num_threads=int(threads))
         except (ValueError, RuntimeError) as e:
             raise EdgekitError(f"LiteRT could not apply the libedgetpu delegate to this model: {_first_line(e)}; "
@@ -303,7 +296,7 @@ def measure(model: bytes, accelerator: bool, runs: int = 50, warmup: int = 5, th
             stand_in_cpu: bool = False, **lookups) -> dict:
     """Inference latency of `model` on this machine (see the module docstring).
 
-    usb: the Coral's Connection when already found (HardwareTarget passes its connection), else
+    usb: the Coral's Connection when already found (the backend passes its connection), else
     it is looked up. lookups: find_usb, find_libedgetpu, import_pycoral, interpreter_module,
     load_delegate, libedgetpu_flavour, delegate_library (see open_interpreter).
     Returns first_ms, latency_ms (median), latency_ms_p90, latency_ms_min, latency_ms_mean,
@@ -357,7 +350,7 @@ def measure(model: bytes, accelerator: bool, runs: int = 50, warmup: int = 5, th
 def infer(model: bytes, inputs: np.ndarray, accelerator: bool, threads: int = 4, usb=None,
           stand_in_cpu: bool = False, **lookups) -> list[np.ndarray]:
     """Raw outputs (one array per model output, stacked over samples) for raw inputs stacked on the
-    first axis, batch 1 each: HardwareTarget.infer for the Pi and the Coral."""
+    first axis, batch 1 each: the Pi's and the Coral's backends."""
     it, _ = open_interpreter(bytes(model), accelerator, threads, usb, stand_in_cpu, **lookups)
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
@@ -371,45 +364,46 @@ def infer(model: bytes, inputs: np.ndarray, accelerator: bool, threads: int = 4,
 
 
 # ---------------------------------------------------------------------------------------------
-# The profile report for HardwareTarget (edgekit running on the Pi, the board detected)
+# The profile report measured here (edgekit running on the Pi)
 # ---------------------------------------------------------------------------------------------
 
-def profile_on_board(model: bytes, key: str, runs: int = 10, connection=None, duration_s: float | None = None,
-                     warmup: int = 5, **lookups) -> dict:
-    """The standard profile report (edgekit.sim.simulate's keys) with latency measured here.
+def profile_on_board(model: bytes, board: Board | str, runs: int = 10, connection=None,
+                     duration_s: float | None = None, warmup: int = 5, simulation: ProfileReport | None = None,
+                     **lookups) -> ProfileReport:
+    """The standard profile report with latency measured here.
 
-    key "rpi4": LiteRT on this Pi's CPU (threads from the descriptor); key "coral": the Edge TPU
-    through pycoral or LiteRT + libedgetpu (connection: the Coral's Connection from select()).
-    Per-layer rows and the Iron Law stay the simulator's (marked "layers_source": "simulated"):
-    no runtime times single layers from Python. Energy is the descriptor's power.active_w times
-    the measured median. The measurement itself (first_ms, runs, libedgetpu, ...) is under
-    "measured"; "runtime" names what ran it. No "via": render_profile reads that as a serial port.
+    board "rpi4": LiteRT on this Pi's CPU (threads from the descriptor); "coral": the Edge TPU
+    through pycoral or LiteRT + libedgetpu (connection: the Coral's Connection, when found).
+    Per-layer rows and the Iron Law stay the simulator's (`simulation`, else simulated here; marked
+    "layers_source": "simulated"): no runtime times single layers from Python. Energy is the
+    descriptor's power.active_w times the measured median. The measurement itself (first_ms, runs,
+    libedgetpu, ...) is under "measured"; "runtime" names what ran it. No "via": render_profile
+    reads that as a serial port.
     """
-    from ..sim.simulate import simulate
-    from ..targets import load_board
     if duration_s:
         raise EdgekitError(f"--duration is simulated only in this edgekit; add --sim to simulate {duration_s:g} s "
                            "of sustained running, or leave out --duration to measure")
-    board = load_board(key)
+    board = load_board(board) if isinstance(board, str) else board
     if board.kind not in ("linux", "accelerator"):
         raise EdgekitError(f"{board.name} is a microcontroller: it is measured over its serial port, not here")
     accelerator = board.kind == "accelerator"
     threads = int(board.num("compute.threads", 4))
     m = measure(model, accelerator, runs=runs, warmup=warmup, threads=threads, usb=connection, **lookups)
     if m["compiled"]:  # an opaque edgetpu-custom-op: nothing per layer to simulate
-        report = {"target": board.key, "board": board.name, "runs": runs, "fits": True,
-                  "flash_bytes": len(model), "ram_bytes": None, "arena_bytes": None, "layers": []}
-        import hashlib
-        report["model_sha256"] = hashlib.sha256(model).hexdigest()
+        report = ProfileReport(target=board.key, board=board.name, mode="measured", runs=runs, fits=True,
+                               flash_bytes=len(model), ram_bytes=None, arena_bytes=None,
+                               model_sha256=hashlib.sha256(model).hexdigest())
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            report = simulate(model, key, runs=runs)
-        report["layers_source"] = "simulated"
-        report["latency_ms_simulated"] = report["latency_ms"]
-    report.update(mode="measured" if m["mode"] == "measured" else "stand-in",
-                  latency_ms=m["latency_ms"], latency_ms_p90=m["latency_ms_p90"],
-                  energy_mj=board.num("power.active_w") * m["latency_ms"],
-                  energy_source=f"estimated: power.active_w ({board.source('power.active_w')}) x measured median",
-                  measured=m, runtime=m["runtime"])
+        if simulation is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                simulation = simulate(model, board, runs=runs)
+        report = dataclasses.replace(simulation, layers=[dict(row) for row in simulation.layers],
+                                     extra=dict(simulation.extra))
+        report.extra.update(layers_source="simulated", latency_ms_simulated=simulation.latency_ms)
+    report.mode = "measured" if m["mode"] == "measured" else "stand-in"
+    report.latency_ms, report.latency_ms_p90 = m["latency_ms"], m["latency_ms_p90"]
+    report.energy_mj = board.num("power.active_w") * m["latency_ms"]
+    report.extra.update(energy_source=f"estimated: power.active_w ({board.source('power.active_w')}) x measured median",
+                        measured=m, runtime=m["runtime"])
     return report

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import EdgekitError
+from ..profile_report import ProfileReport
 
 DEFAULT_HOST = "pi@raspberrypi.local"
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
@@ -94,7 +95,7 @@ def _remote_failure(host: str, rc: int, stdout: str, stderr: str, python: str) -
     return EdgekitError(f"edgekit on {host} failed (exit {rc}): {last}")
 
 
-def _parse_report(host: str, stdout: str, command: str) -> dict:
+def _parse_report(host: str, stdout: str, command: str) -> ProfileReport:
     text = stdout.strip()
     start = text.find("{")
     report = None
@@ -103,11 +104,12 @@ def _parse_report(host: str, stdout: str, command: str) -> dict:
             report, _ = json.JSONDecoder().raw_decode(text[start:])
         except ValueError:
             report = None
-    if not isinstance(report, dict) or "latency_ms" not in report:
+    try:
+        return ProfileReport.from_json(report)
+    except (TypeError, ValueError):
         got = " ".join(text.split())[:80] or "nothing"
         raise EdgekitError(f"edgekit on {host} answered with no JSON profile report (got: {got!r}); run the "
-                           f"command there to see why: ssh {host} {shlex.quote(command)}")
-    return report
+                           f"command there to see why: ssh {host} {shlex.quote(command)}") from None
 
 
 def _run(argv: list[str], timeout: float, what: str, host: str) -> subprocess.CompletedProcess:
@@ -182,13 +184,13 @@ def profile_remote(model_path, target: str, host: str = DEFAULT_HOST, runs: int 
     if done.returncode != 0:
         raise _remote_failure(host, done.returncode, done.stdout, done.stderr, python)
     report = _parse_report(host, done.stdout, cmd)
-    report["host"] = host
-    if report.get("selected"):
-        report["selected"] = f"{report['selected']} on {host}"
-    report["remote"] = {"host": host, "model": remote_path, "command": cmd, "model_sha256": hashlib.sha256(data).hexdigest()}
+    if report.selected:
+        report.selected = f"{report.selected} on {host}"
+    report.extra.update(host=host, remote={"host": host, "model": remote_path, "command": cmd,
+                                           "model_sha256": hashlib.sha256(data).hexdigest()})
     return report
 
 
-def deploy_remote(model_path, target: str, host: str = DEFAULT_HOST, runs: int = 50, **kwargs) -> dict:
+def deploy_remote(model_path, target: str, host: str = DEFAULT_HOST, runs: int = 50, **kwargs) -> ProfileReport:
     """`edgekit deploy` on the Pi at `host` (see profile_remote)."""
     return profile_remote(model_path, target, host, runs, command="deploy", **kwargs)

@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 
 from ..errors import EdgekitError
+from ..tflite_check import check_memory, check_runnable
+from ..tflite_file import TFLiteModel, model_of, text
 
 
 def interpreter_module():
@@ -61,12 +63,11 @@ def _first_message(text: str) -> str:
     return first
 
 
-def load(model: bytes, preserve_all: bool = False):
+def load(model: TFLiteModel | bytes, preserve_all: bool = False):
     """An allocated LiteRT interpreter; preserve_all keeps every intermediate tensor readable."""
-    from ..tflite_check import check_memory, check_runnable
-    from ..tflite_file import read_model
     # LiteRT trusts the file: refuse what would crash it or take the machine's memory first
-    parsed = read_model(model)
+    model = model_of(model)
+    parsed = model.parsed
     check_runnable(parsed, "the model")
     check_memory(parsed, "the model")
     lite = interpreter_module()
@@ -76,7 +77,7 @@ def load(model: bytes, preserve_all: bool = False):
                       experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     with _errors("cannot load this model"), quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
-        it = lite.Interpreter(model_content=model, **kwargs)
+        it = lite.Interpreter(model_content=model.data, **kwargs)
         it.allocate_tensors()
     _check_declared_shapes(it, parsed)
     return it
@@ -89,7 +90,6 @@ class ShapeMismatch(EdgekitError):
 def _check_declared_shapes(it, model) -> None:
     """LiteRT computes every tensor's shape from the ops; TFLite Micro trusts the file's, and loops or
     crashes when they are wrong. A file whose declared shapes disagree with LiteRT's is inconsistent."""
-    from ..tflite_file import text
     tensors = model.subgraphs[0].tensors
     for d in it.get_tensor_details():
         i = d["index"]
@@ -118,7 +118,7 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     return (q.astype(np.float32) - zp) * scale
 
 
-def run(model: bytes, samples: np.ndarray, raw: bool = False, tensors: list[int] | None = None):
+def run(model: TFLiteModel | bytes, samples: np.ndarray, raw: bool = False, tensors: list[int] | None = None):
     """Run each sample (first axis) through the model, batch 1 at a time.
 
     samples are float (quantized here) unless raw=True. Returns (outputs, intermediates):

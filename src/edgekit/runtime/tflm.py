@@ -27,6 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EdgekitError
+from ..tflite_check import check_memory
+from ..tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
+from . import litert
 
 FIRST_ARENA = 64 * 2**20  # generous first try: the wheel does not touch untouched arena pages
 PHASES = {"start": "starting", "load": "loading the model", "run": "running the samples",
@@ -163,13 +166,11 @@ def tflm_messages(log: str) -> tuple[str, str]:
     return PHASES.get(phase, phase), "; ".join(lines[-2:])
 
 
-def _check_inputs(model: bytes, inputs: list[np.ndarray]) -> tuple[int, int]:
+def _check_inputs(model: TFLiteModel, inputs: list[np.ndarray]) -> tuple[int, int]:
     """Inputs must match the model's inputs in number, type and per-sample shape.
 
     Returns (samples, number of model outputs)."""
-    from ..tflite_check import check_memory
-    from ..tflite_file import read_model, tensor_type_name, NUMPY_TYPES, text
-    m = read_model(model, "model")
+    m = model.parsed
     check_memory(m, "the model")
     sg = m.subgraphs[0]
     wanted = [sg.tensors[i] for i in sg.inputs]
@@ -192,11 +193,10 @@ def _check_inputs(model: bytes, inputs: list[np.ndarray]) -> tuple[int, int]:
     return counts.pop(), len(sg.outputs)
 
 
-def _check_shapes_in_litert(model: bytes) -> None:
+def _check_shapes_in_litert(model: TFLiteModel) -> None:
     """TFLite Micro trusts declared shapes and can loop forever on wrong ones, which no crash
     isolation catches quickly: refuse a model whose shapes LiteRT computes differently. A model
     LiteRT refuses for another reason still runs in the child, which survives its crash."""
-    from . import litert
     try:
         litert.load(model)
     except litert.ShapeMismatch:
@@ -205,20 +205,21 @@ def _check_shapes_in_litert(model: bytes) -> None:
         pass
 
 
-def run_tflm(model: bytes, inputs: list[np.ndarray], timeout: float = 60) -> TflmResult:
+def run_tflm(model: TFLiteModel | bytes, inputs: list[np.ndarray], timeout: float = 60) -> TflmResult:
     """Run each sample (first axis of each input) through TFLite Micro with batch 1.
 
     Returns the raw outputs and the exact minimum tensor arena. Raises EdgekitError if TFLite
     Micro is not available, rejects the model, crashes on it or does not finish within `timeout` s.
     """
+    model = model_of(model)
     samples, n_outputs = _check_inputs(model, inputs)
     ok, why = tflm_available()
     if not ok:
         raise EdgekitError(f"cannot run TFLite Micro: {why}")
-    _check_shapes_in_litert(model)
+    model.memo("shapes checked by LiteRT", lambda: _check_shapes_in_litert(model))
     with tempfile.TemporaryDirectory(prefix="edgekit-tflm-") as work:
         with open(os.path.join(work, "model.tflite"), "wb") as f:
-            f.write(model)
+            f.write(model.data)
         np.savez(os.path.join(work, "inputs.npz"), **{f"x{i}": np.asarray(x) for i, x in enumerate(inputs)})
         with open(os.path.join(work, "job.json"), "w") as f:
             json.dump({"n_inputs": len(inputs), "n_outputs": n_outputs, "samples": samples,

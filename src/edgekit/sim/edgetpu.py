@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..targets import load_board
-from ..tflite_file import read_model
+from ..edgetpu.plan import summary
+from ..edgetpu.rules import predict
+from ..profile_report import ProfileReport
+from ..tflite_file import TFLiteModel
 from . import latency as lat
 
 CLOCK_SHARE = {"max": 1.0, "std": 0.5}  # libedgetpu1-std: 250 MHz of the TPU's 500 MHz
 
 
-def _crossing_bytes(model_bytes: bytes, mapped: list[bool]) -> int:
+def _crossing_bytes(model: TFLiteModel, mapped: list[bool]) -> int:
     """Bytes that cross USB: tensors entering the TPU segment from the host, and leaving it."""
-    model = read_model(model_bytes)
-    sub = model.subgraphs[0]
+    sub = model.parsed.subgraphs[0]
     made_on = {}  # tensor index -> produced on the TPU?
     for i in sub.inputs:
         made_on[int(i)] = False
@@ -43,25 +44,23 @@ def _crossing_bytes(model_bytes: bytes, mapped: list[bool]) -> int:
     return int(sum(np.prod(sub.tensors[t].shape) for t in crossing))  # 8-bit tensors: a byte each
 
 
-def simulate_edgetpu(model_bytes: bytes, board, layers, usb: int = 3, clock: str = "max",
-                     partition=None) -> dict:
-    from ..edgetpu.rules import predict
-    from .simulate import cost_model
-    part = partition or predict(model_bytes)
+def simulate_edgetpu(report: ProfileReport, model: TFLiteModel, board, pi, cpu_model: lat.CostModel, layers,
+                     usb: int = 3, clock: str = "max", partition=None) -> None:
+    """Fill `report` for the Coral `board` on its host `pi`, whose CPU runs what does not map
+    (cpu_model: the host's cost model)."""
+    part = partition or predict(model)
     mapped = part.mapping
     bw = board.num("latency.usb3_bw_bytes_per_s" if usb == 3 else "latency.usb2_bw_bytes_per_s")
     peak = board.num("compute.peak_macs_per_s") * CLOCK_SHARE[clock] * board.num("latency.efficiency")
-    pi = load_board(board.host or "rpi4")
-    cpu_model = cost_model(pi)
 
     tpu_macs = sum(l.macs for l, m in zip(layers, mapped) if m)
     compute_s = tpu_macs / peak
     stream_s = part.off_chip_bytes / bw
-    transfer_s = _crossing_bytes(model_bytes, mapped) / bw if any(mapped) else 0.0
+    transfer_s = _crossing_bytes(model, mapped) / bw if any(mapped) else 0.0
     host_s = board.num("latency.host_overhead_s") if any(mapped) else 0.0
     streamed = {p.index: p.param_bytes for p in part.ops if p.mapped and p.on_chip is False}
 
-    rows, cpu_total = [], lat.LayerTime  # noqa: F841 (kept for readability below)
+    rows = []
     cpu_times = {}
     for layer, on_tpu in zip(layers, mapped):
         if on_tpu:
@@ -88,26 +87,23 @@ def simulate_edgetpu(model_bytes: bytes, board, layers, usb: int = 3, clock: str
     if stream_s > compute_s:  # stream-bound: the overlapped compute is hidden behind the stream
         memory = transfer_s + stream_s + sum(t.memory_s for t in cpu_times.values())
     terms = {"memory": memory * 1e3, "compute": comp * 1e3, "overhead": over * 1e3}
-    from ..edgetpu.plan import summary
-    edgetpu = {**summary(part), "usb": usb, "clock": clock, "tpu_ms": tpu_s * 1e3, "cpu_ms": cpu_s * 1e3,
-               "stream_ms": stream_s * 1e3, "transfer_ms": transfer_s * 1e3, "host_overhead_ms": host_s * 1e3,
-               "tpu_mac_share": (tpu_macs / max(sum(l.macs for l in layers), 1))}
-    report = {"latency_ms": total * 1e3, "latency_ms_p90": total * 1e3,
-              "energy_mj": (board.num("power.active_w") * tpu_s + pi.num("power.active_w") * total) * 1e3,
-              "flash_bytes": len(model_bytes), "ram_bytes": int(part.on_chip_bytes), "arena_bytes": 0,
-              "fits": True, "layers": rows,
-              "iron_law": {"memory_ms": terms["memory"], "compute_ms": terms["compute"],
-                           "overhead_ms": terms["overhead"], "dominant": max(terms, key=terms.get)},
-              "edgetpu": edgetpu,
-              "sources": {k: board.source(k) for k in ("compute.peak_macs_per_s", "latency.efficiency",
-                                                        "memory.param_cache_bytes", "latency.host_overhead_s")}}
-    report["lesson"] = lesson(report, layers)
-    return report
+    report.edgetpu = {**summary(part), "usb": usb, "clock": clock, "tpu_ms": tpu_s * 1e3, "cpu_ms": cpu_s * 1e3,
+                      "stream_ms": stream_s * 1e3, "transfer_ms": transfer_s * 1e3, "host_overhead_ms": host_s * 1e3,
+                      "tpu_mac_share": (tpu_macs / max(sum(l.macs for l in layers), 1))}
+    report.latency_ms = report.latency_ms_p90 = total * 1e3
+    report.energy_mj = (board.num("power.active_w") * tpu_s + pi.num("power.active_w") * total) * 1e3
+    report.flash_bytes, report.ram_bytes, report.arena_bytes, report.fits = len(model), int(part.on_chip_bytes), 0, True
+    report.layers = rows
+    report.iron_law = {"memory_ms": terms["memory"], "compute_ms": terms["compute"],
+                       "overhead_ms": terms["overhead"], "dominant": max(terms, key=terms.get)}
+    report.sources = {k: board.source(k) for k in ("compute.peak_macs_per_s", "latency.efficiency",
+                                                    "memory.param_cache_bytes", "latency.host_overhead_s")}
+    report.lesson = lesson(report)
 
 
-def lesson(report: dict, layers) -> list[str]:
+def lesson(report: ProfileReport) -> list[str]:
     """What a student should take from the profile, in plain words."""
-    e, law = report["edgetpu"], report["iron_law"]
+    e, law = report.edgetpu, report.iron_law
     total_ops = e["mapped_ops"] + len(e["cpu_ops"])
     out = [f"{e['mapped_ops']} of {total_ops} ops ({e['tpu_mac_share']:.0%} of the MACs) ran on the Edge TPU "
            f"in {e['subgraphs']} segment(s): {e['tpu_ms']:.2f} ms, of which {e['host_overhead_ms']:.2f} ms is the "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tflite_file import builtin_name, is_constant, read_model, tensor_type_name, text
+from ..tflite_file import TFLiteModel, builtin_name, is_constant, model_of, tensor_type_name, text
 
 ITEM = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4, "float16": 2, "int64": 8}
 
@@ -44,8 +44,13 @@ def _shape(t) -> tuple[int, ...]:
     return tuple(int(d) for d in (t.shape if t.shape is not None else []))
 
 
-def layers(model_bytes: bytes) -> list[Layer]:
-    model = read_model(model_bytes)
+def layers(model: TFLiteModel | bytes) -> list[Layer]:
+    """The model's layers, worked out once per model."""
+    model = model_of(model)
+    return model.memo("layers", lambda: _layers(model.parsed))
+
+
+def _layers(model) -> list[Layer]:
     sub = model.subgraphs[0]
     out = []
     for i, op in enumerate(sub.operators or []):

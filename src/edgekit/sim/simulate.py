@@ -1,19 +1,24 @@
 """The simulated board: latency per layer, memory fit, energy and (on the Pi) heat, for one model.
 
-simulate(model, "nano33ble") returns the profile report's standard keys (target, mode, latency_ms,
-latency_ms_p90, energy_mj, flash_bytes, ram_bytes, arena_bytes, fits, layers) plus the Iron Law
-breakdown and the memory budgets. Every number is computed from the board's descriptor in
-targets/ (each with its source) and the model's layers; nothing is looked up per model.
+simulate(model, board) returns a ProfileReport (target, mode, latency_ms, latency_ms_p90,
+energy_mj, flash_bytes, ram_bytes, arena_bytes, fits, layers, the Iron Law breakdown and the memory
+budgets). Every number is computed from the board's descriptor in targets/ (each with its source)
+and the model's layers; nothing is looked up per model. How a board is simulated follows its
+kind: a microcontroller's memory plan, a Linux board's DRAM, the Coral's Edge TPU and USB.
 """
 from __future__ import annotations
 
-import hashlib
 import statistics
 
-from ..targets import load_board
+from ..profile_report import ProfileReport
+from ..targets import Board, load_board
+from ..tflite_file import TFLiteModel, model_of
 from . import latency as lat
+from .arena import plan_arena
+from .edgetpu import simulate_edgetpu
 from .layers import KINDS, layers as model_layers
 from .memory import plan_memory
+from .thermal import ThermalParams, sustained
 
 
 def cost_model(board, clock_hz: float | None = None, arena_in: str = "sram") -> lat.CostModel:
@@ -42,51 +47,52 @@ def _layer_rows(times, m) -> list[dict]:
     return rows
 
 
-def simulate(model: bytes, target: str, host_arena: int | None = None, duration_s: float | None = None,
-             runs: int = 1, usb: int = 3, clock: str = "max", partition=None, arena_in: str | None = None) -> dict:
-    """Simulated profile of an int8 .tflite on a board. host_arena: TFLM's measured arena, if known;
-    usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or "max"); partition: the
-    Coral's split when already known (edgekit.edgetpu.plan: compiled or predicted), else predicted;
-    arena_in: "psram" to put an ESP32-S3's arena in PSRAM even when it fits SRAM (None: edgekit decides)."""
-    board = load_board(target)
-    kind = board.kind
+def simulate(model: TFLiteModel | bytes, board: Board | str, host_arena: int | None = None,
+             duration_s: float | None = None, runs: int = 1, usb: int = 3, clock: str = "max", partition=None,
+             arena_in: str | None = None) -> ProfileReport:
+    """Simulated profile of an int8 .tflite on a board (a Board, or its key). host_arena: TFLM's
+    measured arena, if known; usb and clock: the Coral's link (2 or 3) and libedgetpu build ("std" or
+    "max"); partition: the Coral's split when already known (edgekit.edgetpu.plan: compiled or
+    predicted), else predicted; arena_in: "psram" to put an ESP32-S3's arena in PSRAM even when it fits
+    SRAM (None: edgekit decides)."""
+    model = model_of(model)
+    board = load_board(board) if isinstance(board, str) else board
     layers = model_layers(model)
-    report = {"target": board.key, "board": board.name, "mode": "simulated",
-              "model_sha256": hashlib.sha256(model).hexdigest(), "runs": runs}
-    if kind == "accelerator":
-        from .edgetpu import simulate_edgetpu
-        report.update(simulate_edgetpu(model, board, layers, usb=usb, clock=clock, partition=partition))
+    report = ProfileReport(target=board.key, board=board.name, mode="simulated", model_sha256=model.sha256,
+                           runs=runs, fits=True, flash_bytes=len(model), ram_bytes=None, arena_bytes=None)
+    if board.kind == "accelerator":
+        host = load_board(board.host or "rpi4")
+        simulate_edgetpu(report, model, board, host, cost_model(host), layers, usb=usb, clock=clock,
+                         partition=partition)
         return report
 
     placed_in = "sram"
-    if kind == "mcu":
-        mem = plan_memory(model, board, host_arena, _peak_layer(model, board), arena_in)
+    if board.kind == "mcu":
+        mem = plan_memory(model, board, host_arena, _peak_layer(model), arena_in)
         placed_in = mem.arena_in
-        report.update({"fits": mem.fits, "flash_bytes": mem.flash.needed, "ram_bytes": mem.ram.needed +
-                       (mem.psram.needed if mem.psram else 0), "arena_bytes": mem.arena_bytes,
-                       "arena_in": placed_in, "arena_source": mem.arena_source,
-                       "memory": {"flash": mem.flash.as_dict(), "sram": mem.ram.as_dict(),
-                                  **({"psram": mem.psram.as_dict()} if mem.psram else {}),
-                                  "parts": mem.parts, "advice": mem.advice}})
+        report.fits, report.flash_bytes = mem.fits, mem.flash.needed
+        report.ram_bytes = mem.ram.needed + (mem.psram.needed if mem.psram else 0)
+        report.arena_bytes, report.arena_in, report.arena_source = mem.arena_bytes, placed_in, mem.arena_source
+        report.memory = {"flash": mem.flash.as_dict(), "sram": mem.ram.as_dict(),
+                         **({"psram": mem.psram.as_dict()} if mem.psram else {}),
+                         "parts": mem.parts, "advice": mem.advice}
     else:  # the Pi: gigabytes of DRAM; the arena is LiteRT's tensors, reported for comparison
-        from .memory import plan_arena
         arena = host_arena or plan_arena(model, "host", "reference").minimum
-        report.update({"fits": True, "flash_bytes": len(model), "ram_bytes": arena + len(model),
-                       "arena_bytes": arena, "arena_in": "dram", "memory": {}})
+        report.ram_bytes, report.arena_bytes, report.arena_in, report.memory = arena + len(model), arena, "dram", {}
 
     m = cost_model(board, arena_in=placed_in)
     times = lat.model_time(layers, m)
     total_s = sum(t.total_s for t in times)
-    report["layers"] = _layer_rows(times, m)
-    report["iron_law"] = _iron_law(times)
-    report["latency_ms"] = report["latency_ms_p90"] = total_s * 1e3  # the model is deterministic
-    report["energy_mj"] = board.num("power.active_w") * total_s * 1e3
+    report.layers = _layer_rows(times, m)
+    report.iron_law = _iron_law(times)
+    report.latency_ms = report.latency_ms_p90 = total_s * 1e3  # the model is deterministic
+    report.energy_mj = board.num("power.active_w") * total_s * 1e3
     if duration_s and board.has("thermal.throttle_c"):
-        report["thermal"] = _thermal(board, layers, duration_s)
-        lat_ms = [x * 1e3 for x in report["thermal"]["latency_s"]]
-        report["latency_ms"] = statistics.median(lat_ms)
-        report["latency_ms_p90"] = statistics.quantiles(lat_ms, n=10)[-1] if len(lat_ms) > 1 else lat_ms[0]
-    report["sources"] = _sources(board, kind)
+        report.thermal = _thermal(board, layers, duration_s)
+        lat_ms = [x * 1e3 for x in report.thermal["latency_s"]]
+        report.latency_ms = statistics.median(lat_ms)
+        report.latency_ms_p90 = statistics.quantiles(lat_ms, n=10)[-1] if len(lat_ms) > 1 else lat_ms[0]
+    report.sources = _sources(board)
     return report
 
 
@@ -98,8 +104,7 @@ def _iron_law(times) -> dict:
     return {"memory_ms": mem, "compute_ms": comp, "overhead_ms": over, "dominant": max(terms, key=terms.get)}
 
 
-def _peak_layer(model: bytes, board) -> str | None:
-    from .memory import plan_arena
+def _peak_layer(model: TFLiteModel) -> str | None:
     try:
         plan = plan_arena(model, "host", "reference")
         return plan.peak_op if isinstance(plan.peak_op, str) else None
@@ -108,7 +113,6 @@ def _peak_layer(model: bytes, board) -> str | None:
 
 
 def _thermal(board, layers, duration_s: float) -> dict:
-    from .thermal import ThermalParams, sustained
     p = ThermalParams(
         ambient_c=board.num("thermal.ambient_c"), throttle_c=board.num("thermal.throttle_c"),
         r_th=board.num("thermal.thermal_resistance_c_per_w"), tau_s=board.num("thermal.time_constant_s"),
@@ -124,9 +128,9 @@ def _thermal(board, layers, duration_s: float) -> dict:
             "clock_hz": trace.clock_hz, "latency_s": trace.latency_s}
 
 
-def _sources(board, kind) -> dict:
+def _sources(board) -> dict:
     keys = ["chip.clock_hz", "compute.peak_macs_per_cycle", "latency.mac_cycles", "latency.output_cycles",
             "latency.op_overhead_cycles", "power.active_w"]
     keys += ["memory.sram_bytes", "memory.flash_bytes", "memory.runtime_flash_bytes",
-             "memory.runtime_ram_bytes"] if kind == "mcu" else []
+             "memory.runtime_ram_bytes"] if board.kind == "mcu" else []
     return {k: board.source(k) for k in keys if board.has(k)}

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EdgekitError
+from ..targets import detect, load_board
+from .project import Project
 from .tools import arduino_cli_install, board_tools
 
 COMPILE_TIMEOUT_S = 1800    # a core's first build compiles the whole framework (ESP32: minutes)
@@ -42,7 +44,6 @@ def merged_image(project_dir: Path) -> Path:
 
 
 def _board(board):
-    from ..targets import load_board
     return load_board(board) if isinstance(board, str) else board
 
 
@@ -193,7 +194,6 @@ def _esptool(which) -> list[str] | None:
 
 
 def _find_port(board, list_ports) -> str | None:
-    from ..targets import detect
     conn = detect(board, ports=list_ports() if list_ports else None)
     return conn.device if conn else None
 
@@ -202,7 +202,6 @@ def wait_for_sketch_port(board, list_ports=None, wait_s: float = 10.0, poll_s: f
                          sleep=time.sleep, clock=time.monotonic):
     """The board's Connection once a port with a 'sketch' (or 'runtime') role USB ID is present, polling
     detect() for up to wait_s; None if it never appears."""
-    from ..targets import detect
     deadline = clock() + wait_s
     while True:
         conn = detect(board, ports=list_ports() if list_ports else None)
@@ -225,8 +224,6 @@ def build_and_flash(project, board_key: str | None = None, port: str | None = No
     listed (pyserial's comports() by default); tests pass their own.
     Returns a FlashResult whose `port` is where the sketch runs after the upload.
     """
-    from ..targets import load_board
-    from .generate import Project
     if not isinstance(project, Project):
         project = Project.load(project)
     key = board_key or project.board

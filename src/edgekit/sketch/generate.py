@@ -41,11 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..version import __version__
 from ..errors import EdgekitError
+from ..runtime.tflm import run_tflm, tflm_available
+from ..sim.arena import kernel_library, plan_arena
+from ..sim.memory import MemoryPlan, plan_memory
+from ..targets import Board, load_board
+from ..tflite_file import TFLiteModel, builtin_name, model_of
+from .build import build_commands, setup_commands
+from .project import MARKER, ArenaBudget, Project
+from .tools import board_tools
 
 ALIGN = 16                     # TFLM aligns the arena and every buffer in it to 16 bytes
 BYTES_PER_LINE = 12            # model_data.cc: 12 bytes per line, as xxd -i
-MARKER = ".edgekit-project.json"
 GENERATED = ("model_data.h", "model_data.cc", "model_ops.h", "model_config.h", "README.txt")
 SOURCE_EXTS = (".ino", ".h", ".hpp", ".hh", ".c", ".cpp", ".cc", ".cxx", ".S")
 # Arduino sketch specification: letters/digits first, then letters, digits, _ . -; at most 63.
@@ -94,10 +102,6 @@ OP_METHODS = {
     "CUSTOM(CIRCULAR_BUFFER)": "AddCircularBuffer",
 }
 
-# The scratch term's kernel library per descriptor `kernels` (as the simulator's memory plan).
-PLAN_KERNELS = {"cmsis-nn": "cmsis-nn-dsp", "esp-nn": "esp-nn-1.2"}
-
-
 # ---------------------------------------------------------------------------------------------
 # Where the sketches are
 # ---------------------------------------------------------------------------------------------
@@ -145,11 +149,10 @@ def _sources(board_key: str, root: Path) -> tuple[Path, list[Path], list[Path]]:
 # What the model needs: ops and arena
 # ---------------------------------------------------------------------------------------------
 
-def model_ops(model: bytes) -> list[str]:
+def model_ops(model: TFLiteModel | bytes) -> list[str]:
     """The model's distinct ops (builtin names, custom ones as 'CUSTOM(name)'), in first-use order,
     over every subgraph (TFLM resolves the ops of IF/WHILE bodies too)."""
-    from ..tflite_file import builtin_name, read_model
-    m = read_model(model)
+    m = model_of(model).parsed
     ops: list[str] = []
     for sg in m.subgraphs:
         for op in sg.operators or []:
@@ -174,36 +177,12 @@ def resolver_methods(ops: list[str]) -> list[str]:
     return methods
 
 
-@dataclass
-class ArenaBudget:
-    """EDGEKIT_ARENA_BYTES and where each term comes from."""
-    board: str
-    host_bytes: int            # TFLM's minimum arena on this machine (x86-64)
-    host_source: str
-    scratch_bytes: int         # the board's optimized kernels beyond the reference kernels
-    scratch_source: str
-    margin_bytes: int          # memory.arena_margin_bytes
-    margin_source: str
-    total_bytes: int           # round_up_16(host + scratch + margin)
-    in_psram: bool = False
-    placement: str = ""        # why SRAM or PSRAM, with the numbers
-
-    @property
-    def sum_bytes(self) -> int:
-        return self.host_bytes + self.scratch_bytes + self.margin_bytes
-
-
-def _seeded_inputs(model: bytes) -> list[np.ndarray]:
+def _seeded_inputs(model: TFLiteModel) -> list[np.ndarray]:
     """One seeded random sample per model input, of its type and shape."""
-    from ..tflite_file import NUMPY_TYPES, read_model, tensor_type_name
-    m = read_model(model)
-    sg = m.subgraphs[0]
     rng = np.random.default_rng(0)
     out = []
-    for i in sg.inputs:
-        t = sg.tensors[i]
-        dtype = np.dtype(NUMPY_TYPES.get(tensor_type_name(t.type), np.float32))
-        shape = (1,) + tuple(int(d) for d in t.shape[1:])
+    for full, dtype in model.inputs:
+        shape = (1,) + full[1:]
         if dtype.kind in "iu":
             out.append(rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, shape).astype(dtype))
         else:
@@ -211,9 +190,7 @@ def _seeded_inputs(model: bytes) -> list[np.ndarray]:
     return out
 
 
-def _host_arena(model: bytes) -> tuple[int, str]:
-    from ..runtime.tflm import run_tflm, tflm_available
-    from ..sim.arena import plan_arena
+def _host_arena(model: TFLiteModel) -> tuple[int, str]:
     ok, why = tflm_available()
     if ok:
         # TFLM refusing the model here means the board's TFLM refuses it too: that error stands.
@@ -225,66 +202,54 @@ def _host_arena(model: bytes) -> tuple[int, str]:
                      f"since TFLite Micro cannot run here ({why})")
 
 
-def arena_budget(model: bytes, board, host_arena: int | None = None) -> ArenaBudget:
-    """The arena the firmware allocates for `model` on `board` (a Board or its key); see the module doc."""
-    from ..sim.arena import plan_arena, round_up
-    from ..targets import load_board
+def arena_budget(model: TFLiteModel | bytes, board, host_arena: int | None = None) -> tuple[ArenaBudget, MemoryPlan]:
+    """The arena the firmware allocates for `model` on `board` (a Board or its key), and the memory
+    plan it comes from (edgekit.sim.memory: the one rule the simulator uses too); see the module doc."""
+    model = model_of(model)
     b = load_board(board) if isinstance(board, str) else board
     if host_arena is not None:
         host, host_source = int(host_arena), "given by the caller (host_arena: TFLite Micro's measured arena)"
     else:
         host, host_source = _host_arena(model)
-    lib = PLAN_KERNELS.get(b.kernels)
+    plan = plan_memory(model, b, host)
+    scratch = plan.parts["kernel_scratch_bytes"]
+    lib = kernel_library(b.kernels)
     if lib:
-        fast = plan_arena(model, b.arch, lib).minimum
-        ref = plan_arena(model, b.arch, "reference").minimum
-        scratch = max(fast - ref, 0)
-        scratch_source = (f"planned: {b.kernels} ({lib}) needs {fast:,} B vs {ref:,} B with TFLM's reference "
-                          f"kernels on {b.arch} (plan_arena; the host measurement uses reference kernels)")
+        scratch_source = (f"planned: {b.kernels} ({lib}) needs {scratch:,} B more than TFLM's reference kernels "
+                          f"on {b.arch} (plan_arena; the host measurement uses reference kernels)")
     else:
-        scratch, scratch_source = 0, f"none: {b.key} runs TFLM's reference kernels, as measured on the host"
-    margin = int(b.num("memory.arena_margin_bytes", 0))
+        scratch_source = f"none: {b.key} runs TFLM's reference kernels, as measured on the host"
     margin_source = (f"memory.arena_margin_bytes in {b.path.name}: {b.source('memory.arena_margin_bytes')}"
                      if b.has("memory.arena_margin_bytes") else f"no memory.arena_margin_bytes in {b.path.name}")
-    total = round_up(host + scratch + margin, ALIGN)
-    budget = ArenaBudget(b.key, host, host_source, scratch, scratch_source, margin, margin_source, total)
-    _place(budget, b)
-    return budget
-
-
-def _place(budget: ArenaBudget, b) -> None:
-    runtime = int(b.num("memory.runtime_ram_bytes", 0))
-    ram = int(b.num("memory.data_ram_max_bytes", b.num("memory.sram_bytes", 0)))
-    psram = int(b.num("memory.psram_bytes", 0))
-    need = budget.total_bytes + runtime
-    if need <= ram:
-        budget.placement = (f"internal RAM: arena {budget.total_bytes:,} B + runtime {runtime:,} B "
-                            f"(memory.runtime_ram_bytes) <= {ram:,} B")
-    elif psram:
-        budget.in_psram = True
+    budget = ArenaBudget(b.key, host, host_source, scratch, scratch_source, plan.margin_bytes, margin_source,
+                         plan.arena_bytes, in_psram=plan.arena_in == "psram")
+    runtime, ram = plan.parts["runtime_ram_bytes"], plan.ram.available
+    if plan.arena_in == "psram":
         budget.placement = (f"PSRAM: arena {budget.total_bytes:,} B + runtime {runtime:,} B "
                             f"(memory.runtime_ram_bytes) > {ram:,} B of data RAM "
-                            f"(memory.data_ram_max_bytes); {psram:,} B of PSRAM")
+                            f"(memory.data_ram_max_bytes); {plan.psram.available:,} B of PSRAM")
+    else:
+        budget.placement = (f"internal RAM: arena {budget.total_bytes:,} B + runtime {runtime:,} B "
+                            f"(memory.runtime_ram_bytes) <= {ram:,} B")
+    return budget, plan
 
 
-def _check_fit(model: bytes, budget: ArenaBudget, b) -> None:
-    """Refuse a project that cannot link or load on the board, saying by how much."""
-    runtime = int(b.num("memory.runtime_ram_bytes", 0))
-    ram = int(b.num("memory.data_ram_max_bytes", b.num("memory.sram_bytes", 0)))
-    psram = int(b.num("memory.psram_bytes", 0))
-    if budget.in_psram and budget.total_bytes > psram:
-        raise EdgekitError(f"the arena needs {budget.total_bytes:,} B but {b.name} has {psram:,} B of PSRAM; "
-                           "shrink the activations (smaller input, fewer early channels)")
-    if not budget.in_psram and budget.total_bytes + runtime > ram:
-        short = budget.total_bytes + runtime - ram
-        raise EdgekitError(f"the arena ({budget.total_bytes:,} B) and the runtime ({runtime:,} B) exceed "
-                           f"{b.name}'s {ram:,} B of RAM by {short:,} B; shrink the activations (smaller input, "
-                           "fewer early channels, a stride-2 first layer) or deploy to esp32s3 (8 MB PSRAM)")
-    flash = int(b.num("memory.sketch_flash_max_bytes", b.num("memory.flash_bytes", 0)))
-    code = int(b.num("memory.runtime_flash_bytes", 0))
-    if flash and len(model) + code > flash:
+def _check_fit(model: TFLiteModel, budget: ArenaBudget, plan: MemoryPlan, b) -> None:
+    """Refuse a project that cannot link or load on the board, saying by how much (plan.fits decides)."""
+    if plan.psram is not None and plan.psram.short_by:
+        raise EdgekitError(f"the arena needs {budget.total_bytes:,} B but {b.name} has {plan.psram.available:,} B "
+                           "of PSRAM; shrink the activations (smaller input, fewer early channels)")
+    if plan.ram.short_by:
+        runtime = plan.parts["runtime_ram_bytes"]
+        where = f"the arena ({budget.total_bytes:,} B) and the runtime ({runtime:,} B)" if plan.psram is None \
+            else f"the runtime ({runtime:,} B)"
+        raise EdgekitError(f"{where} exceed {b.name}'s {plan.ram.available:,} B of RAM by {plan.ram.short_by:,} B; "
+                           "shrink the activations (smaller input, fewer early channels, a stride-2 first layer) "
+                           "or deploy to esp32s3 (8 MB PSRAM)")
+    if plan.flash.short_by:
+        code = plan.parts["runtime_flash_bytes"]
         raise EdgekitError(f"the model ({len(model):,} B) and the firmware (~{code:,} B) exceed {b.name}'s "
-                           f"{flash:,} B of sketch flash by {len(model) + code - flash:,} B; use fewer parameters")
+                           f"{plan.flash.available:,} B of sketch flash by {plan.flash.short_by:,} B; use fewer parameters")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,7 +257,6 @@ def _check_fit(model: bytes, budget: ArenaBudget, b) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _version() -> str:
-    from .. import __version__
     return __version__
 
 
@@ -412,8 +376,6 @@ def _shell(argv: list[str]) -> str:
 
 def render_readme(board, project_dir: Path, sketch: str, sha: str, n_model: int, ops: list[str],
                   budget: ArenaBudget, flags: tuple[str, ...] = ()) -> str:
-    from .build import build_commands, setup_commands
-    from .tools import board_tools
     cmds = build_commands(project_dir, board, port=_PORT)
     setup = setup_commands(board) + (list(board_tools(board.key).sensor_library_install) if flags else [])
     lines = [
@@ -456,47 +418,11 @@ def render_readme(board, project_dir: Path, sketch: str, sha: str, n_model: int,
 # The project
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
-class Project:
-    """A generated sketch folder."""
-    path: Path
-    board: str
-    sketch: Path                     # path / f"{path.name}.ino"
-    model_sha256: str
-    model_bytes: int
-    ops: list[str]
-    methods: list[str]
-    arena: ArenaBudget
-    files: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"], d["sketch"] = str(self.path), str(self.sketch)
-        return d
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Project":
-        """An existing generated project folder (read back from its marker file)."""
-        path = Path(path)
-        try:
-            data = json.loads((path / MARKER).read_text())
-            return cls(path=path, board=data["board"], sketch=path / f"{path.name}.ino",
-                       model_sha256=data["model_sha256"], model_bytes=data["model_bytes"], ops=data["ops"],
-                       methods=data["methods"], arena=ArenaBudget(**data["arena"]), files=data["files"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise EdgekitError(f"{path} is not an edgekit firmware project (no readable {MARKER}); "
-                               "generate it with edgekit.sketch.generate_project") from None
-
-
 def _is_replaceable(path: Path) -> bool:
     return path.is_dir() and (not any(path.iterdir()) or (path / MARKER).is_file())
 
 
-def generate_project(model: bytes, board_key: str, out_dir, host_arena: int | None = None, *,
+def generate_project(model: TFLiteModel | bytes, board_key: Board | str, out_dir, host_arena: int | None = None, *,
                      firmware_root: str | Path | None = None, check_fit: bool = True,
                      sensors: str | None = None) -> Project:
     """Write a ready-to-build Arduino sketch folder for `model` on `board_key` at `out_dir`.
@@ -509,11 +435,10 @@ def generate_project(model: bytes, board_key: str, out_dir, host_arena: int | No
     compile the board's sensors in for `stream`. Raises EdgekitError; on any failure nothing is
     left at out_dir.
     """
-    from ..targets import load_board
-    model = bytes(model)
-    board = load_board(board_key)
-    if board.kind != "mcu" or board.runtime != "tflm":
-        raise EdgekitError(f"'{board_key}' is not a TFLite Micro board; firmware projects are for "
+    model = model_of(model)
+    board = load_board(board_key) if isinstance(board_key, str) else board_key
+    if board.runtime != "tflm":
+        raise EdgekitError(f"'{board.key}' is not a TFLite Micro board; firmware projects are for "
                            "nano33ble and esp32s3")
     out = Path(out_dir).expanduser().absolute()
     if not SKETCH_NAME.match(out.name):
@@ -528,11 +453,11 @@ def generate_project(model: bytes, board_key: str, out_dir, host_arena: int | No
     flags = sensor_flags(board.key, sensors)
     ops = model_ops(model)
     methods = resolver_methods(ops)
-    sha = hashlib.sha256(model).hexdigest()
-    budget = arena_budget(model, board, host_arena)
+    sha = model.sha256
+    budget, plan = arena_budget(model, board, host_arena)
     if check_fit:
-        _check_fit(model, budget, board)
-    data_h, data_cc = render_model_data(model, board, sha)
+        _check_fit(model, budget, plan, board)
+    data_h, data_cc = render_model_data(model.data, board, sha)
     texts = {
         "model_data.h": data_h,
         "model_data.cc": data_cc,

@@ -1,0 +1,222 @@
+"""What every board backend does, whatever the board: simulate the model once, check that it fits,
+drive a simulated board over the serial protocol, check its outputs, and profile it.
+
+A subclass per board kind says what differs: how the board itself is flashed and run
+(`_flash_board`, `_infer_on_board`, `_profile_on_board`), what it needs before anything runs
+(`_prepare`), and what its report adds (`_finish`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from ..capture.api import stream
+from ..errors import EdgekitError
+from ..profile_report import ProfileReport
+from ..protocol import BoardClient, Faults, SimSerial, VirtualBoard
+from ..runtime import litert
+from ..runtime.tflm import run_tflm, tflm_available
+from ..sim.simulate import simulate
+from ..targets import Board, Choice
+from ..tflite_file import TFLiteModel
+from ..verify import random_inputs
+
+VERIFY_SAMPLES = 4
+
+
+class Backend:
+    """One board (or its simulator) for one model. See edgekit.backends for the order of calls."""
+
+    accepts = ("int8", "uint8")   # quantization kinds taken as they are (others are converted)
+
+    def __init__(self, board: Board, choice: Choice):
+        self.board, self.choice = board, choice
+        self.model: TFLiteModel | None = None
+        self.host_arena: int | None = None     # TFLite Micro's measured arena, when known
+        self.sim_options: dict = {}            # how the simulator is asked (the Coral's link and clock)
+        self.runs, self.duration_s = 10, None
+        self.client: BoardClient | None = None
+        self.via: str | None = None
+        self._simulation: ProfileReport | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.choice.mode
+
+    @property
+    def why(self) -> str:
+        return self.choice.why
+
+    @property
+    def key(self) -> str:
+        return self.board.key
+
+    # -- the model -------------------------------------------------------------------------
+    @classmethod
+    def for_remote(cls, model: TFLiteModel) -> TFLiteModel:
+        """The model to send to edgekit on another machine (a Pi over ssh) that runs this board."""
+        return model
+
+    def load(self, model: TFLiteModel, *, conversion: dict | None = None, runs: int = 10,
+             duration_s: float | None = None, progress=lambda m: None, **options) -> None:
+        """Take the int8 model this backend runs. conversion: convert()'s info when edgekit just
+        made it (its TFLite Micro run gives the arena); options: what the board kind takes
+        (the Coral: usb, clock)."""
+        self.close()
+        self.model, self.runs, self.duration_s = model, runs, duration_s
+        self._simulation = None
+        self._prepare(conversion, progress, **options)
+
+    def _prepare(self, conversion: dict | None, progress, **options) -> None:
+        """What the board kind needs before anything runs."""
+
+    @property
+    def simulation(self) -> ProfileReport:
+        """The simulator's report for the loaded model, made once."""
+        if self.model is None:
+            raise EdgekitError("no model is loaded yet: call load(model) first")
+        if self._simulation is None:
+            self._simulation = simulate(self.model, self.board, host_arena=self.host_arena,
+                                        duration_s=self.duration_s, runs=self.runs, **self.sim_options)
+        return self._simulation
+
+    def use_host_arena(self, arena: int) -> None:
+        """TFLite Micro's arena, measured after loading (e.g. on a test set): simulate with it."""
+        self.host_arena, self._simulation = int(arena), None
+
+    def check_fit(self) -> None:
+        """Raise EdgekitError (needed / available / short by, and what would fit) if it does not fit."""
+        if not self.simulation.fits:
+            raise EdgekitError(self.simulation.no_fit_message())
+
+    # -- the board -------------------------------------------------------------------------
+    def flash(self) -> None:
+        """Put the model on the board (or start its simulator with it)."""
+        self.check_fit()
+        self.close()
+        if self.choice.simulated:
+            self._connect_simulator()
+        else:
+            self._flash_board()
+
+    def _connect_simulator(self) -> None:
+        """The simulator as a virtual board behind the same protocol client as a real board."""
+        faults = None
+        if self.choice.port:  # sim://<key>?<faults>: the simulator with injected faults
+            options = dict(parse_qsl(urlsplit(self.choice.port).query, keep_blank_values=True))
+            faults = Faults.from_options({k: v for k, v in options.items() if k != "model"})
+        board = VirtualBoard(self.board, self.model, simulation=self.simulation)
+        self.client = BoardClient(SimSerial.attached(board, faults))
+        self.via = f"sim://{self.key}"
+
+    def _flash_board(self) -> None:
+        raise NotImplementedError
+
+    def _connect(self, port: str) -> None:
+        """Talk to the board at `port` and check that it runs this model."""
+        self.client = BoardClient(port)
+        self.via = port
+        info = self.client.info()
+        want = self.model.sha256
+        if info.get("model-sha256") not in (None, want):
+            raise EdgekitError(f"{self.board.name} at {port.split('?')[0]} runs another model (sha256 "
+                               f"{info.get('model-sha256', '?')[:12]}…, expected {want[:12]}…); flash it again")
+
+    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """Raw outputs (e.g. int8) for raw inputs stacked over samples."""
+        if self.client is None and self.choice.simulated:
+            raise EdgekitError("nothing is flashed yet: call flash() first")
+        if self.client is None:
+            return self._infer_on_board(inputs)
+        shape, dtype = self.model.outputs[0]
+        outs = []
+        for x in inputs:
+            self.client.load(np.ascontiguousarray(x).tobytes())
+            self.client.infer(1, 0)
+            outs.append(np.array(self.client.raw(), dtype).reshape(shape[1:]))
+        return [np.stack(outs)]
+
+    def _infer_on_board(self, inputs: np.ndarray) -> list[np.ndarray]:
+        raise EdgekitError("nothing is flashed yet: call flash() first")
+
+    def verify_outputs(self) -> dict:
+        """The board's outputs on a few inputs against the host reference (TFLM, else LiteRT)."""
+        x = random_inputs(self.model)[:VERIFY_SAMPLES]
+        got = self.infer(x)
+        if tflm_available()[0]:
+            want, ref = run_tflm(self.model, [x]).outputs, "TFLite Micro on this machine"
+        else:
+            want, ref = litert.run(self.model, x, raw=True)[0], "LiteRT on this machine"
+        diffs = [int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) for a, b in zip(got, want)]
+        if max(diffs) > 1:
+            raise EdgekitError(f"the board's output {int(np.argmax(diffs))} differs from {ref} by up to "
+                               f"{max(diffs)} steps on the same input; the firmware and the model disagree: "
+                               "rebuild and flash again")
+        return {"samples": VERIFY_SAMPLES, "max_lsb": max(diffs), "reference": ref}
+
+    def profile(self) -> ProfileReport:
+        """The simulator's report with what the board measured: latency from the board's own lap
+        timestamps over `runs` inferences (after one warm-up), per-layer times where it has them."""
+        if self.client is None:
+            self.flash()
+        if self.client is None:  # the board runs the model in this process (a Raspberry Pi)
+            return self._finish(self._profile_on_board())
+        self.client.load(random_inputs(self.model)[0].tobytes())
+        timed = self.client.infer(self.runs, 1)
+        report = _copy(self.simulation)
+        report.mode, report.via = self.mode, self.via
+        if not report.thermal and not self.sim_options:
+            report.latency_ms = report.latency_ms_p90 = timed["latency_us"] / 1e3
+        report.energy_mj = self.board.num("power.active_w") * report.latency_ms
+        on_board = {op_index: us for op_index, _, us in self.client.layers()}
+        for i, layer in enumerate(report.layers):
+            if i in on_board:
+                layer["board_us"] = on_board[i]
+        report.board_info = self.client.info()
+        if self.choice.simulated:
+            report.outputs_by = self.outputs_by()
+        return self._finish(report)
+
+    def _profile_on_board(self) -> ProfileReport:
+        raise NotImplementedError
+
+    def _finish(self, report: ProfileReport) -> ProfileReport:
+        """What the board kind adds to a report."""
+        return report
+
+    def outputs_by(self) -> str:
+        """What computes a simulated board's outputs."""
+        if self.board.runtime != "tflm":
+            return f"LiteRT on this machine (the board runs {self.board.runtime}: the same int8 arithmetic)"
+        ok, why = tflm_available()
+        return "TFLite Micro" if ok else f"LiteRT, since {why}"
+
+    def capture(self, sensor: str, rate_hz: float | None, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """`seconds` of a sensor: (t_us (n,), values (n, channels) in physical units), frames that
+        failed their CRC left out. Recording to files, with the loss accounting, is edgekit.capture."""
+        if not self.board.sensors:
+            raise EdgekitError(f"{self.board.name} has no sensors edgekit streams; capture from nano33ble or esp32s3")
+        how = {"force": "sim"} if self.choice.simulated and not self.choice.port else \
+            {"port": self.choice.port or self.choice.connection.device}
+        frames = list(stream(self.key, sensor, rate=rate_hz, seconds=seconds, **how))
+        if not frames:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float64)
+        return np.concatenate([f.t_us for f in frames]), np.concatenate([f.values for f in frames])
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _copy(report: ProfileReport) -> ProfileReport:
+    """A report to fill in, leaving the simulation as it was (layers are edited per row)."""
+    return dataclasses.replace(report, layers=[dict(row) for row in report.layers])
