@@ -108,10 +108,12 @@ def test_round_trip_returns_the_pis_report_labelled(pi, model_file):
     sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
     copied = remote / f"edgekit-{sha[:8]}.tflite"
     assert copied.read_bytes() == model_file.read_bytes()
-    assert r["target"] == "rpi4" and r["mode"] == "simulated" and r["runs"] == 3
-    assert r["model_sha256"] == sha and r["latency_ms"] > 0
-    assert r["host"] == HOST and r["selected"].endswith(f"on {HOST}")
-    assert r["remote"]["model"] == str(copied)
+    assert r.target == "rpi4" and r.mode == "simulated" and r.runs == 3
+    assert r.model_sha256 == sha and r.latency_ms > 0
+    assert r.extra["host"] == HOST and r.selected.endswith(f"on {HOST}")
+    assert r.extra["remote"]["model"] == str(copied)
+    d = r.to_json()  # what `edgekit profile --host ... --json` prints
+    assert d["host"] == HOST and d["remote"]["model"] == str(copied)
     # the command line run there
     (argv,) = _ssh_calls(bin_dir)
     assert "BatchMode=yes" in argv and argv[-2] == HOST
@@ -121,13 +123,13 @@ def test_round_trip_returns_the_pis_report_labelled(pi, model_file):
 def test_model_bytes_and_the_coral(pi, model_file):
     _, _, _, kw = pi
     r = profile_remote(model_file.read_bytes(), "coral", runs=2, force="sim", **kw)
-    assert r["target"] == "coral" and r["host"] == HOST
+    assert r.target == "coral" and r.extra["host"] == HOST
 
 
 def test_deploy_remote(pi, model_file):
     bin_dir, _, _, kw = pi
     r = deploy_remote(model_file, "rpi4", runs=2, force="sim", **kw)
-    assert r["outputs_check"]["max_lsb"] <= 1 and r["host"] == HOST
+    assert r.outputs_check["max_lsb"] <= 1 and r.extra["host"] == HOST
     assert " deploy " in _ssh_calls(bin_dir)[0][-1]
 
 

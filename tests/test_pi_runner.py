@@ -282,24 +282,26 @@ def test_libedgetpu_flavour_from_dpkg(tmp_path, monkeypatch, installed, want):
 def test_profile_on_board_rpi4_is_a_standard_report(int8_model):
     from edgekit.profile_report import render_profile
     r = profile_on_board(int8_model, "rpi4", runs=5)
-    assert r["target"] == "rpi4" and r["mode"] == "measured"
-    assert r["latency_ms"] == r["measured"]["latency_ms"] <= r["latency_ms_p90"]
-    assert r["layers"] and r["layers_source"] == "simulated" and r["latency_ms_simulated"] > 0
-    assert r["energy_mj"] == pytest.approx(6.4 * r["latency_ms"])
-    assert r["runtime"] == "litert (CPU, XNNPACK, 4 threads)" and "via" not in r
-    json.dumps(r)  # --json prints it
+    assert r.target == "rpi4" and r.mode == "measured"
+    assert r.latency_ms == r.extra["measured"]["latency_ms"] <= r.latency_ms_p90
+    assert r.layers and r.extra["layers_source"] == "simulated" and r.extra["latency_ms_simulated"] > 0
+    assert r.energy_mj == pytest.approx(6.4 * r.latency_ms)
+    assert r.extra["runtime"] == "litert (CPU, XNNPACK, 4 threads)" and r.via is None
+    d = r.to_json()
+    assert "via" not in d and d["runtime"] == r.extra["runtime"] and d["measured"] == r.extra["measured"]
+    json.dumps(d)  # --json prints it
     render_profile(r)
 
 
 def test_profile_on_board_coral_stand_in_and_compiled(int8_model, compiled_model):
     from edgekit.profile_report import render_profile
     r = profile_on_board(int8_model, "coral", runs=5, stand_in_cpu=True)
-    assert r["mode"] == "stand-in" and r["measured"]["label"] == STAND_IN_LABEL
+    assert r.mode == "stand-in" and r.extra["measured"]["label"] == STAND_IN_LABEL
     render_profile(r)
     r = profile_on_board(compiled_model, "coral", runs=5, connection=CORAL, find_libedgetpu=lambda n: n,
                          import_pycoral=lambda: _FakePycoral(int8_model), libedgetpu_flavour=lambda: "std")
-    assert r["mode"] == "measured" and r["layers"] == [] and r["runtime"] == "pycoral"
-    json.dumps(r)
+    assert r.mode == "measured" and r.layers == [] and r.extra["runtime"] == "pycoral"
+    json.dumps(r.to_json())
     render_profile(r)
     with pytest.raises(EdgekitError, match="--sim"):
         profile_on_board(int8_model, "rpi4", duration_s=60)
