@@ -20,6 +20,7 @@ from edgekit.sketch.build import explain, telling_line, wait_for_sketch_port
 from edgekit.sketch.generate import ALIGN, MARKER
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim.arena import plan_arena
+from edgekit.sim.simulate import simulate
 from edgekit.targets import load_board
 from edgekit.tflite_file import builtin_name, read_model
 
@@ -134,6 +135,8 @@ def test_arena_is_measured_plus_kernel_scratch_plus_margin(models, fw_root, tmp_
     assert (a.host_bytes, a.scratch_bytes, a.margin_bytes, a.total_bytes) == (host, scratch, margin, want)
     assert want % ALIGN == 0 and want >= host + scratch + margin
     assert _config_value(p.path, "EDGEKIT_ARENA_BYTES") == str(want)
+    # the simulator plans the same arena as the firmware allocates (one memory rule)
+    assert simulate(model, board, host_arena=host).arena_bytes == want
     config = (p.path / "model_config.h").read_text()
     # each term is stated with its number and its source
     for number in (host, scratch, margin, want):
@@ -148,7 +151,8 @@ def test_arena_is_measured_plus_kernel_scratch_plus_margin(models, fw_root, tmp_
 @pytest.mark.skipif(not tflm_available()[0], reason="tflite-micro runs on Linux x86-64 only")
 def test_host_term_is_tflite_micros_own_measurement(models):
     model = models["residual"]
-    a = arena_budget(model, "nano33ble")
+    a, plan = arena_budget(model, "nano33ble")
+    assert plan.arena_bytes == a.total_bytes and plan.parts["arena_host_bytes"] == a.host_bytes
     x = read_model(model)
     sg = x.subgraphs[0]
     import numpy as np
