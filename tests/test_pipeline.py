@@ -107,7 +107,7 @@ def test_deploy_a_tinytorch_model_from_python(digits):
     model, d = digits
     q = edgekit.convert(model, example_input=tt.Tensor(d["x_train"][:1]), calibration=d["x_train"][:100])
     r = edgekit.deploy(q, "esp32s3")
-    assert r["mode"] == "simulated" and r["fits"] and r["outputs_check"]["max_lsb"] <= 1
+    assert r.mode == "simulated" and r.fits and r.outputs_check["max_lsb"] <= 1
     direct = edgekit.deploy(model, "esp32s3", example_input=tt.Tensor(d["x_train"][:1]),
                             calibration=d["x_train"][:100])
-    assert direct["latency_ms"] == r["latency_ms"]
+    assert direct.latency_ms == r.latency_ms
