@@ -7,20 +7,27 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
+from . import deployment as dep
+from .backends import BACKENDS
+from .budget import DEFAULT_CALIB_MB, DEFAULT_MEMORY_MB, limits
+from .capture.cli import add_cli as add_capture_cli, run_cli as run_capture_cli
+from .console import err, out
+from .convert import convert
+from .convert_report import renderables
+from .doctor import doctor, print_doctor
+from .edgetpu.plan import plan, summary
+from .edgetpu.report import render_partition
 from .errors import EdgekitError
-
-
-class _Stdout(Console):
-    def on_broken_pipe(self) -> None:  # rich would exit 1 itself; main() ends every early close the same way
-        raise BrokenPipeError
-
-
-# Piped output (files, CI logs) is not cut to 80 columns: tables stay whole.
-out = _Stdout(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+from .importers import read_file
+from .inspect import inspect_model, render_inspect
+from .olympics.cli import add_cli as add_olympics_cli, run_cli as run_olympics_cli
+from .pi import profile_remote
+from .profile_report import plot_layers, render_profile
+from .protocol import add_cli as add_board_cli, run_board
+from .sim.thermal import parse_duration
+from .targets import load_board, render_targets, targets_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,17 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
     doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
                      help="check only this board's tools (repeatable; default both)")
-    from .protocol import add_cli as add_board_cli
     add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
-    from .olympics.cli import add_cli as add_olympics_cli
     add_olympics_cli(sub)  # edgekit olympics run | check | board | serve | demo
-    from .capture.cli import add_cli as add_capture_cli
     add_capture_cli(sub)  # edgekit capture, sensors, plot (week 4)
     return p
 
 
 def _add_budget_flags(p: argparse.ArgumentParser) -> None:
-    from .budget import DEFAULT_CALIB_MB, DEFAULT_MEMORY_MB
     p.add_argument("--max-memory", type=int, metavar="MB", help="memory budget for the model's working "
                    f"tensors (default {DEFAULT_MEMORY_MB}, or EDGEKIT_MAX_MEMORY_MB)")
     p.add_argument("--max-calib-mb", type=int, metavar="MB", help="largest calibration/validation set, as "
@@ -94,12 +97,10 @@ def _add_budget_flags(p: argparse.ArgumentParser) -> None:
 
 def _budgets(args):
     """The memory budgets given on the command line, for the code inside."""
-    from .budget import limits
     return limits(memory=args.max_memory, calib=args.max_calib_mb)
 
 
 def _convert(args) -> int:
-    from .convert import convert
     src = Path(args.model)
     with _budgets(args), err.status("converting ...") as status:
         q = convert(src, calibration=args.calib, method=args.calib_method, val=args.val,
@@ -112,15 +113,12 @@ def _convert(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        from .convert_report import renderables
         out.print(renderables(info))
         out.print(f"wrote {target}" if target else "already int8: nothing written (use -o to copy)")
     return 0
 
 
 def _inspect(args) -> int:
-    from .inspect import inspect_model, render_inspect
-    from .importers import read_file
     info = inspect_model(read_file(Path(args.model)), name=Path(args.model).name)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -130,7 +128,6 @@ def _inspect(args) -> int:
 
 
 def _targets(args) -> int:
-    from .targets import render_targets, targets_report
     rows = targets_report()
     if args.json:
         print(json.dumps({"targets": rows}, indent=2))
@@ -145,16 +142,11 @@ def _deploy_or_profile(args) -> int:
 
 
 def _run_deploy_or_profile(args) -> int:
-    from . import deployment as dep
     force = "hw" if args.hw else "sim" if args.sim else None
     duration = None
     if getattr(args, "duration", None):
-        from .sim.thermal import parse_duration
         duration = parse_duration(args.duration)
     if args.host:
-        from .backends import BACKENDS
-        from .pi import profile_remote
-        from .targets import load_board
         backend = BACKENDS[load_board(args.target).kind]
         model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts)
         if not args.sim:  # the Pi may lack what the board needs (the Coral's compiler): prepared here
@@ -180,7 +172,6 @@ def _run_deploy_or_profile(args) -> int:
 
 
 def _show_report(args, report) -> int:
-    from .profile_report import plot_layers, render_profile
     if args.plot:
         plot_layers(report, args.plot)
     if args.json:
@@ -200,9 +191,6 @@ def _show_report(args, report) -> int:
 
 
 def _compile(args) -> int:
-    from .edgetpu.plan import plan, summary
-    from .edgetpu.report import render_partition
-    from .importers import read_file
     path = Path(args.model)
     with err.status("edgetpu_compiler ..."):
         p = plan(read_file(path), path.stem, args.output_dir)
@@ -215,24 +203,20 @@ def _compile(args) -> int:
 
 
 def _doctor(args) -> int:
-    from .doctor import doctor, print_doctor
     ok = print_doctor(doctor(boards=tuple(args.board or ("nano33ble", "esp32s3"))), out)
     return 0 if ok else 1
 
 
 def _board(args) -> int:
-    from .protocol import run_board
     return run_board(args)
 
 
 def _olympics(args) -> int:
-    from .olympics.cli import run_cli
-    return run_cli(args)
+    return run_olympics_cli(args)
 
 
 def _capture(args) -> int:
-    from .capture.cli import run_cli
-    return run_cli(args)
+    return run_capture_cli(args)
 
 
 COMMANDS = {"capture": _capture, "sensors": _capture, "plot": _capture, "board": _board, "olympics": _olympics, "compile": _compile, "doctor": _doctor, "convert": _convert, "inspect": _inspect, "targets": _targets,

@@ -12,12 +12,14 @@ import numpy as np
 
 from . import budget, passes, reference
 from .array_file import load_array
+from .convert_report import render_text
 from .errors import EdgekitError
 from .export.tflite_writer import write_tflite
 from .importers import Source, load
-from .quantize.calibrate import calibrate
+from .quantize.calibrate import CHUNK, calibrate
 from .quantize.scheme import quantize_graph
 from .runtime import litert
+from .verify import SQNR_SAMPLES, verify_model
 
 
 def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
@@ -44,8 +46,6 @@ def _check_working_memory(graph, samples: int, doing: str) -> None:
     by verification), and every sample's output; verification runs the whole set, two tensors of a
     layer at a time, and keeps every activation of its first SQNR_SAMPLES. Declared shapes count as
     they are (a batch other than 1 only makes the estimate larger)."""
-    from .quantize.calibrate import CHUNK
-    from .verify import SQNR_SAMPLES
     per_sample = {name: 4 * math.prod(max(int(d), 1) for d in t.shape)
                   for name, t in graph.tensors.items() if not t.is_const}
     every = sum(per_sample.values())
@@ -102,7 +102,6 @@ class Converted:
         return self.info
 
     def report(self) -> str:
-        from .convert_report import render_text
         return render_text(self.info)
 
     def __repr__(self):
@@ -153,7 +152,6 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
     info["model_sha256"] = hashlib.sha256(tflite).hexdigest()
     info["int8_bytes"] = len(tflite)
     if verify:
-        from .verify import verify_model
         t1 = time.perf_counter()
         val_samples = None
         if val is not None:

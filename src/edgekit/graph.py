@@ -136,7 +136,7 @@ class Graph:
         """Set op's output shape from its inputs' shapes (an EdgekitError naming the layer if they do
         not fit) and return the bytes per sample the float reference needs for it: its output and
         its working copies (e.g. a SAME-padded input)."""
-        from .reference import output_shape, scratch_bytes  # late import: reference depends on graph
+        from .reference import output_shape, scratch_bytes  # lazy: reference imports graph (the one allowed circle)
 
         shapes = [self.tensors[t].shape for t in op.inputs]
         try:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
+from . import budget
 from .errors import EdgekitError
 
 MAX_RANK = 8  # TFLite kernels take at most 6 dims (reshape 8); more is a corrupt shape
@@ -268,7 +269,6 @@ def declared_bytes(model: fb.ModelT) -> int:
 def check_memory(model: fb.ModelT, name: str) -> None:
     """Refuse, before any runtime allocates, a model whose declared tensors exceed the memory budget
     (e.g. a 1x31623x31623 input: 1e9 elements from a 100-byte shape)."""
-    from . import budget
     budget.check_memory(declared_bytes(model), f"'{name}' (the tensors it declares)")
 
 

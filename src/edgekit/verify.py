@@ -7,6 +7,7 @@ import numpy as np
 from . import budget, reference
 from .errors import EdgekitError
 from .runtime import litert
+from .runtime.tflm import run_tflm, tflm_available
 from .tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
 
 SQNR_SAMPLES = 32  # per-layer SQNR needs every intermediate tensor: a subset is plenty
@@ -56,7 +57,6 @@ def per_layer_sqnr(tflite: bytes, graph, samples: np.ndarray, floats: dict | Non
 
 
 def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
-    from .runtime.tflm import run_tflm, tflm_available
     ok, why = tflm_available()
     if not ok:
         return {"ran": False, "reason": why}
@@ -92,7 +92,6 @@ def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m
     TFLite Micro runs in a child process, at the same time as the LiteRT checks.
     """
     from concurrent.futures import ThreadPoolExecutor
-    from .errors import EdgekitError
     floats = floats or {}
     step("verifying in LiteRT")
     try:

@@ -10,6 +10,10 @@ from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingC
 from rich.table import Table
 
 from ..errors import EdgekitError
+from ..targets import load_board
+from .firmware import flash_sensor_firmware
+from .plot import plot_recording
+from .sensors import describe
 from .session import CaptureStopped, Progress, Session
 
 COMMANDS = ("capture", "sensors", "plot")
@@ -100,7 +104,6 @@ def _capture(args) -> int:
     if args.flash:
         if args.sim or args.port:
             raise EdgekitError("--flash puts firmware on a connected board: leave out --sim and --port")
-        from .firmware import flash_sensor_firmware
         with err.status("flashing ...") as status:
             args.port = flash_sensor_firmware(args.target, args.revision, lambda m: status.update(m + " ..."))
         err.print(f"{args.target}: flashed edgekit's firmware with its sensors; it runs at {args.port}", highlight=False)
@@ -122,7 +125,6 @@ def _capture(args) -> int:
         stopped = f"stopped: {e} (what arrived is kept and marked incomplete in the manifest)"
     entries = entries or session.listed
     if args.plot and not stopped:
-        from .plot import plot_recording
         for e in entries:
             if not e["file"].endswith((".png", ".jpg")):
                 plot_recording(session.out / e["file"], session.out / "plots" / (Path(e["file"]).stem + ".png"))
@@ -138,8 +140,6 @@ def _capture(args) -> int:
 
 
 def _sensors(args) -> int:
-    from ..targets import load_board
-    from .sensors import describe
     board = load_board(args.target)
     rows = describe(board)
     if args.json:
@@ -160,7 +160,6 @@ def _sensors(args) -> int:
 
 
 def _plot(args) -> int:
-    from .plot import plot_recording
     out = args.output or str(Path(args.recording).with_suffix(".png"))
     plot_recording(args.recording, out)
     print(f"wrote {out}")

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..convert import convert
 from ..errors import EdgekitError
+from ..export.tflite_writer import write_tflite
+from ..graph import Graph
+from ..sketch.build import build_and_flash
+from ..sketch.generate import generate_project
+from ..targets import detect, load_board
 
 
 def placeholder_model() -> bytes:
     """The smallest useful int8 model: 4 inputs, one fully connected layer to 2 outputs."""
-    from ..convert import convert
-    from ..export.tflite_writer import write_tflite
-    from ..graph import Graph
     g = Graph(name="placeholder")
     x = g.add_input("input", (1, 4))
     w = g.add_const("fc/weights", np.eye(2, 4, dtype=np.float32))
@@ -48,9 +51,6 @@ def sensor_set(target: str, revision: str | None) -> str:
 def flash_sensor_firmware(target: str, revision: str | None, progress=lambda m: None,
                           build_root: str | Path = "edgekit-build") -> str:
     """Build and flash the capture firmware to the connected board; the port it runs on after."""
-    from ..sketch.build import build_and_flash
-    from ..sketch.generate import generate_project
-    from ..targets import detect, load_board
     board = load_board(target)
     sensors = sensor_set(board.key, revision)
     conn = detect(board)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
+from .api import read_recording
 
 
 def plot_recording(path: str | Path, out: str | Path) -> Path:
@@ -14,7 +15,6 @@ def plot_recording(path: str | Path, out: str | Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .api import read_recording
     path, out = Path(path), Path(out)
     if not path.exists():
         raise EdgekitError(f"{path} does not exist; give a recording, e.g. data/wave/wave.1.csv")

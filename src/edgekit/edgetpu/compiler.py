@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 from ..tflite_file import builtin_name, read_model
+from .executable import read_package
 from .rules import MAPPED, Partition
 
 EXE = "edgetpu_compiler"
@@ -276,7 +277,6 @@ def from_compiled_model(edgetpu_model: bytes | str | os.PathLike) -> dict:
 
 def _estimated_cycles(subgraph, tpu_ops: list[int]) -> int | None:
     """Per custom op, the cycles of the executable that runs it (not the one that only loads the cache)."""
-    from .executable import read_package
     total = 0
     try:
         for k in tpu_ops:

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 from ..graph import Graph
+from ..tflite_check import check_memory
+from ..tflite_file import is_fully_int8, quantization_kind, read_model
+from .tflite_import import import_tflite
+from .tinytorch import import_tinytorch
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024  # nothing a microcontroller course deploys is bigger
 
@@ -54,16 +58,13 @@ def load(source, example_input=None) -> Source:
                                "unpickles files: export the model to ONNX, or call edgekit.convert on "
                                "the model object")
         if path.suffix == ".onnx":
-            from .onnx_import import import_onnx
+            from .onnx_import import import_onnx  # lazy: onnx takes ~0.5 s to import; only ONNX files need it
             return Source("onnx", path.stem, import_onnx(data, name=path.stem), data, "NCHW")
         if path.suffix == ".tflite":
-            from ..tflite_check import check_memory
-            from ..tflite_file import read_model, is_fully_int8, quantization_kind
             model = read_model(data, path.name)
             check_memory(model, path.name)  # before LiteRT, TFLM or the importer allocate anything
             if quantization_kind(model) in ("int8", "uint8") or is_fully_int8(model):
                 return Source("tflite-int8", path.stem, None, data)
-            from .tflite_import import import_tflite
             return Source("tflite-float", path.stem, import_tflite(data, name=path.stem), data)
         raise EdgekitError(f"'{path.name}': unknown model type '{path.suffix or 'no extension'}'; "
                            "edgekit reads .onnx and .tflite files, or a TinyTorch model object")
@@ -71,7 +72,6 @@ def load(source, example_input=None) -> Source:
         if example_input is None:
             raise EdgekitError("a TinyTorch model needs example_input= (one input batch, e.g. x[:1]) "
                                "so edgekit can trace its forward pass")
-        from .tinytorch import import_tinytorch
         graph = import_tinytorch(source, example_input)
         return Source("tinytorch", type(source).__name__.lower(), graph, None, "NCHW")
     raise EdgekitError(f"cannot convert a {type(source).__name__}; give a TinyTorch model object, "

@@ -8,7 +8,17 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from ..console import err, out
 from ..errors import EdgekitError
+from . import demo, page, runner
+from .check import check
+from .leaderboard import build, render
+from .runner import parse_targets
+from .sandbox import KEY_ENV
+from .serve import serve
+from .store import Store, key_path
+from .submissions import list_submissions
+from .tracks import load_track
 
 DEFAULT_TARGETS = "nano33ble,esp32s3,coral"
 
@@ -59,19 +69,14 @@ def run_cli(args) -> int:
 
 
 def _consoles():
-    from ..cli import err, out
     return out, err
 
 
 def _run(args) -> int:
-    from .runner import parse_targets
-    from .store import Store
-    from .tracks import load_track
     track = load_track(args.track, search=[Path(args.db).parent / "tracks"])
     targets = parse_targets(args.targets)
     if args.runs < 1:
         raise EdgekitError("--runs must be at least 1")
-    from .submissions import list_submissions
     list_submissions(Path(args.submissions))  # bad input stops here, before the database or its key exist
     track.test_set()
     store = Store(args.db, create=True)  # the first run on an empty store makes the key, never a later one
@@ -84,7 +89,6 @@ def _run(args) -> int:
 
 def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet=False) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from . import runner
     _, err = _consoles()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -136,7 +140,6 @@ def result_line(row: dict, metric: str) -> str:
 
 
 def _check(args) -> int:
-    from .check import check
     out, err = _consoles()
     reports = []
     for folder in args.submission:
@@ -171,7 +174,6 @@ def _print_check(out, report: dict, heading: bool) -> None:
 
 
 def _tracks(db: Path, names: list[str] | None, store) -> list:
-    from .tracks import load_track
     names = names or store.tracks()
     if not names:
         raise EdgekitError(f"{db} holds no results yet; run `edgekit olympics run SUBMISSIONS --track T --db {db}` first")
@@ -179,14 +181,12 @@ def _tracks(db: Path, names: list[str] | None, store) -> list:
 
 
 def _open_store(db: str):
-    from .store import Store
     if not Path(db).is_file():
         raise EdgekitError(f"results database {db} does not exist; run `edgekit olympics run` first, or give --db")
     return Store(db)
 
 
 def _board(args) -> int:
-    from .leaderboard import build, render
     out, err = _consoles()
     store = _open_store(args.db)
     board = build(store, _tracks(Path(args.db), args.track, store))
@@ -201,7 +201,6 @@ def _board(args) -> int:
 
 def write_page(board: dict, path: Path) -> Path:
     """Render the page and write it whole, or not at all."""
-    from . import page
     html = page.render(board)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -215,8 +214,6 @@ def write_page(board: dict, path: Path) -> Path:
 
 
 def _init(args) -> int:
-    from .store import Store, key_path
-    from .sandbox import KEY_ENV
     _, err = _consoles()
     store = Store(args.db, create=True)  # makes the key only for an empty store; else it must be there
     where = KEY_ENV if os.environ.get(KEY_ENV) else key_path(store.path)
@@ -241,8 +238,6 @@ def _verify(args) -> int:
 
 
 def _serve(args) -> int:
-    from .leaderboard import build
-    from .serve import serve
     db = Path(args.db)
     store = _open_store(args.db)
     tracks = _tracks(db, args.track, store)
@@ -253,7 +248,6 @@ def _serve(args) -> int:
 
 
 def _build_once(db: Path, tracks, build) -> dict:
-    from .store import Store
     store = Store(db)
     try:
         return build(store, tracks)
@@ -262,10 +256,6 @@ def _build_once(db: Path, tracks, build) -> dict:
 
 
 def _demo(args) -> int:
-    from . import demo
-    from .leaderboard import build, render
-    from .store import Store
-    from .tracks import load_track
     out, err = _consoles()
     folder = Path(args.folder)
     with err.status("making the demo ...") as status:

@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..convert import convert
 from ..errors import EdgekitError
+from ..export.tflite_writer import write_tflite
 from ..graph import Graph
+from ..reference import run
+from ..zoo import digits_mlp, digits_split
 from .tracks import SHIPPED
 
 TARGETS = ["nano33ble", "esp32s3", "coral"]
@@ -27,7 +31,6 @@ TARGETS = ["nano33ble", "esp32s3", "coral"]
 
 def digits():
     """(x_train, y_train, x_test, y_test) of scikit-learn's digits, edgekit's fixed split."""
-    from ..zoo import digits_split
     return digits_split()
 
 
@@ -62,14 +65,12 @@ def random_mlp(hidden: list[int], classes: int = 10, seed: int = 0) -> Graph:
 
 
 def trained_mlp(hidden: int, epochs: int = 30, seed: int = 0) -> Graph:
-    from ..zoo import digits_mlp
     return digits_mlp(hidden=hidden, epochs=epochs, seed=seed)[0]
 
 
 def trained_cnn(channels: int = 8, seed: int = 0, steps: int = 300) -> Graph:
     """conv 3x3 (random filters) -> max pool -> a dense layer trained here (softmax regression):
     random convolution features are good enough on digits for ~90% accuracy, in a second."""
-    from ..reference import run
     rng = np.random.default_rng(seed)
     x_train, y_train, _, _ = digits()
 
@@ -107,16 +108,14 @@ def trained_cnn(channels: int = 8, seed: int = 0, steps: int = 300) -> Graph:
 
 def model_file(graph: Graph, fmt: str, folder: Path, calibration: np.ndarray | None = None) -> Path:
     """Write `graph` as fmt = "int8" (.tflite converted by edgekit), "float" (.tflite) or "onnx"."""
-    from ..export.onnx_export import export_onnx_graph
-    from ..export.tflite_writer import write_tflite
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
+        from ..export.onnx_export import export_onnx_graph  # lazy: onnx takes ~0.5 s to import
         return export_onnx_graph(graph, folder / "model.onnx")
     float_bytes = write_tflite(graph)
     if fmt == "float":
         (folder / "model.tflite").write_bytes(float_bytes)
         return folder / "model.tflite"
-    from ..convert import convert
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "float.tflite").write_bytes(float_bytes)
         q = convert(Path(tmp) / "float.tflite", calibration=calibration, verify=False)

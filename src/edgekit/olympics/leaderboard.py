@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..targets import load_board
 from ..version import __version__
 from .scoring import scores
 from .store import ANY_TARGET, Store, now
@@ -21,7 +22,6 @@ ENTRY_KEYS = ("team", "submission", "metric_value", "latency_ms", "flash_bytes",
 
 
 def _board_name(target: str) -> str:
-    from ..targets import load_board
     try:
         return load_board(target).name
     except Exception:  # a board removed from edgekit since the run still shows under its key

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import EdgekitError
+
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20      # submission.json is a few flat fields: deeper is an attack on the parser's recursion
 MAX_NUMBER_CHARS = 40    # a metric needs a handful of digits; 5,000 of them is an attack on int()
@@ -49,7 +51,6 @@ class Submission:
 
 def list_submissions(folder: Path) -> list[Path]:
     """The sub-folders of a submissions folder, sorted (hidden ones skipped)."""
-    from ..errors import EdgekitError
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgekitError(f"submissions folder {folder} does not exist; give the folder that holds one "

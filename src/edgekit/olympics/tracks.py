@@ -22,6 +22,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from ..errors import EdgekitError
+from ..targets import board_keys
 
 SHIPPED = Path(__file__).parent / "tracks"
 METRICS = ("accuracy", "auc")
@@ -174,7 +175,6 @@ def _need(data: dict, key: str, kind, file: str, what: str):
 
 
 def parse_track(data: dict, path: Path) -> Track:
-    from ..targets import board_keys
     file = path.name
     name = _need(data, "name", str, file, "the track's short name")
     metric = _need(data, "metric", str, file, f"one of {', '.join(METRICS)}")

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..profile_report import ProfileReport
-from ..runtime.litert import interpreter_module, quiet
+from ..runtime.litert import interpreter_module as litert_interpreter_module, quiet
 from ..sim.simulate import simulate
 from ..targets import Board, Connection, detect, load_board
 from ..tflite_file import builtin_name, quantization_kind, read_model
@@ -209,7 +209,7 @@ def open_interpreter(model: bytes, accelerator: bool, threads: int = 4, usb=None
     find_usb = find_usb or g["find_coral_usb"]
     find_lib = find_libedgetpu or g["find_libedgetpu"]
     get_pycoral = import_pycoral or g["import_pycoral"]
-    get_lite = interpreter_module or g["interpreter_module"]
+    get_lite = interpreter_module or litert_interpreter_module
     flavour_of = libedgetpu_flavour or g["libedgetpu_flavour"]
     if int(threads) < 1:
         raise EdgekitError(f"threads must be 1 or more, not {threads}")

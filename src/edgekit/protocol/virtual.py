@@ -45,20 +45,13 @@ from ..sim.sensors import SimulatedSensors, synthetic_source
 from ..sim.simulate import simulate
 from ..targets import Board, load_board
 from ..tflite_file import TFLiteModel, model_of, tensor_type_name
+from ..version import __version__
 from . import stand_in as standin
 from .model_runner import ModelRunner
 from .wire import (BAUD, DBX_CHUNK, FRAME_BYTES, HELP, MAX_CHANNELS, MAX_COMMAND, MAX_TOKENS, PROFILE,
                    PROTOCOL_VERSION, WRAP)
 
 SensorSource = Callable[[str, int, float, int, int], np.ndarray]
-
-
-def _version() -> str:
-    try:
-        from .. import __version__  # lazy: edgekit/__init__ sets it only after importing its subpackages
-        return __version__
-    except Exception:  # pragma: no cover
-        return "0"
 
 
 def fixed3(v: float) -> str:
@@ -196,7 +189,7 @@ def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str 
             return str(e)
 
     return BoardModel(
-        tag=tag or "edgekit", sha256=model.sha256, firmware=f"edgekit-virtual {_version()}", inputs=inputs,
+        tag=tag or "edgekit", sha256=model.sha256, firmware=f"edgekit-virtual {__version__}", inputs=inputs,
         outputs=outputs, latency_us=float(value("latency_ms")) * 1000.0,
         layers=[(row["op"], float(row["latency_ms"]) * 1000.0) for row in value("layers")],
         arena_bytes=arena, flash_used=int(value("flash_bytes") or len(model.data)),

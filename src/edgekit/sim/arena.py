@@ -38,6 +38,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from ..errors import EdgekitError
+from ..targets import load_board
 from ..tflite_check import ITEM_BYTES
 from ..tflite_file import TFLiteModel, builtin_name, is_constant, model_of, tensor_type_name, text
 
@@ -715,7 +716,6 @@ def device_arena(model: TFLiteModel | bytes, board) -> ArenaPlan:
     """The arena on a TFLite Micro board: a board descriptor (`edgekit.targets.load_board`) or
     its key, e.g. "nano33ble" (Cortex-M4F, CMSIS-NN) or "esp32s3" (ESP-NN)."""
     if isinstance(board, str):
-        from ..targets import load_board
         board = load_board(board)
     if board.runtime != "tflm":
         raise EdgekitError(f"board '{board.key}' runs {board.runtime}, not TFLite Micro, so it has "

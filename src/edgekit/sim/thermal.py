@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import EdgekitError
+
 
 @dataclass
 class ThermalParams:
@@ -71,7 +73,6 @@ def sustained(p: ThermalParams, duration_s: float, latency_at) -> ThermalTrace:
 
 def parse_duration(text: str) -> float:
     """'10m', '90s', '1h', '45' (seconds) -> seconds."""
-    from ..errors import EdgekitError
     t = text.strip().lower()
     units = {"s": 1, "m": 60, "h": 3600}
     try:

@@ -27,7 +27,6 @@ On the ESP32-S3 the arena goes to PSRAM (EDGEKIT_ARENA_IN_PSRAM) when it and the
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,18 +35,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..version import __version__
 from ..errors import EdgekitError
 from ..runtime.tflm import run_tflm, tflm_available
 from ..sim.arena import kernel_library, plan_arena
 from ..sim.memory import MemoryPlan, plan_memory
 from ..targets import Board, load_board
 from ..tflite_file import TFLiteModel, builtin_name, model_of
+from ..version import __version__
 from .build import build_commands, setup_commands
 from .project import MARKER, ArenaBudget, Project
 from .tools import board_tools
