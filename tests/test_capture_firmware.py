@@ -78,12 +78,12 @@ def test_the_virtual_microphone_runs_at_its_one_rate_only():
     assert board.feed(b"stream microphone 16000 48%").startswith(b"m-stream-start-microphone-16000-1\r\n")
 
 
-def test_the_target_interface_captures():
-    """Target.capture: the same call on a simulated board as on a real one; the Pi has no sensors."""
-    from edgekit.targets.target import select
-    t, _ = select("nano33ble", "sim")
-    t_us, values = t.capture("imu", 100, 0.5)
+def test_the_backend_interface_captures():
+    """Backend.capture: the same call on a simulated board as on a real one; the Pi has no sensors."""
+    from edgekit.backends import open_backend
+    with open_backend("nano33ble", "sim") as t:
+        t_us, values = t.capture("imu", 100, 0.5)
     assert values.shape == (50, 9) and list(t_us[:3]) == [0, 10000, 20000]
     assert 0.5 < abs(values[:, :3]).sum(axis=1).mean() < 3  # gravity and a gesture, in g
     with pytest.raises(EdgekitError, match="no sensors"):
-        select("rpi4", "sim")[0].capture("imu", 100, 1)
+        open_backend("rpi4", "sim").capture("imu", 100, 1)

@@ -8,12 +8,12 @@ import pytest
 import edgetpu_builders as eb
 import fake_edgetpu_compiler
 import ir_models
+from edgekit.backends.base import Backend
 from edgekit.cli import main
 from edgekit.edgetpu import compiler as ec
 from edgekit.edgetpu.plan import need_compiled, plan
 from edgekit.errors import EdgekitError
 from edgekit.export.tflite_writer import write_tflite
-from edgekit.targets import target as tg
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_float_interface_model_says_convert(tmp_path, capsys, no_compiler):
 
 def test_nothing_maps_is_said_before_anything_runs(tmp_path, capsys, no_compiler, monkeypatch):
     started = []
-    monkeypatch.setattr(tg.SimulatedTarget, "_connect", lambda self, model: started.append(model))
+    monkeypatch.setattr(Backend, "_connect_simulator", lambda self: started.append(self.model))
     path = tmp_path / "elu.tflite"
     path.write_bytes(eb.elu_first())
     _refused(capsys, ["deploy", str(path), "--target", "coral"], "nothing in this model maps to the Edge TPU",

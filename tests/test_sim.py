@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import ir_models
+from edgekit.backends import Coral, LinuxBoard, Microcontroller, open_backend
 from edgekit.errors import EdgekitError
 from edgekit.runtime import litert
 from edgekit.runtime.tflm import run_tflm, tflm_available
-from edgekit.sim.arena import plan_arena
+from edgekit.sim.arena import plan_arena, round_up
 from edgekit.sim.simulate import cost_model, simulate
-from edgekit.targets import load_board
-from edgekit.targets import Connection
-from edgekit.targets.target import HardwareTarget, SimulatedTarget, select
+from edgekit.targets import PORT_ENV, Connection, choose, load_board
+from edgekit.tflite_file import model_of
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
 TARGETS = ("nano33ble", "esp32s3", "rpi4", "coral", "stm32l4r5")
@@ -30,7 +30,8 @@ def models():
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_board_profiles_generated_models(target, models):
     for name, model in models.items():
-        r = simulate(model, target)
+        report = simulate(model, target)
+        r = report.to_json()
         assert all(k in r for k in KEYS), (target, name)
         assert r["target"] == target and r["mode"] == "simulated" and r["fits"] is True
         assert r["latency_ms"] > 0 and r["latency_ms_p90"] >= r["latency_ms"] and r["energy_mj"] > 0
@@ -39,13 +40,14 @@ def test_every_board_profiles_generated_models(target, models):
             assert set(layer) >= {"name", "op", "macs", "latency_ms", "bound"}
             assert layer["bound"] in ("memory", "compute", "overhead")
         assert sum(l["latency_ms"] for l in r["layers"]) <= r["latency_ms"] + 1e-9
-        json.dumps(r)  # the report is plain JSON
+        assert json.loads(json.dumps(r)) == r  # the report is plain JSON
+        assert (report.target, report.latency_ms, report.fits) == (r["target"], r["latency_ms"], r["fits"])
 
 
 def test_slower_clock_is_slower_same_core(models):
     # the Nano and the STM32L4R5 share core and kernels: compute scales with the clock
     nano, stm = simulate(models["cnn"], "nano33ble"), simulate(models["cnn"], "stm32l4r5")
-    assert nano["iron_law"]["compute_ms"] == pytest.approx(stm["iron_law"]["compute_ms"] * 120 / 64, rel=1e-9)
+    assert nano.iron_law["compute_ms"] == pytest.approx(stm.iron_law["compute_ms"] * 120 / 64, rel=1e-9)
 
 
 @needs_reference_models
@@ -55,17 +57,17 @@ def test_slower_clock_is_slower_same_core(models):
 def test_calibration_points_are_reproduced(target, name, ms, arena_in):
     """Under the published conditions: the ESP32-S3's 54 ms had its arena in PSRAM (esp-nn README)."""
     r = simulate((REFERENCE_MODELS / f"{name}.tflite").read_bytes(), target, arena_in=arena_in)
-    assert r["latency_ms"] == pytest.approx(ms, rel=0.005)
+    assert r.latency_ms == pytest.approx(ms, rel=0.005)
 
 
 def test_arena_placed_in_psram_on_request(models):
     """A sketch may put an arena that fits SRAM in PSRAM (ps_malloc): slower, and budgeted there."""
     auto, forced = simulate(models["cnn"], "esp32s3"), simulate(models["cnn"], "esp32s3", arena_in="psram")
-    assert auto["arena_in"] == "sram" and forced["arena_in"] == "psram"
-    assert forced["memory"]["psram"]["needed"] == forced["arena_bytes"] == auto["arena_bytes"]
-    assert forced["memory"]["sram"]["needed"] == auto["memory"]["sram"]["needed"] - auto["arena_bytes"]
-    assert forced["iron_law"]["memory_ms"] > auto["iron_law"]["memory_ms"]
-    assert forced["iron_law"]["compute_ms"] == pytest.approx(auto["iron_law"]["compute_ms"])
+    assert auto.arena_in == "sram" and forced.arena_in == "psram"
+    assert forced.memory["psram"]["needed"] == forced.arena_bytes == auto.arena_bytes
+    assert forced.memory["sram"]["needed"] == auto.memory["sram"]["needed"] - auto.arena_bytes
+    assert forced.iron_law["memory_ms"] > auto.iron_law["memory_ms"]
+    assert forced.iron_law["compute_ms"] == pytest.approx(auto.iron_law["compute_ms"])
     with pytest.raises(EdgekitError, match="no PSRAM"):
         simulate(models["cnn"], "nano33ble", arena_in="psram")
 
@@ -75,11 +77,13 @@ def test_flash_no_fit_has_exact_bytes():
     board = load_board("nano33ble")
     r = simulate(model, "nano33ble")
     need = len(model) + board.num("memory.runtime_flash_bytes")
-    assert r["fits"] is False
-    assert r["memory"]["flash"] == {"needed": need, "available": 983_040, "short_by": need - 983_040}
-    assert any("flash" in tip for tip in r["memory"]["advice"])
-    with pytest.raises(EdgekitError, match=f"short by {need - 983_040:,} B"):
-        SimulatedTarget(board).prepare(model)
+    assert r.fits is False
+    assert r.memory["flash"] == {"needed": need, "available": 983_040, "short_by": need - 983_040}
+    assert any("flash" in tip for tip in r.memory["advice"])
+    backend = open_backend(board, force="sim")
+    backend.load(model_of(model))
+    with pytest.raises(EdgekitError, match=f"does not fit .*short by {need - 983_040:,} B"):
+        backend.check_fit()
 
 
 def test_ram_no_fit_has_exact_bytes_and_suggests_psram():
@@ -88,74 +92,86 @@ def test_ram_no_fit_has_exact_bytes_and_suggests_psram():
     r = simulate(model, "nano33ble")
     arena = plan_arena(model, "host", "reference").minimum
     scratch = max(plan_arena(model, "arm", "cmsis-nn-dsp").minimum - plan_arena(model, "arm", "reference").minimum, 0)
-    need = arena + scratch + board.num("memory.runtime_ram_bytes")
-    assert r["arena_bytes"] == arena + scratch
-    assert r["memory"]["sram"] == {"needed": need, "available": 262_144, "short_by": need - 262_144}
-    assert r["fits"] is False and any("esp32s3" in tip for tip in r["memory"]["advice"])
+    # the firmware allocates the planner's arena + kernel scratch + the descriptor's margin, 16-aligned
+    allocated = round_up(arena + scratch + board.num("memory.arena_margin_bytes", 0))
+    need = allocated + board.num("memory.runtime_ram_bytes")
+    assert r.arena_bytes == allocated
+    assert r.memory["sram"] == {"needed": need, "available": 262_144, "short_by": need - 262_144}
+    assert r.fits is False and any("esp32s3" in tip for tip in r.memory["advice"])
 
 
 def test_esp32s3_arena_goes_to_psram_and_costs_bandwidth():
     model = ir_models.int8(ir_models.big_activations(size=160))
     r = simulate(model, "esp32s3")
     board = load_board("esp32s3")
-    assert r["fits"] is True and r["arena_in"] == "psram"
-    assert r["memory"]["psram"]["needed"] == r["arena_bytes"]
-    assert r["arena_bytes"] + board.num("memory.runtime_ram_bytes") > board.num("memory.data_ram_max_bytes")
+    assert r.fits is True and r.arena_in == "psram"
+    assert r.memory["psram"]["needed"] == r.arena_bytes
+    assert r.arena_bytes + board.num("memory.runtime_ram_bytes") > board.num("memory.data_ram_max_bytes")
     sram_bw, psram_bw = cost_model(board).ram_bw, cost_model(board, arena_in="psram").ram_bw
     assert psram_bw < sram_bw
-    act = sum(l["memory_ms"] for l in r["layers"])
-    assert act > 0 and r["iron_law"]["memory_ms"] == pytest.approx(act)
+    act = sum(l["memory_ms"] for l in r.layers)
+    assert act > 0 and r.iron_law["memory_ms"] == pytest.approx(act)
     small = simulate(ir_models.int8(ir_models.big_activations(size=48)), "esp32s3")
-    assert small["arena_in"] == "sram"
+    assert small.arena_in == "sram"
 
 
 @pytest.mark.skipif(not tflm_available()[0], reason="tflite-micro has wheels for Linux x86-64 only")
 def test_simulated_mcu_outputs_are_tflms(models):
-    t = SimulatedTarget(load_board("nano33ble"))
-    t.flash(models["ds_block"])
-    x = np.random.default_rng(0).integers(-128, 128, (5, 24, 24, 1)).astype(np.int8)
-    for a, b in zip(t.infer(x), run_tflm(models["ds_block"], [x]).outputs):
-        np.testing.assert_array_equal(a, b)
-    assert t.outputs_by() == "TFLite Micro"
+    with open_backend("nano33ble", force="sim") as t:
+        t.load(model_of(models["ds_block"]))
+        t.flash()
+        x = np.random.default_rng(0).integers(-128, 128, (5, 24, 24, 1)).astype(np.int8)
+        for a, b in zip(t.infer(x), run_tflm(models["ds_block"], [x]).outputs):
+            np.testing.assert_array_equal(a, b)
+        assert t.outputs_by() == "TFLite Micro"
 
 
 def test_simulated_pi_outputs_are_litert(models):
-    t = SimulatedTarget(load_board("rpi4"))
-    t.flash(models["cnn"])
-    x = np.random.default_rng(1).integers(-128, 128, (3, 16, 16, 3)).astype(np.int8)
-    np.testing.assert_array_equal(t.infer(x)[0], litert.run(models["cnn"], x, raw=True)[0][0])
+    with open_backend("rpi4", force="sim") as t:
+        t.load(model_of(models["cnn"]))
+        t.flash()
+        x = np.random.default_rng(1).integers(-128, 128, (3, 16, 16, 3)).astype(np.int8)
+        np.testing.assert_array_equal(t.infer(x)[0], litert.run(models["cnn"], x, raw=True)[0][0])
 
 
 def test_target_selection(models, tmp_path, monkeypatch):
+    monkeypatch.delenv(PORT_ENV, raising=False)  # a lab's $EDGEKIT_PORT would name the board instead
     nano = Connection("nano33ble", "serial", "/dev/ttyACM0", "sketch", "2341", "805a")
-    t, why = select("nano33ble", connection=nano)
-    assert isinstance(t, HardwareTarget) and t.mode == "measured" and "/dev/ttyACM0" in why
-    t, why = select("nano33ble", force="sim", connection=nano)
-    assert isinstance(t, SimulatedTarget) and "--sim" in why
-    t, why = select("esp32s3")  # nothing is plugged into this machine
-    assert isinstance(t, SimulatedTarget) and t.mode == "simulated" and "no board connected" in why
+    t = open_backend("nano33ble", connection=nano)
+    assert isinstance(t, Microcontroller) and t.mode == "measured" and "/dev/ttyACM0" in t.why
+    assert t.choice.connection == nano and t.board.key == "nano33ble"
+    t = open_backend("nano33ble", force="sim", connection=nano)
+    assert isinstance(t, Microcontroller) and t.mode == "simulated" and "--sim" in t.why
+    t = open_backend("esp32s3")  # nothing is plugged into this machine
+    assert isinstance(t, Microcontroller) and t.mode == "simulated" and "no board connected" in t.why
+    assert choose(load_board("esp32s3")).why == t.why
+    assert isinstance(open_backend("rpi4", force="sim"), LinuxBoard)
+    assert isinstance(open_backend("coral", force="sim"), Coral)
     with pytest.raises(EdgekitError, match="--hw: no Seeed XIAO ESP32S3"):
-        select("esp32s3", force="hw")
+        open_backend("esp32s3", force="hw")
     # a connected Nano without arduino-cli: the firmware project is written, and the message says how
     # to build it (tests must not find arduino-cli on PATH)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    t = open_backend("nano33ble", connection=nano)
+    t.load(model_of(models["cnn"]))
     with pytest.raises(EdgekitError, match="arduino-cli"):
-        HardwareTarget(load_board("nano33ble"), nano).flash(models["cnn"])
+        t.flash()
     assert list((tmp_path / "edgekit-build").glob("nano33ble_*/nano33ble_*.ino"))
-    # a Coral on this machine: an int8 model that is not compiled for the Edge TPU is refused clearly
+    # a Coral on this machine: an int8 model that is not compiled for the Edge TPU is refused clearly,
+    # as soon as it is loaded (before anything runs)
     coral = Connection("coral", "usb", "usb:2-1", "runtime", "18d1", "9302")
-    t = HardwareTarget(load_board("coral"), coral)
-    t.flash(models["cnn"])
+    t = open_backend("coral", connection=coral)
+    assert isinstance(t, Coral) and t.mode == "measured"
     with pytest.raises(EdgekitError, match="edgetpu_compiler"):
-        t.profile(models["cnn"])
+        t.load(model_of(models["cnn"]))
 
 
 def test_pi_throttles_under_sustained_load(models):
-    hot = simulate(models["cnn"], "rpi4", duration_s=600)["thermal"]
+    hot = simulate(models["cnn"], "rpi4", duration_s=600).thermal
     assert hot["throttle_start_s"] is not None and 0 < hot["throttle_start_s"] < 600
     assert hot["slowdown"] > 1.05 and max(hot["temperature_c"]) <= 81
-    cool = simulate(models["cnn"], "rpi4", duration_s=30)["thermal"]
+    cool = simulate(models["cnn"], "rpi4", duration_s=30).thermal
     assert cool["throttle_start_s"] is None and cool["slowdown"] == 1.0
 
 
@@ -220,23 +236,24 @@ def test_descriptors_hold_what_the_fit_gives():
 def test_deploy_cycle_over_a_pty(models):
     """The deploy path's own code (flash, output check, profile) against a virtual board on a real pty."""
     from edgekit.protocol import BoardClient, VirtualBoard, serve_pty
-    from edgekit.deployment import verify_outputs
 
     board = VirtualBoard("nano33ble", models["ds_block"])
     path, stop = serve_pty(board)
 
-    class PtyTarget(SimulatedTarget):
-        def _connect(self, model):
+    class PtyBackend(Microcontroller):
+        def _connect_simulator(self):
             self.via, self.client = path, BoardClient(path, pace_s=0)
 
     try:
-        t = PtyTarget(load_board("nano33ble"))
-        t.flash(models["ds_block"])
-        assert verify_outputs(t, models["ds_block"])["max_lsb"] == 0
-        r = t.profile(models["ds_block"], runs=5)
-        assert r["via"] == path and r["mode"] == "simulated"
-        assert r["latency_ms"] == pytest.approx(simulate(models["ds_block"], "nano33ble")["latency_ms"], abs=1e-3)
-        assert r["board_info"]["board"] == "nano33ble"
+        nano = load_board("nano33ble")
+        t = PtyBackend(nano, choose(nano, "sim"))
+        t.load(model_of(models["ds_block"]), runs=5)
+        t.flash()
+        assert t.verify_outputs()["max_lsb"] == 0
+        r = t.profile()
+        assert r.via == path and r.mode == "simulated" and r.runs == 5
+        assert r.latency_ms == pytest.approx(simulate(models["ds_block"], "nano33ble").latency_ms, abs=1e-3)
+        assert r.board_info["board"] == "nano33ble"
         t.close()
     finally:
         stop()
