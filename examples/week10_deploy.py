@@ -51,10 +51,10 @@ def run(out: Path, target: str) -> list[dict]:
             row["float_accuracy"] = float_acc
             row["int8_accuracy"] = float((litert.run(q.tflite, x)[0][0].argmax(1) == y).mean())
         r = edgekit.deploy(int8_path, target)
-        row.update(mode=r["mode"], fits=r["fits"], latency_ms=r["latency_ms"], arena_bytes=r["arena_bytes"],
-                   arena_in=r.get("arena_in"), flash_bytes=r["flash_bytes"], energy_mj=r["energy_mj"],
-                   dominant=r["iron_law"]["dominant"], outputs_max_lsb=r["outputs_check"]["max_lsb"],
-                   outputs_reference=r["outputs_check"]["reference"])
+        row.update(mode=r.mode, fits=r.fits, latency_ms=r.latency_ms, arena_bytes=r.arena_bytes,
+                   arena_in=r.arena_in, flash_bytes=r.flash_bytes, energy_mj=r.energy_mj,
+                   dominant=r.iron_law["dominant"], outputs_max_lsb=r.outputs_check["max_lsb"],
+                   outputs_reference=r.outputs_check["reference"])
         rows.append(row)
     return rows
 

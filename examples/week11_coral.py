@@ -46,8 +46,8 @@ def run(out: Path, runs: int, small: bool = False) -> list[dict]:
         for target, opts in SETUPS:
             r = profile(path, target, runs=runs, **opts)
             setup = target if not opts else f"coral usb{opts['usb']} {opts['clock']}"
-            rows.append({"model": name, "setup": setup, "mode": r["mode"], "latency_ms": r["latency_ms"],
-                         "dominant": (r.get("iron_law") or {}).get("dominant"),
+            rows.append({"model": name, "setup": setup, "mode": r.mode, "latency_ms": r.latency_ms,
+                         "dominant": (r.iron_law or {}).get("dominant"),
                          "edgetpu": summary(p.partition) if target == "coral" else None,
                          "plan": p.note if target == "coral" else None})
     return rows
