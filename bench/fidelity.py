@@ -13,7 +13,7 @@ comes from, and its status:
 For every row the model is built (or read from ../shared/models when the reference file is there),
 then:
 
-  edgekit   edgekit.sim.simulate.simulate(model_bytes, board, arena_in=row's arena_in)["latency_ms"]
+  edgekit   edgekit.sim.simulate.simulate(model_bytes, board, arena_in=row's arena_in).latency_ms
             (arena_in "psram" where the source says the arena was in PSRAM, else edgekit places it)
   mlsysim   mlsysim.Engine.solve(workload, device, batch_size=1, precision="int8",
             efficiency=0.5)  (mlsysim's defaults, except precision) with
@@ -448,7 +448,7 @@ HEAVY = {"inception_v4_299"}
 # -- the two estimators -------------------------------------------------------------------------
 def edgekit_ms(model: bytes, board: str, arena_in: str | None = None) -> float:
     from edgekit.sim.simulate import simulate  # late: the simulator may still be in the making
-    return float(simulate(model, board, arena_in=arena_in)["latency_ms"])
+    return float(simulate(model, board, arena_in=arena_in).latency_ms)
 
 
 def mlsysim_device(board: str):
@@ -502,10 +502,10 @@ def cross_check() -> list[dict]:
             continue
         compiler = from_compiled_model(SHARED / compiled)["estimated_cycles"]
         r = simulate((SHARED / plain).read_bytes(), "coral")
-        tpu_s = sum(l["compute_ms"] for l in r["layers"] if l["device"] == "edgetpu") / 1e3
+        tpu_s = sum(l["compute_ms"] for l in r.layers if l["device"] == "edgetpu") / 1e3
         out.append({"model": plain, "compiled": compiled, "compiler_cycles": compiler,
                     "edgekit_cycles": round(tpu_s * hz), "clock_hz": hz,
-                    "tpu_macs": sum(l["macs"] for l in r["layers"] if l["device"] == "edgetpu"),
+                    "tpu_macs": sum(l["macs"] for l in r.layers if l["device"] == "edgetpu"),
                     "edgekit_err": err(tpu_s * hz, compiler) if compiler else None})
     return out
 
