@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import EdgekitError
 from ..runtime import litert
 from ..runtime.tflm import child_env, tflm_available, tflm_messages
+from ..tflite_file import TFLiteModel, model_of
 
 FIRST_ARENA = 64 * 2**20  # as run_tflm: untouched arena pages cost nothing
 
@@ -208,7 +209,7 @@ class TflmWorker:
 class LiteRTRunner:
     """LiteRT in this process (fast to start; used for the Pi, the Coral and without TFLite Micro)."""
 
-    def __init__(self, model: bytes, inputs, n_outputs: int):
+    def __init__(self, model: TFLiteModel, inputs, n_outputs: int):
         self._model = model
         self._it = litert.load(model)
         self._inputs = [(d["index"], tuple(d["shape"]), np.dtype(d["dtype"])) for d in self._it.get_input_details()]
@@ -237,9 +238,9 @@ class ModelRunner:
     and the wheel is installed, else LiteRT. The runtime starts on first use (or `start()`).
     """
 
-    def __init__(self, model: bytes, inputs: list[tuple[tuple[int, ...], str]], n_outputs: int,
+    def __init__(self, model: TFLiteModel | bytes, inputs: list[tuple[tuple[int, ...], str]], n_outputs: int,
                  runtime: str = "auto", cache: int = 64):
-        self.model, self.inputs, self.n_outputs = model, inputs, n_outputs
+        self.model, self.inputs, self.n_outputs = model_of(model), inputs, n_outputs
         if runtime == "auto":
             runtime = "tflm" if tflm_available()[0] else "litert"
         self.runtime = runtime
@@ -252,8 +253,10 @@ class ModelRunner:
     def start(self):
         with self._lock:
             if self._impl is None:
-                cls = TflmWorker if self.runtime == "tflm" else LiteRTRunner
-                self._impl = cls(self.model, self.inputs, self.n_outputs)
+                if self.runtime == "tflm":  # the child gets the bytes and parses them itself
+                    self._impl = TflmWorker(self.model.data, self.inputs, self.n_outputs)
+                else:
+                    self._impl = LiteRTRunner(self.model, self.inputs, self.n_outputs)
             return self._impl
 
     @property

@@ -171,7 +171,7 @@ def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str 
                                "the report of this model on this board, or none to simulate it here")
     if runtime == "auto" and board.runtime != "tflm":
         runtime = "litert"  # the Pi and the Coral run LiteRT
-    runner = ModelRunner(model.data, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
+    runner = ModelRunner(model, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
     arena = int(value("arena_bytes") or 0)
 
     def arena_used() -> int:
