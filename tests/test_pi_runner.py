@@ -276,7 +276,7 @@ def test_libedgetpu_flavour_from_dpkg(tmp_path, monkeypatch, installed, want):
 
 
 # ---------------------------------------------------------------------------------------------
-# profile_on_board: the report HardwareTarget returns for rpi4 / coral
+# profile_on_board: the report the measured Linux board and Coral backends return
 # ---------------------------------------------------------------------------------------------
 
 def test_profile_on_board_rpi4_is_a_standard_report(int8_model):
