@@ -13,7 +13,7 @@ from edgekit.runtime import litert
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.sim.arena import plan_arena, round_up
 from edgekit.sim.simulate import cost_model, simulate
-from edgekit.targets import PORT_ENV, Connection, choose, load_board
+from edgekit.targets import Connection, choose, load_board
 from edgekit.tflite_file import model_of
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
@@ -135,7 +135,7 @@ def test_simulated_pi_outputs_are_litert(models):
 
 
 def test_target_selection(models, tmp_path, monkeypatch):
-    monkeypatch.delenv(PORT_ENV, raising=False)  # a lab's $EDGEKIT_PORT would name the board instead
+    monkeypatch.delenv("EDGEKIT_PORT", raising=False)  # a lab's port would name the board instead
     nano = Connection("nano33ble", "serial", "/dev/ttyACM0", "sketch", "2341", "805a")
     t = open_backend("nano33ble", connection=nano)
     assert isinstance(t, Microcontroller) and t.mode == "measured" and "/dev/ttyACM0" in t.why
