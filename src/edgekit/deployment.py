@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends import Backend, open_backend
+from .backends import BACKENDS, Backend, open_backend
 from .convert import Converted, convert
 from .errors import EdgekitError
 from .importers import read_file
 from .profile_report import ProfileReport
+from .targets import load_board
 from .tflite_check import check_memory
 from .tflite_file import TFLiteModel, model_of
 
@@ -47,9 +48,11 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
 def _start(model, target, force, port, calibration, example_input, progress, runs, duration_s,
            options) -> tuple[Backend, bool]:
     """The backend for `target`, loaded with the int8 model; and whether edgekit converted it."""
-    backend = open_backend(target, force, port)
+    board = load_board(target)  # a model refused for its size is refused before any board is looked for
+    tflite, conversion = int8_model(model, calibration, example_input, progress=progress,
+                                    accept=BACKENDS[board.kind].accepts)
+    backend = open_backend(board, force, port)
     progress(backend.why)
-    tflite, conversion = int8_model(model, calibration, example_input, progress=progress, accept=backend.accepts)
     backend.load(tflite, conversion=conversion, runs=runs, duration_s=duration_s, progress=progress, **options)
     return backend, conversion is not None
 

@@ -16,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 
+REQUIRED = ("target", "board", "mode", "model_sha256", "runs", "fits", "flash_bytes", "ram_bytes", "arena_bytes")
+
+
 @dataclass
 class ProfileReport:
     target: str
@@ -48,9 +51,10 @@ class ProfileReport:
     extra: dict = field(default_factory=dict)  # what only some backends report (measured, runtime, host, ...)
 
     def to_json(self) -> dict:
-        """The report as plain JSON values; fields never set are left out."""
+        """The report as plain JSON values; optional fields never set are left out (null figures,
+        e.g. the RAM of a compiled Coral model, stay as null)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out = {k: v for k, v in out.items() if v is not None}
+        out = {k: v for k, v in out.items() if v is not None or k in REQUIRED}
         out.update(self.extra)
         return out
 
@@ -58,8 +62,7 @@ class ProfileReport:
     def from_json(cls, data: dict) -> "ProfileReport":
         """A report read back from its JSON form (e.g. printed by edgekit on a Pi over ssh)."""
         names = {f.name for f in fields(cls)} - {"extra"}
-        missing = {"target", "board", "mode", "model_sha256", "runs", "fits", "flash_bytes", "ram_bytes",
-                   "arena_bytes"} - set(data)
+        missing = set(REQUIRED) - set(data)
         if missing:
             raise ValueError(f"a profile report needs {sorted(missing)}")
         return cls(**{k: v for k, v in data.items() if k in names},

@@ -16,6 +16,7 @@ from ..capture.api import stream
 from ..errors import EdgekitError
 from ..profile_report import ProfileReport
 from ..protocol import BoardClient, Faults, SimSerial, VirtualBoard
+from ..protocol.wire import VIRTUAL_FIRMWARE
 from ..runtime import litert
 from ..runtime.tflm import run_tflm, tflm_available
 from ..sim.simulate import simulate
@@ -24,6 +25,7 @@ from ..tflite_file import TFLiteModel
 from ..verify import random_inputs
 
 VERIFY_SAMPLES = 4
+PROBE_S = 2.0                           # how long a board at a given port may take to say what it runs
 
 
 class Backend:
@@ -120,9 +122,30 @@ class Backend:
         self.via = port
         info = self.client.info()
         want = self.model.sha256
-        if info.get("model-sha256") not in (None, want):
+        if info.get("model_sha256") not in (None, want):
             raise EdgekitError(f"{self.board.name} at {port.split('?')[0]} runs another model (sha256 "
-                               f"{info.get('model-sha256', '?')[:12]}…, expected {want[:12]}…); flash it again")
+                               f"{info.get('model_sha256', '?')[:12]}…, expected {want[:12]}…); flash it again")
+        if str(info.get("firmware", "")).startswith(VIRTUAL_FIRMWARE):
+            # a virtual board behind a real port (`edgekit board serve`): its figures are simulated
+            self.choice = dataclasses.replace(self.choice, mode="simulated",
+                                              why=f"{self.choice.why.split(':')[0]}: simulated by the virtual board "
+                                                  f"at {port.split('?')[0]}")
+
+    def _runs_this_model(self, port: str) -> bool:
+        """Whether the board at `port` already runs edgekit's firmware with this model (then nothing
+        needs building or flashing); connected when it does."""
+        try:
+            probe = BoardClient(port, timeout=PROBE_S, retries=0)
+        except EdgekitError:
+            return False
+        try:
+            same = probe.info().get("model_sha256") == self.model.sha256
+        except EdgekitError:
+            same = False  # another sketch, or a board in its bootloader
+        probe.close()
+        if same:
+            self._connect(port)
+        return same
 
     def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
         """Raw outputs (e.g. int8) for raw inputs stacked over samples."""

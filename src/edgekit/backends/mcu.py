@@ -22,13 +22,16 @@ class Microcontroller(Backend):
         self.host_arena = host_arena(self.model, conversion if measure_arena else None, measure_arena)
 
     def _flash_board(self) -> None:
-        port = self.choice.port
-        if port and "://" in port:  # a board elsewhere (rfc2217://, socket://): flashed where it is plugged in
-            return self._connect(port)
+        port = self.choice.port or self.choice.connection.device
+        if self._runs_this_model(port):
+            return  # flashed with this model already: no build
+        if "://" in port:
+            raise EdgekitError(f"the board at {port.split('?')[0]} does not run this model and cannot be flashed "
+                               "over the network: deploy it on the machine the board is plugged into, then "
+                               "run this again")
         out = BUILD_DIR / f"{self.key}_{self.model.sha256[:8]}"
         project = generate_project(self.model, self.board, out, self.host_arena)
-        device = port or self.choice.connection.device
-        result = build_and_flash(project, self.key, port=device)
+        result = build_and_flash(project, self.key, port=port)
         self._connect(result.port)
 
 

@@ -138,7 +138,7 @@ def remote_command(remote_path: str, target: str, runs: int, *, command: str = "
 def profile_remote(model_path, target: str, host: str = DEFAULT_HOST, runs: int = 50, ssh: str = "ssh",
                    scp: str = "scp", timeout: float = 600.0, *, command: str = "profile", force: str = "hw",
                    python: str = "python3", remote_dir: str = "/tmp", options: Sequence[str] = (),
-                   copy_timeout: float = 120.0, extra: Sequence[str] = ()) -> dict:
+                   copy_timeout: float = 120.0, extra: Sequence[str] = ()) -> ProfileReport:
     """Profile (or deploy, command="deploy") a model on the Pi at `host`; the Pi's report, labelled.
 
     model_path: a .tflite file, or the model's bytes (e.g. converted here first). ssh/scp: the

@@ -49,7 +49,7 @@ from ..version import __version__
 from . import stand_in as standin
 from .model_runner import ModelRunner
 from .wire import (BAUD, DBX_CHUNK, FRAME_BYTES, HELP, MAX_CHANNELS, MAX_COMMAND, MAX_TOKENS, PROFILE,
-                   PROTOCOL_VERSION, WRAP)
+                   PROTOCOL_VERSION, VIRTUAL_FIRMWARE, WRAP)
 
 SensorSource = Callable[[str, int, float, int, int], np.ndarray]
 
@@ -189,7 +189,7 @@ def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str 
             return str(e)
 
     return BoardModel(
-        tag=tag or "edgekit", sha256=model.sha256, firmware=f"edgekit-virtual {__version__}", inputs=inputs,
+        tag=tag or "edgekit", sha256=model.sha256, firmware=f"{VIRTUAL_FIRMWARE} {__version__}", inputs=inputs,
         outputs=outputs, latency_us=float(value("latency_ms")) * 1000.0,
         layers=[(row["op"], float(row["latency_ms"]) * 1000.0) for row in value("layers")],
         arena_bytes=arena, flash_used=int(value("flash_bytes") or len(model.data)),

@@ -16,3 +16,4 @@ WRAP = 2**32                # a board's micros() is a uint32_t: timestamps wrap 
 HELP = ["name", "profile", "help", "timestamp", "db load <N>", "db <hex>", "db print", "infer <N> <W>",
         "results", "info", "dbx <offset> <crc32> <hex>", "raw", "layers",
         "stream <sensor> <rate_hz> <samples> [<channel_mask>]", "stop"]   # help%'s m-help- lines
+VIRTUAL_FIRMWARE = "edgekit-virtual"  # what a virtual board's info% names as its firmware (a real board: "edgekit")

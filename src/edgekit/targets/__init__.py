@@ -6,7 +6,7 @@ number with its source) and which boards are connected now. Nothing here imports
 """
 from .descriptor import (Board, Sensor, UsbId, all_boards, board_keys, load_board, load_board_file,
                          parse_board, targets_dir)
-from .detect import Connection, connected, detect
+from .detection import Connection, connected, detect
 from .choose import PORT_ENV, Choice, choose, is_sim_url
 from .table import render_targets, targets_report
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import EdgekitError
 from .descriptor import Board
-from .detect import Connection, detect
+from .detection import Connection, detect
 
 PORT_ENV = "EDGEKIT_PORT"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .descriptor import all_boards
-from .detect import connected
+from .detection import connected
 
 def targets_report(**detect_kwargs) -> list[dict]:
     """One row per known board: its summary, and where it is connected now (or that it is simulated)."""
