@@ -104,3 +104,12 @@ def test_contradictory_flags_are_one_line(argv, said, model, capsys):
 def test_a_raspberry_pi_takes_no_port(model, capsys):
     code, _, err = run(["profile", str(model), "--target", "rpi4", "--port", "/dev/ttyACM0"], capsys)
     assert code == 2 and "not reached over a serial port" in err
+
+
+def test_capture_from_a_virtual_board_behind_a_port_is_labelled_simulated(model, capsys, tmp_path):
+    with served("rfc2217", model.read_bytes()) as port:
+        code, out, err = run(["capture", "--target", "nano33ble", "--sensor", "imu", "--label", "wave",
+                              "--seconds", "0.2", "-o", str(tmp_path / "d"), "--port", port, "--json"], capsys)
+    assert code == 0, err
+    [entry] = json.loads(out)["recordings"]
+    assert entry["mode"] == "simulated" and entry["via"].endswith(port) and entry["complete"]

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..protocol import BoardClient, BoardError, BoardGone, BoardReplyError, BoardTimeout
+from ..protocol.wire import VIRTUAL_FIRMWARE
 from ..targets import choose, is_sim_url, load_board
 from .disk import WriteFailed, prepare_folder, what_to_do
 from .frames import WRAP, FrameCheck
@@ -99,7 +100,11 @@ def open_board(target: str, force: str | None = None, port: str | None = None, t
     if choice.connection is not None:
         return client(choice.connection.device), choice.mode, choice.why
     if choice.port:
-        return client(choice.port), choice.mode, choice.why
+        c = client(choice.port)
+        if not choice.simulated and str(c.info().get("firmware", "")).startswith(VIRTUAL_FIRMWARE):
+            # a virtual board behind a real port (`edgekit board serve`): what it streams is simulated
+            return c, "simulated", f"{board.key}: simulated by the virtual board at {choice.port.split('?')[0]}"
+        return c, choice.mode, choice.why
     return client(sim_url(target, **sim)), choice.mode, choice.why
 
 
