@@ -5,10 +5,14 @@
     p.mapped_ops, p.cpu_ops, p.cpu_reasons, p.subgraphs, p.on_chip_bytes, p.off_chip_bytes
     print(p.table_text())        # the "Operator  Count  Status" table, as the compiler's log prints it
 
-The rules and their sources are in shared/facts/edgetpu-rules.md; the tag after each rule in RULES
-below is the facts file's (A: coral's op table as mirrored by Axis, O: coral's <=v12 table, M: the
-google-coral/edgetpu mirror, D: coral.ai text, R: recalled, unverified, I#n: a google-coral/edgetpu
-issue). In short:
+Each rule in RULES below names its sources with these tags: D: coral.ai's text
+(coral.ai/docs/edgetpu/models-intro, .../compiler, .../multiple-edgetpu); A: coral's op table as
+mirrored by Axis, without the runtime column
+(developer.axis.com/computer-vision/on-device/system-on-chip/artpec-7/supported-ops/); O: coral's
+<=v12 op table (copy in dgist-datalab/Datalab_Intern, Edge_TPU/convert_model_for_Edge_TPU.md);
+M: the github.com/google-coral/edgetpu repository (CHANGES.md, benchmarks/reference); C: libedgetpu's
+source; R: recalled from coral.ai/docs/edgetpu/models-intro, unverified; E: measured on a compiled
+model; I#n: github.com/google-coral/edgetpu/issues/n. In short:
 
 1. The model must be fully 8-bit (int8 or uint8). A float model, or one that still computes some ops
    in float or int16, is refused with an EdgekitError (run `edgekit convert`). The one exception is
@@ -41,7 +45,7 @@ from ..targets import load_board
 from ..tflite_file import (TFLiteModel, builtin_name, is_constant, model_of, tensor_array, tensor_type_name,
                            text)
 
-# -- the compiler's status texts (edgetpu-rules.md section 3, and the logs in google-coral/edgetpu issues)
+# -- the compiler's status texts (coral.ai/docs/edgetpu/models-intro, and the logs in google-coral/edgetpu issues)
 MAPPED = "Mapped to Edge TPU"
 MORE_THAN_ONE_SUBGRAPH = "More than one subgraph is not supported"
 UNSPECIFIED = "Operation is otherwise supported, but not mapped due to some unspecified limitation"
@@ -50,36 +54,39 @@ NOT_SUPPORTED = "Operation not supported"                          # e.g. TRANSP
 VERSION = "Operation version not supported"                        # I#396, I#420 (not predicted here)
 RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"  # I#708, I#75
 
-# rule id -> (what it says, where it comes from: the facts file's tags)
+# rule id -> (what it says, where it comes from: the tags in the module docstring)
 RULES = {
-    "8bit": ("the model is fully 8-bit quantized (int8, or the older uint8)", "section 1: M CHANGES.md, O"),
+    "8bit": ("the model is fully 8-bit quantized (int8, or the older uint8)",
+             "M CHANGES.md (full-integer PTQ since compiler 2.0), O"),
     "float-io": ("a QUANTIZE after a float input and a DEQUANTIZE before a float output stay on the CPU; "
-                 "the ops between still map", "section 1: nrf20 convert/quantize/README.md log"),
-    "data-type": ("every tensor an op computes on is 8-bit", "section 1 (M, O); status text from I#409, I#490"),
-    "op-list": ("the op is in the supported list for the target runtime", "section 2: A, O, M CHANGES.md"),
-    "static": ("static shapes; parameters compile-time constant", "section 1: O, A"),
-    "rank": ("at most 3 non-unit innermost dimensions in every tensor, so batch 1", "section 1: O, I#121"),
-    "fused-activation": ("no fused activation on AveragePool2d, MaxPool2d, Concatenation", "section 2: A"),
-    "concat-constant": ("a constant Concatenation input only as 1 of 2 inputs, and all zeros", "section 2: A"),
+                 "the ops between still map",
+                 "compiler log in system-software-lab/nrf20 convert/quantize/README.md"),
+    "data-type": ("every tensor an op computes on is 8-bit", "M CHANGES.md, O; status text from I#409, I#490"),
+    "op-list": ("the op is in the supported list for the target runtime", "A, O, M CHANGES.md"),
+    "static": ("static shapes; parameters compile-time constant", "O, A"),
+    "rank": ("at most 3 non-unit innermost dimensions in every tensor, so batch 1", "O, I#121"),
+    "fused-activation": ("no fused activation on AveragePool2d, MaxPool2d, Concatenation", "A"),
+    "concat-constant": ("a constant Concatenation input only as 1 of 2 inputs, and all zeros", "A"),
     "dilation": ("Conv2d and DepthwiseConv2d (13+) need the same x/y dilation; DepthwiseConv2d <=12 none",
-                 "section 2: A; R for <=12"),
-    "fc-output": ("FullyConnected: default weight format, 1-D output", "section 2: A"),
-    "mean-axes": ("Mean: <=12 x/y only; 13+ not over batch, z only if z % 4 == 0", "section 2: O (<=12), A (13+)"),
-    "pad-axes": ("Pad: <=12 x/y only; 13+ not along batch", "section 2: O (<=12), A (13+)"),
-    "softmax": ("Softmax: 1-D input of at most 16,000 elements", "section 2: O"),
-    "split-axis": ("Split: not along batch", "section 2: R"),
-    "squeeze": ("Squeeze <=12: leading 1s only, no relayout", "section 2: O"),
-    "strided-slice": ("StridedSlice: all strides 1, ellipsis and new-axis masks 0", "section 2: O"),
-    "pack-axis": ("Pack: not along batch", "section 2: A, M"),
-    "reduce-axes": ("Sum, ReduceMax, ReduceMin: not over batch", "section 2: R (Sum), A (ReduceMax/Min)"),
-    "prelu-alpha": ("PReLU: 1-D alpha", "section 2: A"),
+                 "A; R for <=12"),
+    "fc-output": ("FullyConnected: default weight format, 1-D output", "A"),
+    "mean-axes": ("Mean: <=12 x/y only; 13+ not over batch, z only if z % 4 == 0", "O (<=12), A (13+)"),
+    "pad-axes": ("Pad: <=12 x/y only; 13+ not along batch", "O (<=12), A (13+)"),
+    "softmax": ("Softmax: 1-D input of at most 16,000 elements", "O"),
+    "split-axis": ("Split: not along batch", "R"),
+    "squeeze": ("Squeeze <=12: leading 1s only, no relayout", "O"),
+    "strided-slice": ("StridedSlice: all strides 1, ellipsis and new-axis masks 0", "O"),
+    "pack-axis": ("Pack: not along batch", "A, M CHANGES.md"),
+    "reduce-axes": ("Sum, ReduceMax, ReduceMin: not over batch", "R (Sum), A (ReduceMax/Min)"),
+    "prelu-alpha": ("PReLU: 1-D alpha", "A"),
     "one-subgraph": ("one Edge TPU subgraph: every op downstream (in data flow) of the first op that "
-                     "cannot map runs on the CPU", "section 3: D, I#60, I#461"),
+                     "cannot map runs on the CPU", "D models-intro, I#60, I#461"),
     "param-cache": ("about 8 MB of on-chip memory caches parameters, filled in op order; the rest is "
-                    "streamed from the host every inference", "section 4: D; targets/coral.toml"),
+                    "streamed from the host every inference",
+                    "D compiler and multiple-edgetpu pages; targets/coral.toml"),
 }
 
-# Supported ops by the first runtime version that maps them (section 2). Runtime 10-12 share a list.
+# Supported ops by the first runtime version that maps them (A, O, M CHANGES.md). Runtime 10-12 share a list.
 _ALL = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1",
         "L2_NORMALIZATION", "SLICE", "SPACE_TO_DEPTH", "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION",
         "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "PAD", "RESHAPE", "RESIZE_BILINEAR",
@@ -88,7 +95,7 @@ _13 = ["EXPAND_DIMS", "QUANTIZE", "TRANSPOSE_CONV", "PACK", "SUM", "PRELU"]
 _14 = ["LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "REDUCE_MAX", "REDUCE_MIN", "TRANSPOSE", "RSQRT",
        "SQUARED_DIFFERENCE"]
 SINCE = {**{op: 10 for op in _ALL}, **{op: 13 for op in _13}, **{op: 14 for op in _14}}
-DEFAULT_RUNTIME = 14  # compiler 16 defaults to -m 14 (section 1: C libedgetpu, I#439)
+DEFAULT_RUNTIME = 14  # compiler 16 defaults to -m 14 (C libedgetpu api/runtime_version.h, I#439)
 RUNTIMES = range(10, 15)  # libedgetpu accepts 10-14
 
 EIGHT_BIT = ("int8", "uint8")
@@ -107,8 +114,8 @@ FIX = {
     "rank": "export the model with batch size 1 and at most 3 non-unit dimensions per tensor",
     "static": "export the model with fixed input and tensor shapes (batch 1)",
 }
-FIX_DEFAULT = "change that op to meet the Edge TPU's limits (edgetpu-rules.md section 2) or run the model " \
-              "on the Pi's CPU (target rpi4)"
+FIX_DEFAULT = "change that op to meet the Edge TPU's limits (coral.ai/docs/edgetpu/models-intro, supported " \
+              "operations) or run the model on the Pi's CPU (target rpi4)"
 
 
 @dataclass
@@ -460,7 +467,7 @@ def _op_check(mm: _Model, k: int, runtime: int) -> tuple[str, str, str] | None:
 
 
 def _notes(mm: _Model, k: int) -> list[str]:
-    """Ops the rules map but the compiler may still refuse for its undisclosed limits (section 3)."""
+    """Ops the rules map but the compiler may still refuse for its undisclosed limits (I#663, I#668)."""
     op = mm.ops[k]
     name = mm.name(op)
     outs = mm.op_outputs(op)
@@ -554,7 +561,7 @@ def predict(model: TFLiteModel | bytes | str | os.PathLike, *, min_runtime: int 
                            f"either; {FIX.get(first.rule, FIX_DEFAULT)}")
 
     used, streamed, spilled = 0, 0, False
-    for p in mapped:  # the parameter cache, filled in op order (section 4)
+    for p in mapped:  # the parameter cache, filled in op order (D compiler page)
         if not spilled and used + p.param_bytes <= cache:
             used += p.param_bytes
             p.on_chip = True
@@ -564,7 +571,7 @@ def predict(model: TFLiteModel | bytes | str | os.PathLike, *, min_runtime: int 
             p.on_chip = False
     if spilled:
         notes.append(f"parameters beyond the {cache:,} B on-chip cache ({streamed:,} B) are streamed from the "
-                     "host on every inference (section 4)")
+                     "host on every inference (coral.ai/docs/edgetpu/compiler, parameter data caching)")
 
     cpu = [p for p in placements if not p.mapped]
     return Partition(
