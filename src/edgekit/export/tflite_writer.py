@@ -1,9 +1,12 @@
 """Write a Graph as a .tflite flatbuffer (float, or int8 given quantization parameters).
 
 Built with the flatbuffer object API that ships with LiteRT (`schema_py_generated`), following
-the measured rules in shared/facts/tflite-writing.md: buffer 0 empty, model version 3, the TFL3
-identifier, both builtin code fields, converter op versions, a serving_default signature, and
-every buffer's data aligned to 16 bytes so TFLite Micro can use it in place.
+rules measured against ai-edge-litert 2.3.0 and the tflite-micro Python interpreter: buffer 0 empty
+(TFLM aborts on data there), model version 3 and the TFL3 identifier (LiteRT rejects a file
+without), both builtin code fields (deprecatedBuiltinCode = min(code, 127); both runtimes take the
+max), the op versions the TFLite converter writes (LiteRT rejects unknown ones), a serving_default
+signature, and every buffer's data aligned to 16 bytes (Pack() aligns to 4) so TFLite Micro can use
+it in place.
 """
 from __future__ import annotations
 

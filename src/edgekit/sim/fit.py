@@ -1,19 +1,24 @@
-"""Fit the simulator's free parameters on the calibration set (shared/facts/published-latency.md).
+"""Fit the simulator's free parameters on the calibration set: published on-device measurements.
 
 Few parameters, each with a physical meaning:
 - Cortex-M4 + CMSIS-NN (stm32l4r5, and nano33ble: the same core and kernels at another clock):
   mac_cycles (cycles per multiply-accumulate) and output_cycles (cycles per int8 output:
   requantization, im2col, loop set-up), solved exactly from the two MLPerf Tiny v0.5 reference
-  results on the STM32L4R5 (keyword spotting 181.9 ms, ResNet-8 704.2 ms). The per-output term
-  is what makes a 3x3 depthwise layer (9 MACs per output) ~2x dearer per MAC than a 64-channel
-  1x1 conv (64 MACs per output), with no per-kind constant.
+  results on the STM32L4R5 (keyword spotting 181.9 ms, ResNet-8 704.2 ms: 1000 / "Median
+  throughput" in github.com/mlcommons/tiny_results_v0.5, closed/reference/results/<system>/
+  <benchmark>/performance/results.txt). The per-output term is what makes a 3x3 depthwise layer
+  (9 MACs per output) ~2x dearer per MAC than a 64-channel 1x1 conv (64 MACs per output), with no
+  per-kind constant.
 - ESP32-S3 + ESP-NN: the Cortex-M4's cost shape, kinds weighted by ESP-NN's published per-kernel
-  speed-ups (relative to its 3x3 conv), and one scale fitted on person detection (54 ms, with the
-  arena in PSRAM: the esp-nn README's note under that figure says "SPIRAM used for TensorArena" and
-  gives 47 ms for internal RAM; esp-tflite-micro's README says "internal memory" for the same 54 ms,
-  but two figures under two conditions cannot both be internal RAM).
+  speed-ups (relative to its 3x3 conv; github.com/espressif/esp-nn README), and one scale fitted
+  on person detection (54 ms, with the arena in PSRAM: the esp-nn README's note under that figure
+  says "SPIRAM used for TensorArena" and gives 47 ms for internal RAM; esp-tflite-micro's README
+  says "internal memory" for the same 54 ms, but two figures under two conditions cannot both be
+  internal RAM).
 - Edge TPU: efficiency, the Pi 4's per-call overhead and each link's bandwidth, from the five
-  Coral rows (MobileNet v1 224 and Inception v4 on x86, Pi 4 and Pi 3B hosts); see fit_coral().
+  Coral rows (MobileNet v1 224 and Inception v4 on x86, Pi 4 and Pi 3B hosts: github.com/
+  google-coral/edgetpu, benchmarks/reference/basic_engine_reference_{x86_64,rp4b,rp3b}.csv); see
+  fit_coral().
 Run `python -m edgekit.sim.fit` to print the values; targets/*.toml carry them with this source.
 """
 from __future__ import annotations
@@ -97,14 +102,16 @@ def main() -> int:
 
 
 # -- Coral USB Accelerator ------------------------------------------------------------------------
-# The calibration set's Coral rows (published-latency.md): MobileNet v1 1.0 224 (568,741,376 MACs,
+# The calibration set's Coral rows (google-coral/edgetpu benchmarks/reference/basic_engine_reference_
+# {x86_64,rp4b,rp3b}.csv, Python timeit average of 200 invokes): MobileNet v1 1.0 224 (568,741,376 MACs,
 # 4,222,057 parameters, counted from edgekit.zoo.mobilenet_v1(1.0, 224, 3, 1001)) on x86-64 USB 3
 # 2.17 ms, Pi 4 USB 3 4.20 ms, Pi 3B USB 2 9.22 ms; Inception v4 299 on x86-64 84.25 ms and Pi 4
 # 141.2 ms (12.27 G MACs, 42.68 M parameters: Szegedy et al. 2016, "Inception-v4", Table/Keras
 # summary; about 34 MB of them do not fit the ~8 MB cache and are streamed every call).
 MOBILENET = {"macs": 568_741_376, "params": 4_222_057, "io": 224 * 224 * 3 + 1001}
 INCEPTION = {"macs": 12_270_000_000, "params": 42_680_000, "io": 299 * 299 * 3 + 1001}
-X86_OVERHEAD_S = 38e-6  # per-invoke floor (google-coral/edgetpu issue 89, edgetpu-rules.md section 5)
+# per-invoke floor: a tiny MLP, 50,000 Python invokes in 1,876 ms (google-coral/edgetpu issue 89)
+X86_OVERHEAD_S = 38e-6
 
 
 def fit_coral(peak_macs_per_s: float = 2e12, cache: float = 8_388_608) -> dict:
