@@ -33,7 +33,7 @@
 //   EDGEKIT_NO_IMU, EDGEKIT_NO_MICROPHONE, EDGEKIT_NO_TEMPERATURE, EDGEKIT_NO_PRESSURE,
 //   EDGEKIT_NO_LIGHT    leave one out (its library is missing, or to save flash and RAM)
 // (`#if __has_include(...)` cannot pick them: arduino-cli finds a library only through an #include
-// that fails, and __has_include hides that failure; arduino-cli issues 1650 and 1782.)
+// that fails, and __has_include hides that failure; arduino/arduino-cli issues 1650 and 1782.)
 
 #include <Arduino.h>
 
