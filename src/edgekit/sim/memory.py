@@ -81,7 +81,7 @@ def plan_memory(model: TFLiteModel | bytes, board, host_arena: int | None = None
     parts = {"model_bytes": len(model), "runtime_flash_bytes": int(board.num("memory.runtime_flash_bytes")),
              "arena_host_bytes": host_arena, "kernel_scratch_bytes": scratch, "runtime_ram_bytes": runtime_ram}
     if margin:
-        source += f", + {margin:,} B margin (memory.arena_margin_bytes)"
+        source += f" + {margin:,} B margin"
     psram_total = int(board.num("memory.psram_bytes", 0))
     if arena_in == "psram" and not psram_total:
         raise EdgekitError(f"{board.key} has no PSRAM to hold the arena; leave the arena's placement to edgekit")
