@@ -4,7 +4,7 @@ One row per published measurement. Each row names a board (nano33ble, esp32s3, r
 stm32l4r5), a model that we can build here as an int8 .tflite, the published latency and where it
 comes from, and its status:
 
-  fitted             in shared/facts/published-latency.md: the simulator may be calibrated on it
+  fitted             in the calibration set edgekit.sim.fit names: the simulator may be calibrated on it
   held-out           not in that file: the simulator is judged on these (never tune on them)
   held-out (kernel)  a single-kernel timing (ESP-NN's README): the op alone, no interpreter around it
   context            published on the board, but with another runtime than the one the simulator
@@ -73,13 +73,13 @@ ESPNN = "github.com/espressif/esp-nn README.md (version with ESP32-P4/S31 tables
 # -- the published measurements -----------------------------------------------------------------
 # ms: the published latency. MLPerf Tiny: 1000 / "Median throughput" (inf./s).
 ROWS = [
-    # fitted: the calibration set, shared/facts/published-latency.md
+    # fitted: the calibration set edgekit.sim.fit names
     dict(board="stm32l4r5", model="kws_dscnn", ms=1000 / 5.497, status="fitted",
          source="MLPerf Tiny v0.5 ref, KWS", where=MLPERF_V05.format("kws"),
          conditions="Nucleo-L4R5ZI 120 MHz, TFLM 2.3.1 + CMSIS-NN, mbed-os; median throughput 5.497 inf/s"),
     dict(board="stm32l4r5", model="resnet8", ms=704.2, status="fitted",
          source="MLPerf Tiny v0.5 ref, IC", where=MLPERF_V05.format("ic"),
-         conditions="as above; published-latency.md: 704.2 ms"),
+         conditions="as above; 1000 / median throughput: 704.2 ms"),
     dict(board="esp32s3", model="person_detect", ms=54.0, status="fitted", arena_in="psram",
          source="esp-nn README, model-level", where=ESPNN + "; also esp-tflite-micro README.md, ESP-NN table",
          conditions="240 MHz, invoke() with ESP-NN; the esp-nn README's note says SPIRAM held the arena "

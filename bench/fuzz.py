@@ -1,7 +1,7 @@
 """Fuzz campaign: mutated .tflite and .onnx models and hostile calibration files through
 `edgekit convert`, each in a forked child (2 GB address space, 20 s limit).
 
-Goal (issue 11): 0 internal errors, 0 MemoryError, 0 hangs, 0 crashes. Every case that is
+Goal: 0 internal errors, 0 MemoryError, 0 hangs, 0 crashes. Every case that is
 neither a success nor a clean one-line error is kept as a minimal repro (model, calibration file,
 stderr and the command) under the folder printed at the end.
 

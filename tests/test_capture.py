@@ -1,4 +1,4 @@
-"""Sensor capture (issue 6) against the virtual board: files, manifest, exact loss counts under
+"""Sensor capture against the virtual board: files, manifest, exact loss counts under
 injected faults (corrupted and dropped bytes, an unplug and Ctrl-C in the middle of a recording),
 appending, Edge Impulse JSON, load_dataset, and the CLI's errors. Virtual clock: no real waiting."""
 import json

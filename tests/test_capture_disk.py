@@ -1,4 +1,4 @@
-"""Capture when the disk fails (issue 11, item 7): a file-size limit (RLIMIT_FSIZE), a full tmpfs,
+"""Capture when the disk fails: a file-size limit (RLIMIT_FSIZE), a full tmpfs,
 a read-only disk, a failed manifest write and output paths that cannot hold files. The real CLI
 runs in a child process (`python -m edgekit capture ... --sim`) with the limit set; each failure
 must end in one line naming the error and the file, exit 2, the earlier recordings untouched,

@@ -1,4 +1,4 @@
-"""edgekit.edgetpu.predict: the Edge TPU compiler's documented rules (shared/facts/edgetpu-rules.md)."""
+"""edgekit.edgetpu.predict: the Edge TPU compiler's documented rules (see edgekit.edgetpu.rules for their sources)."""
 import json
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Hostile calibration files and size bombs (issue 11, items 5-6): each is refused with a one-line
+"""Hostile calibration files and size bombs: each is refused with a one-line
 error and exit 2, before its data is read or inflated; nothing is written."""
 import io
 import json

@@ -1,4 +1,4 @@
-"""Hostile and broken .onnx files given to `edgekit convert` (issue 11, items 5 and 6).
+"""Hostile and broken .onnx files given to `edgekit convert`.
 
 Each case takes a valid model (built as torch.onnx.export writes it, see test_onnx.py), breaks one
 field the way the fuzz campaign found, and expects exit 2 with one line naming what is wrong:

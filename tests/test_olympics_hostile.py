@@ -1,4 +1,4 @@
-"""The AI Olympics against hostile teams and careless staff (issue 11): a real `edgekit olympics run`
+"""The AI Olympics against hostile teams and careless staff: a real `edgekit olympics run`
 (child processes, LiteRT, SQLite) on the demo track, then the store it wrote tampered with by hand.
 
 One bad folder is one "invalid" row and every other team is still stored; deleting, reordering,

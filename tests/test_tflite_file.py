@@ -195,4 +195,4 @@ def test_reference_models(name, arena, macs):
     if tflm_available()[0]:
         shape = d["inputs"][0]["shape"]
         res = run_tflm(data, [np.zeros([2] + shape[1:], np.int8)])
-        assert res.arena_bytes == arena == res.arena_head + res.arena_tail  # as in facts/tflm-arena.md
+        assert res.arena_bytes == arena == res.arena_head + res.arena_tail  # head + tail, as TFLM's arena_used_bytes() (micro_allocator.cc)
