@@ -22,7 +22,7 @@ from .edgetpu.report import render_partition
 from .errors import EdgekitError
 from .importers import read_file
 from .inspect import inspect_model, render_inspect
-from .olympics.cli import add_cli as add_olympics_cli, run_cli as run_olympics_cli
+from .olympics.parser import add_cli as add_olympics_cli
 from .pi import profile_remote
 from .profile_report import plot_layers, render_profile
 from .protocol import add_cli as add_board_cli, run_board
@@ -212,7 +212,8 @@ def _board(args) -> int:
 
 
 def _olympics(args) -> int:
-    return run_olympics_cli(args)
+    from .olympics.cli import run_cli  # lazy: the Olympics load only for their own commands (start-up of all others)
+    return run_cli(args)
 
 
 def _capture(args) -> int:
