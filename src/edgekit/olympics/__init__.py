@@ -14,7 +14,8 @@ One module per job:
   check.py        `edgekit olympics check`: is a submission valid, and does it fit each board?
   leaderboard.py  build(store, tracks) -> the leaderboard as a dict (page.py renders it as HTML)
   demo.py         `edgekit olympics demo`: the whole capstone end to end in an empty folder
-  cli.py          the `edgekit olympics ...` sub-commands
+  parser.py       the arguments of the `edgekit olympics ...` sub-commands
+  cli.py          their code (loaded only when one of them runs)
 
 The documentation for staff and teams is docs/olympics.md.
 """
