@@ -241,9 +241,9 @@ def _check_fit(model: TFLiteModel, budget: ArenaBudget, plan: MemoryPlan, b) -> 
         runtime = plan.parts["runtime_ram_bytes"]
         where = f"the arena ({budget.total_bytes:,} B) and the runtime ({runtime:,} B)" if plan.psram is None \
             else f"the runtime ({runtime:,} B)"
+        psram = "" if b.has("memory.psram_bytes") else " or deploy to esp32s3 (8 MB PSRAM)"
         raise EdgekitError(f"{where} exceed {b.name}'s {plan.ram.available:,} B of RAM by {plan.ram.short_by:,} B; "
-                           "shrink the activations (smaller input, fewer early channels, a stride-2 first layer) "
-                           "or deploy to esp32s3 (8 MB PSRAM)")
+                           f"shrink the activations (smaller input, fewer early channels, a stride-2 first layer){psram}")
     if plan.flash.short_by:
         code = plan.parts["runtime_flash_bytes"]
         raise EdgekitError(f"the model ({len(model):,} B) and the firmware (~{code:,} B) exceed {b.name}'s "
