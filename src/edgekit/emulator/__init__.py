@@ -1,0 +1,1 @@
+"""The emulated board (work in progress)."""
