@@ -44,7 +44,17 @@ print("4.8.1")
 """
 ARM_GCC = """\
 #!{python}
-print("arm-none-eabi-g++ (15:12.2.rel1-1) 12.2.1 20221205")
+import os, sys
+asked = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("-print-file-name=")]
+if asked:  # as gcc: the library's full path when it has it, else the bare name
+    path = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "..", "newlib", asked[0])
+    print(os.path.abspath(path) if os.path.exists(path) else asked[0])
+else:
+    print("arm-none-eabi-g++ (15:12.2.rel1-1) 12.2.1 20221205")
+"""
+QEMU = """\
+#!{python}
+print("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)")
 """
 
 LINUX = dict(system="Linux", machine="x86_64", user="student", groups={"student", "dialout"},
@@ -64,7 +74,8 @@ def tools(tmp_path, monkeypatch):
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
 
-    def make(arduino_cli=True, version="1.1.1", cores=CORES, libs=LIBS, esptool=True, gcc=True, compiler=True):
+    def make(arduino_cli=True, version="1.1.1", cores=CORES, libs=LIBS, esptool=True, gcc=True, compiler=True,
+             qemu=True, newlib=True):
         if arduino_cli:
             _exe(bin_dir / "arduino-cli", ARDUINO_CLI.replace("{version}", version)
                  .replace("{cores!r}", repr(cores)).replace("{libs!r}", repr(libs)))
@@ -74,6 +85,12 @@ def tools(tmp_path, monkeypatch):
             _exe(bin_dir / "arm-none-eabi-g++", ARM_GCC)
         if compiler:
             _exe(bin_dir / "edgetpu_compiler", "print('Edge TPU Compiler version 16.0.384591198')")
+        if qemu:
+            _exe(bin_dir / "qemu-system-arm", QEMU)
+        if newlib:
+            (tmp_path / "newlib").mkdir(exist_ok=True)
+            for lib in ("libc.a", "libstdc++.a"):
+                (tmp_path / "newlib" / lib).write_bytes(b"!<arch>\n")
         return bin_dir
     return make
 
@@ -107,6 +124,8 @@ def test_everything_present_passes(tools):
     assert c["serial ports"].status == "ok" and c["group dialout"].status == "ok"
     assert c["pyserial"].detail == "3.5" and c["LiteRT"].status == "ok" and c["tflite-micro"].status == "ok"
     assert c["gcc-arm-none-eabi"].status == "ok" and "12.2.1" in c["gcc-arm-none-eabi"].detail
+    assert c["qemu-system-arm"].status == "ok" and "7.2.22" in c["qemu-system-arm"].detail
+    assert c["newlib for arm-none-eabi"].status == "ok"
     assert c["Coral (pycoral, libedgetpu)"].status == "skip"
     assert c["edgetpu_compiler"].status == "ok" and c["edgetpu_compiler"].detail.endswith("edgetpu_compiler")
     assert c["sensor libraries (nano33ble)"].status == "ok" and "sensor libraries (esp32s3)" not in c
@@ -288,3 +307,16 @@ def test_runs_on_this_machine():
     assert _by_name(checks)["pyserial"].status == "ok"  # an edgekit dependency
     host = Host.current()
     assert host.system and isinstance(host.serial_devices, dict)
+
+
+@pytest.mark.parametrize("missing, name", [({"qemu": False}, "qemu-system-arm"),
+                                           ({"newlib": False}, "newlib for arm-none-eabi")])
+def test_what_emu_needs_is_optional_with_the_install_command(tools, missing, name):
+    tools(**missing)
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)[name]
+    assert doctor_ok(checks) and c.status == "info" and not c.required
+    assert "--emu" in c.detail or "emulated board" in c.detail
+    assert c.fix == ("sudo apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                     "libstdc++-arm-none-eabi-newlib")
+    assert c.fix in _text(checks)

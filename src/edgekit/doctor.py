@@ -331,7 +331,42 @@ def _check_arm_gcc(which, run, host: Host) -> Check:
            "Windows": "winget install Arm.GnuArmEmbeddedToolchain"}.get(host.system,
                                                                         "sudo apt-get install gcc-arm-none-eabi")
     return Check("gcc-arm-none-eabi", INFO, "not installed (optional: compile-checks the firmware core for "
-                 "the Cortex-M4 without arduino-cli)", fix, required=False)
+                 "the Cortex-M4 without arduino-cli, and builds the emulated board's firmware for --emu)", fix,
+                 required=False)
+
+
+EMULATOR_APT = "sudo apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi " \
+               "libstdc++-arm-none-eabi-newlib"
+
+
+def _check_emulator(which, run, host: Host) -> list[Check]:
+    """What `--emu` needs beyond gcc-arm-none-eabi: QEMU, and newlib and libstdc++ built for the Cortex-M4."""
+    fix = EMULATOR_APT if host.system == "Linux" else "install QEMU (qemu-system-arm) and the Arm GNU toolchain"
+    qemu = which("qemu-system-arm")
+    if qemu:
+        code, out = _run(run, [qemu, "--version"])
+        first = out.strip().splitlines()[0] if code == 0 and out.strip() else "unknown version"
+        checks = [Check("qemu-system-arm", OK, f"{first} ({qemu})", required=False)]
+    else:
+        checks = [Check("qemu-system-arm", INFO, "not installed (optional: --emu runs the real firmware and "
+                        "TFLite Micro kernels on an emulated Cortex-M4)", fix, required=False)]
+    gcc = which("arm-none-eabi-g++")
+    if not gcc:
+        checks.append(Check("newlib for arm-none-eabi", SKIP, "needs gcc-arm-none-eabi first", fix, required=False))
+        return checks
+    found = []
+    for lib in ("libc.a", "libstdc++.a"):
+        code, out = _run(run, [gcc, "-mcpu=cortex-m4", "-mthumb", f"-print-file-name={lib}"])
+        path = out.strip()
+        if code == 0 and os.path.isabs(path) and os.path.exists(path):
+            found.append(lib)
+    if len(found) == 2:
+        checks.append(Check("newlib for arm-none-eabi", OK, "libc.a and libstdc++.a for the Cortex-M4",
+                            required=False))
+    else:
+        checks.append(Check("newlib for arm-none-eabi", INFO, "missing (optional: the emulated board's firmware "
+                            "links against newlib and libstdc++)", fix, required=False))
+    return checks
 
 
 def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], str | None] = shutil.which,
@@ -351,6 +386,7 @@ def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], 
     checks += _check_coral(modules, host)
     checks.append(_check_edgetpu_compiler(which, host))
     checks.append(_check_arm_gcc(which, run, host))
+    checks += _check_emulator(which, run, host)
     return checks
 
 
