@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.markup import escape
 
 from . import deployment as dep
-from .backends import BACKENDS
+from .backends import BACKENDS, open_backend
 from .budget import DEFAULT_CALIB_MB, DEFAULT_MEMORY_MB, limits
 from .capture.cli import add_cli as add_capture_cli, run_cli as run_capture_cli
 from .console import err, out
@@ -60,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         how = d.add_mutually_exclusive_group()
         how.add_argument("--hw", action="store_true", help="use the connected board, fail if there is none")
         how.add_argument("--sim", action="store_true", help="simulate the board even if one is connected")
+        how.add_argument("--emu", action="store_true", help="run the real firmware and TFLite Micro kernels on an "
+                         "emulated Cortex-M4 (QEMU; nano33ble, stm32l4r5)")
         d.add_argument("--runs", type=int, default=10, help="inferences to time (default 10)")
         d.add_argument("--calib", help="calibration inputs, to convert a model that is not int8 yet")
         d.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -142,11 +146,13 @@ def _deploy_or_profile(args) -> int:
 
 
 def _run_deploy_or_profile(args) -> int:
-    force = "hw" if args.hw else "sim" if args.sim else None
+    force = "hw" if args.hw else "sim" if args.sim else "emu" if args.emu else None
     duration = None
     if getattr(args, "duration", None):
         duration = parse_duration(args.duration)
     if args.host:
+        if args.emu:
+            raise EdgekitError("--emu runs on this machine (QEMU); leave out --host or --emu")
         backend = BACKENDS[load_board(args.target).kind]
         model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts)
         if not args.sim:  # the Pi may lack what the board needs (the Coral's compiler): prepared here
@@ -208,7 +214,35 @@ def _doctor(args) -> int:
 
 
 def _board(args) -> int:
+    if args.board_command == "serve" and args.emu:
+        return _serve_emulated(args)
     return run_board(args)
+
+
+def _serve_emulated(args) -> int:
+    """`edgekit board serve --emu`: the emulated board on a socket until Ctrl-C or SIGTERM."""
+    if not args.model or args.stand_in or args.faults or args.rfc2217 is not None:
+        raise EdgekitError("--emu serves the firmware built around --model (no stand-in, faults or --rfc2217): "
+                           "give --model m_int8.tflite")
+    backend = open_backend(args.target, force="emu")
+    model, _ = dep.int8_model(args.model, accept=backend.accepts)
+    with err.status("building the emulated firmware ...") as status:
+        backend.load(model, progress=lambda m: status.update(m + " ..."))
+        backend.check_fit()
+        backend.flash()
+    backend.client.close()  # the port is for the user's program now: one client at a time
+    backend.client = None
+    print(backend.emulation.port, flush=True)
+    err.print(f"{backend.why}; serving at {backend.emulation.port} until Ctrl-C", highlight=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        backend.close()
+    err.print("stopped")
+    return 0
 
 
 def _olympics(args) -> int:

@@ -41,6 +41,7 @@ class Backend:
         self.runs, self.duration_s = 10, None
         self.client: BoardClient | None = None
         self.via: str | None = None
+        self.progress = lambda message: None
         self._simulation: ProfileReport | None = None
 
     @property
@@ -67,7 +68,7 @@ class Backend:
         made it (its TFLite Micro run gives the arena); options: what the board kind takes
         (the Coral: usb, clock)."""
         self.close()
-        self.model, self.runs, self.duration_s = model, runs, duration_s
+        self.model, self.runs, self.duration_s, self.progress = model, runs, duration_s, progress
         self._simulation = None
         self._prepare(conversion, progress, **options)
 
@@ -100,8 +101,13 @@ class Backend:
         self.close()
         if self.choice.simulated:
             self._connect_simulator()
+        elif self.choice.emulated:
+            self._emulate()
         else:
             self._flash_board()
+
+    def _emulate(self) -> None:
+        raise EdgekitError(f"{self.board.name} cannot be emulated; use --sim to simulate it")
 
     def _connect_simulator(self) -> None:
         """The simulator as a virtual board behind the same protocol client as a real board."""
@@ -190,17 +196,21 @@ class Backend:
         timed = self.client.infer(self.runs, 1)
         report = _copy(self.simulation)
         report.mode, report.via = self.mode, self.via
-        if not report.thermal and not self.sim_options:
-            report.latency_ms = report.latency_ms_p90 = timed["latency_us"] / 1e3
-        report.energy_mj = self.board.num("power.active_w") * report.latency_ms
-        on_board = {op_index: us for op_index, _, us in self.client.layers()}
-        for i, layer in enumerate(report.layers):
-            if i in on_board:
-                layer["board_us"] = on_board[i]
         report.board_info = self.client.info()
+        self._take_timing(report, timed["latency_us"], {i: us for i, _, us in self.client.layers()})
+        report.energy_mj = self.board.num("power.active_w") * report.latency_ms
         if self.choice.simulated:
             report.outputs_by = self.outputs_by()
         return self._finish(report)
+
+    def _take_timing(self, report: ProfileReport, latency_us: float, layer_us: dict[int, int]) -> None:
+        """The board's own timing: its lap timestamps over the timed runs, and per layer where it
+        times them (a simulated board's are the simulator's)."""
+        if not report.thermal and not self.sim_options:
+            report.latency_ms = report.latency_ms_p90 = latency_us / 1e3
+        for i, layer in enumerate(report.layers):
+            if i in layer_us:
+                layer["board_us"] = layer_us[i]
 
     def _profile_on_board(self) -> ProfileReport:
         raise NotImplementedError

@@ -1,10 +1,14 @@
 """A microcontroller (Nano 33 BLE Sense, XIAO ESP32S3, STM32L4R5): TFLite Micro firmware built
-around the model, flashed with arduino-cli (and esptool), and driven over its serial port."""
+around the model, flashed with arduino-cli (and esptool), and driven over its serial port. With
+--emu, the same firmware and the real TFLite Micro kernels run on QEMU's Cortex-M4 instead
+(edgekit.emulator), driven over the same protocol; its clock counts instructions."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from .. import emulator
 from ..errors import EdgekitError
+from ..profile_report import ProfileReport
 from ..runtime.tflm import run_tflm, tflm_available
 from ..sketch.build import build_and_flash
 from ..sketch.generate import generate_project
@@ -15,6 +19,8 @@ BUILD_DIR = Path("edgekit-build")
 
 
 class Microcontroller(Backend):
+    image: "emulator.Image | None" = None
+    emulation: "emulator.Emulation | None" = None
 
     def _prepare(self, conversion: dict | None, progress, measure_arena: bool = True, **options) -> None:
         """measure_arena: run TFLite Micro here once for its exact arena (else the planner's, unless
@@ -33,6 +39,52 @@ class Microcontroller(Backend):
         project = generate_project(self.model, self.board, out, self.host_arena)
         result = build_and_flash(project, self.key, port=port)
         self._connect(result.port)
+
+    def _emulate(self) -> None:
+        ok, why = emulator.available(self.board)
+        if not ok:
+            raise EdgekitError(f"--emu: {why}")
+        out = BUILD_DIR / f"{self.key}_{self.model.sha256[:8]}_emulated"
+        self.image = emulator.build_image(self.model, self.board, out, self.host_arena, progress=self.progress)
+        self.progress(f"{self.key}: starting QEMU")
+        self.emulation = emulator.start(self.image)
+        self._connect(self.emulation.port)
+
+    def _take_timing(self, report: ProfileReport, latency_us: float, layer_us: dict[int, int]) -> None:
+        if not self.choice.emulated:
+            return super()._take_timing(report, latency_us, layer_us)
+        # the emulated board's clock counts instructions (one per virtual ns, QEMU -icount shift=0)
+        instructions = int(round(latency_us))
+        for i, layer in enumerate(report.layers):
+            if i in layer_us:
+                layer["instructions"] = layer_us[i]
+        cpi = self.board.num("emulation.cycles_per_instruction", None)
+        clock = self.board.clock_hz
+        if cpi is not None:
+            report.latency_ms = report.latency_ms_p90 = instructions * cpi / clock * 1e3
+            for layer in report.layers:
+                if "instructions" in layer:
+                    layer["latency_ms"] = layer["instructions"] * cpi / clock * 1e3
+            how = (f"{instructions:,} instructions x {cpi:g} cycles per instruction "
+                   f"({self.board.source('emulation.cycles_per_instruction')}) / {clock / 1e6:g} MHz")
+        else:
+            how = f"simulated: {self.board.name} has no fitted cycles per instruction for its instruction counts"
+        image = self.image
+        report.flash_bytes, report.ram_bytes, report.arena_bytes = image.flash_bytes, image.ram_bytes, image.arena_bytes
+        used = (report.board_info or {}).get("arena_used")
+        report.arena_source = f"allocated by the firmware; TFLite Micro on the 32-bit core uses {used:,} B" \
+            if used else "allocated by the firmware"
+        report.outputs_by = "TFLite Micro and CMSIS-NN on QEMU's Cortex-M4 (the firmware's own kernels)"
+        report.extra.update(instructions=instructions, latency_source=how, image={
+            "elf": str(image.path), "text_bytes": image.text_bytes, "data_bytes": image.data_bytes,
+            "bss_bytes": image.bss_bytes, "flags": image.flags, "flags_source": image.flags_source,
+            "library": image.library})
+
+    def close(self) -> None:
+        super().close()
+        if self.emulation is not None:
+            self.emulation.close()
+            self.emulation = None
 
 
 def host_arena(model, conversion: dict | None, measure: bool = True) -> int | None:

@@ -389,6 +389,8 @@ def add_cli(subparsers) -> None:
                    "a pseudo-terminal (0: a free port); open it as rfc2217://HOST:PORT")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on with --rfc2217 (default 127.0.0.1; "
                    "0.0.0.0 serves every network, with no authentication)")
+    s.add_argument("--emu", action="store_true", help="serve the emulated board instead (the real firmware and "
+                   "TFLite Micro kernels on QEMU's Cortex-M4; needs --model): prints its socket:// URL")
 
 
 def run_board(args) -> int:

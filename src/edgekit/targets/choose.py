@@ -2,13 +2,14 @@
 for deploy, profile, capture and the Olympics alike.
 
     choice = choose(load_board("nano33ble"), force=None, port=None)
-    choice.mode      # "measured" or "simulated"
+    choice.mode      # "measured", "emulated" or "simulated"
     choice.port      # the serial port or URL to talk to (None: find it, or the in-process simulator)
     choice.why       # one line for the user
 
 A port (--port, or $EDGEKIT_PORT) is a device path or any pyserial URL: `sim://nano33ble` is the
 simulator, `rfc2217://host:port` or `socket://host:port` a board on another machine. With a port,
-USB-ID detection is skipped.
+USB-ID detection is skipped. force="emu" runs the board's real firmware and TFLite Micro kernels
+on an emulated Cortex-M4 (QEMU), for the boards whose descriptor has an [emulation] table.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ PORT_ENV = "EDGEKIT_PORT"
 
 @dataclass(frozen=True)
 class Choice:
-    mode: str                        # "measured" or "simulated"
+    mode: str                        # "measured", "emulated" or "simulated"
     why: str                         # "nano33ble: simulated (no board connected)"
     port: str | None = None          # a device path or pyserial URL given by the user
     connection: Connection | None = None   # the board found by its USB ID (or this machine, for the Pi)
@@ -32,6 +33,10 @@ class Choice:
     @property
     def simulated(self) -> bool:
         return self.mode == "simulated"
+
+    @property
+    def emulated(self) -> bool:
+        return self.mode == "emulated"
 
 
 def is_sim_url(port: str | None) -> bool:
@@ -42,8 +47,10 @@ def choose(board: Board, force: str | None = None, port: str | None = None,
            detect_board=detect) -> Choice:
     """The board when connected (or force="hw"), else its simulator; `port` (else $EDGEKIT_PORT)
     names the board's port instead of finding it. force="sim" always simulates."""
-    if force not in (None, "hw", "sim"):
+    if force not in (None, "hw", "sim", "emu"):
         raise ValueError(force)
+    if force == "emu":
+        return _emulated(board, port)
     given = port
     port = port or os.environ.get(PORT_ENV) or None
     if port and board.kind != "mcu":
@@ -71,3 +78,13 @@ def choose(board: Board, force: str | None = None, port: str | None = None,
                                "port with --port, or leave out --hw to simulate it")
         return Choice("simulated", f"{board.key}: simulated (no board connected)")
     return Choice("measured", f"{board.key}: measured on the board at {conn.label()}", connection=conn)
+
+
+def _emulated(board: Board, port: str | None) -> Choice:
+    if not isinstance(board.data.get("emulation"), dict):
+        raise EdgekitError(f"--emu: {board.name} cannot be emulated (edgekit emulates Cortex-M4 boards, e.g. "
+                           "nano33ble and stm32l4r5); use --sim to simulate it")
+    if port:
+        raise EdgekitError(f"--emu and --port {port} disagree: the emulated board gets its own port; leave out one")
+    return Choice("emulated", f"{board.key}: emulated (the real firmware and TFLite Micro kernels on QEMU's "
+                              "Cortex-M4)")
