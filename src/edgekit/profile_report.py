@@ -86,7 +86,7 @@ def _b(n) -> str:
 def render_profile(report: ProfileReport, max_layers: int = 40):
     r = report.to_json()
     mode = r["mode"]
-    tag = Text(mode.upper(), style="bold green" if mode == "measured" else "bold yellow")
+    tag = Text(mode.upper(), style={"measured": "bold green", "emulated": "bold cyan"}.get(mode, "bold yellow"))
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -102,6 +102,9 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
     if law:
         head.add_row("Iron Law", f"memory {law['memory_ms']:.3f} ms + compute {law['compute_ms']:.3f} ms + "
                                  f"overhead {law['overhead_ms']:.3f} ms: {law['dominant']}-bound")
+    if r.get("instructions"):
+        head.add_row("instructions", f"{r['instructions']:,} per inference, counted on the emulated core; latency: "
+                                     f"{r.get('latency_source', '')}")
     if r.get("via"):
         head.add_row("board", f"driven over {r['via']} (edgekit's serial protocol)")
     if r.get("outputs_by"):
@@ -134,16 +137,19 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
     layers = r.get("layers") or []
     if layers:
         t = Table(title=f"per layer ({mode}; Iron Law terms in ms)", title_justify="left")
-        for c in ("layer", "op", "MACs", "ms", "memory", "compute", "overhead", "eta", "bound"):
+        counted = any("instructions" in layer for layer in layers)
+        for c in ("layer", "op", "MACs", "ms", "memory", "compute", "overhead", "eta", "bound") + \
+                (("instructions",) if counted else ()):
             t.add_column(c, justify="left" if c in ("layer", "op", "bound") else "right")
         for layer in layers[:max_layers]:
             eta = layer.get("eta")
             name = layer["name"] if len(layer["name"]) <= 32 else "..." + layer["name"][-29:]
             t.add_row(name, layer["op"], f"{layer['macs']:,}", f"{layer['latency_ms']:.3f}",
                       f"{layer.get('memory_ms', 0):.3f}", f"{layer.get('compute_ms', 0):.3f}",
-                      f"{layer.get('overhead_ms', 0):.3f}", "-" if eta is None else f"{eta:.1%}", layer["bound"])
+                      f"{layer.get('overhead_ms', 0):.3f}", "-" if eta is None else f"{eta:.1%}", layer["bound"],
+                      *((f"{layer['instructions']:,}" if "instructions" in layer else "-",) if counted else ()))
         if len(layers) > max_layers:
-            t.add_row(f"... {len(layers) - max_layers} more (--json has all)", "", "", "", "", "", "", "", "")
+            t.add_row(f"... {len(layers) - max_layers} more (--json has all)", *[""] * (len(t.columns) - 1))
         parts.append(t)
     th = r.get("thermal")
     if th:
