@@ -38,7 +38,8 @@ def _run(args) -> int:
     track.test_set()
     store = Store(args.db, create=True)  # the first run on an empty store makes the key, never a later one
     summary = _run_with_progress(args.submissions, track, targets, store,
-                                 force="hw" if args.hw else "sim" if args.sim else None, runs=args.runs)
+                                 force="hw" if args.hw else "sim" if args.sim else
+                                 "emu" if args.emu or track.emulate else None, runs=args.runs)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
     return 0

@@ -53,7 +53,7 @@ def _num(value) -> float | None:
 
 # Only these words become class names; anything else from the data is shown as text only.
 _STATUSES = ("ok", "violates", "failed", "invalid")
-_MODES = ("measured", "simulated")
+_MODES = ("measured", "emulated", "simulated")
 
 
 def _status(entry: dict) -> str:
@@ -65,8 +65,8 @@ def _mode(entry: dict) -> str:
 
 
 def _mode_tag(mode: str) -> str:
-    """The label that goes after every figure: was it measured on the board or simulated?"""
-    short = {"measured": "meas", "simulated": "sim"}.get(mode, "?")
+    """The label that goes after every figure: was it measured on the board, emulated or simulated?"""
+    short = {"measured": "meas", "emulated": "emu", "simulated": "sim"}.get(mode, "?")
     return f' <abbr class="mode mode-{mode}" title="{mode}">{short}</abbr>'
 
 
@@ -298,7 +298,7 @@ def _pareto_plot(tid: str, board: dict, metric: str) -> str:
             f'aria-labelledby="pareto-{tid}-title" xmlns="http://www.w3.org/2000/svg">'
             f'<title id="pareto-{tid}-title">{_e(title)}</title>{"".join(out)}</svg>'
             '<figcaption>Pareto-optimal entries (no other ranked entry is both faster and more accurate) are '
-            'large, orange, labelled and joined. Filled: measured on the board; hollow: simulated. '
+            'large, orange, labelled and joined. Filled: measured on the board or emulated; hollow: simulated. '
             f'Crosses: over a limit of this board, not ranked. Hover or focus a point for its team.{_e(note)}'
             "</figcaption></figure>")
 
@@ -384,6 +384,7 @@ td.status-failed, td.status-invalid { color: #a00; } td.status-violates { color:
 td.reason { max-width: 22rem; }
 abbr.mode { font-size: .7rem; text-decoration: none; border-radius: 3px; padding: 0 .2rem; }
 abbr.mode-measured { background: #d9f0d3; } abbr.mode-simulated { background: #e7e1ef; }
+abbr.mode-emulated { background: #d6eaf8; }
 svg.pareto { width: 100%; max-width: 640px; height: auto; font-size: 11px; }
 svg .grid { stroke: #e6e6e6; } svg .tick, svg .axis-label { fill: #444; }
 svg .limit { stroke: #a00; stroke-dasharray: 4 3; } svg .limit-label { fill: #a00; }
@@ -488,8 +489,9 @@ def render(board: dict, *, refresh_s: float | None = None) -> str:
                 f'<section id="board-{tid}" class="board" data-track="{_e(name)}" data-target="{_e(b.get("target"))}">'
                 f"<h3>{_e(label)}</h3><p class=\"constraints\">Limits: {limit_text}. "
                 "Every figure is labelled <abbr class=\"mode mode-measured\" title=\"measured\">meas</abbr> "
-                "(measured on the board) or <abbr class=\"mode mode-simulated\" title=\"simulated\">sim</abbr> "
-                "(simulated).</p>"
+                "(measured on the board), <abbr class=\"mode mode-emulated\" title=\"emulated\">emu</abbr> "
+                "(the real firmware and kernels on an emulated core) or "
+                "<abbr class=\"mode mode-simulated\" title=\"simulated\">sim</abbr> (simulated).</p>"
                 f"{_ranking_table(tid, b, metric)}{_pareto_plot(tid, b, metric)}</section>")
         targets = [str(b.get("target")) for b in boards]
         nav.append(f'<li><a href="#track-{tslug}">{_e(track.get("title") or name)}</a><ul>{"".join(board_links)}</ul></li>')

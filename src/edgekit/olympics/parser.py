@@ -17,6 +17,8 @@ def add_cli(sub) -> None:
     how = r.add_mutually_exclusive_group()
     how.add_argument("--hw", action="store_true", help="only connected boards: fail if one is missing")
     how.add_argument("--sim", action="store_true", help="simulate every board even if one is connected")
+    how.add_argument("--emu", action="store_true", help="emulate the Cortex-M4 boards (the real firmware and "
+                     "TFLite Micro kernels on QEMU), simulate the others (also: emulate = true in the track)")
     r.add_argument("--runs", type=int, default=10, help="inferences timed per submission and board (default 10)")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
     c = steps.add_parser("check", help="is a submission valid, and does it fit each board of its track?")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..errors import EdgekitError
-from ..targets import board_keys, choose, load_board
+from ..targets import board_keys, can_emulate, choose, load_board
 from . import sandbox
 from .scoring import violations
 from .store import ANY_TARGET, Store, now
@@ -34,11 +34,18 @@ def parse_targets(text: str) -> list[str]:
     return targets
 
 
+def target_force(target: str, force: str | None) -> str | None:
+    """force for one board: "emu" asks for the boards that can be emulated, the others are simulated."""
+    if force == "emu" and not can_emulate(load_board(target)):
+        return "sim"
+    return force
+
+
 def modes(targets: list[str], force: str | None) -> dict[str, tuple[str, str]]:
-    """Per target: measured or simulated, and the line saying why (as `edgekit deploy` prints it)."""
+    """Per target: measured, emulated or simulated, and the line saying why (as `edgekit deploy` prints it)."""
     out = {}
     for t in targets:
-        choice = choose(load_board(t), force)
+        choice = choose(load_board(t), target_force(t, force))
         out[t] = (choice.mode, choice.why)
     return out
 
@@ -74,7 +81,7 @@ def run(folder: str | Path, track: Track, targets: list[str], store: Store, forc
                 continue
             on_start(sub.name, target, position * len(targets) + i, n)
             if sub.valid:
-                result = _evaluate(sub, track, target, mode[target][0], force, runs)
+                result = _evaluate(sub, track, target, mode[target][0], target_force(target, force), runs)
             else:  # one row for the folder, standing for every board: its reason is the same on each
                 result = {"status": "invalid", "reason": "; ".join(sub.problems), "mode": None}
             detail = dict(result.get("detail") or {}, record=sub.record)

@@ -50,6 +50,7 @@ class Track:
     limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     test_limit: int | None = None    # evaluate only the first N test samples (quick runs, tests)
     path: Path | None = None
+    emulate: bool = False            # score the boards edgekit can emulate on their emulated Cortex-M4
 
     @property
     def model_input_shape(self) -> tuple[int, ...]:
@@ -219,6 +220,10 @@ def parse_track(data: dict, path: Path) -> Track:
     if set(given) - set(DEFAULT_LIMITS) or not all(isinstance(v, (int, float)) and v > 0 for v in given.values()):
         raise EdgekitError(f"{file}: [limits] takes {', '.join(DEFAULT_LIMITS)}, each a positive number")
     limits.update(given)
+    emulate = data.get("emulate", False)
+    if not isinstance(emulate, bool):
+        raise EdgekitError(f"{file}: emulate must be true or false (true: the Cortex-M4 boards run the real "
+                           "firmware and TFLite Micro kernels under QEMU)")
     test_limit = data.get("test_limit")
     if test_limit is not None and (not isinstance(test_limit, int) or test_limit < 1):
         raise EdgekitError(f"{file}: test_limit must be a positive number of samples")
@@ -227,4 +232,4 @@ def parse_track(data: dict, path: Path) -> Track:
                  test_path=(path.parent / files["test"]).resolve(),
                  calibration_path=(path.parent / files["calibration"]).resolve(),
                  weights={k: float(v) for k, v in weights.items()}, boards=boards, limits=limits,
-                 test_limit=test_limit, path=path.resolve())
+                 test_limit=test_limit, path=path.resolve(), emulate=emulate)

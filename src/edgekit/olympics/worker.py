@@ -2,7 +2,7 @@
 
 sandbox.run_job starts it with limits, after writing JOB_FOLDER/job.json:
 
-  {"kind": "evaluate", "model": path, "track": track.toml, "target": "nano33ble", "force": null|"sim"|"hw", "runs": 10}
+  {"kind": "evaluate", "model": path, "track": track.toml, "target": "nano33ble", "force": null|"sim"|"hw"|"emu", "runs": 10}
   {"kind": "check",    "model": path, "track": track.toml, "targets": [...]}
 
 and reads JOB_FOLDER/result.json (written whole, then renamed: never half-written). Every problem
@@ -115,9 +115,9 @@ def evaluate(job: dict) -> dict:
             result.update(status="violates", reason=plan.no_fit_message(), flash_bytes=plan.flash_bytes,
                           ram_bytes=plan.ram_bytes)
             return result
-        if backend.mode == "measured":
+        if backend.mode in ("measured", "emulated"):
             backend.flash()
-            outputs, by = backend.infer(xq)[0], f"the board ({backend.board.name})"
+            outputs, by = backend.infer(xq)[0], f"the board ({backend.board.name}, {backend.mode})"
         elif backend.board.runtime == "tflm" and tflm_available()[0]:
             left = max(10.0, track.limits["seconds"] - (time.monotonic() - started))
             r = run_tflm(model, [xq], timeout=left)

@@ -7,8 +7,8 @@ number with its source) and which boards are connected now. Nothing here imports
 from .descriptor import (Board, Sensor, UsbId, all_boards, board_keys, load_board, load_board_file,
                          parse_board, targets_dir)
 from .detection import Connection, connected, detect
-from .choose import PORT_ENV, Choice, choose, is_sim_url
+from .choose import PORT_ENV, Choice, can_emulate, choose, is_sim_url
 from .table import render_targets, targets_report
 
-__all__ = ["PORT_ENV", "Board", "Choice", "Connection", "choose", "is_sim_url", "Sensor", "UsbId", "all_boards", "board_keys", "connected", "detect",
+__all__ = ["PORT_ENV", "Board", "Choice", "Connection", "can_emulate", "choose", "is_sim_url", "Sensor", "UsbId", "all_boards", "board_keys", "connected", "detect",
            "load_board", "load_board_file", "parse_board", "render_targets", "targets_dir", "targets_report"]

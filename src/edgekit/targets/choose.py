@@ -80,8 +80,13 @@ def choose(board: Board, force: str | None = None, port: str | None = None,
     return Choice("measured", f"{board.key}: measured on the board at {conn.label()}", connection=conn)
 
 
+def can_emulate(board: Board) -> bool:
+    """Whether edgekit can run this board's firmware on an emulated core (its descriptor's [emulation])."""
+    return isinstance(board.data.get("emulation"), dict)
+
+
 def _emulated(board: Board, port: str | None) -> Choice:
-    if not isinstance(board.data.get("emulation"), dict):
+    if not can_emulate(board):
         raise EdgekitError(f"--emu: {board.name} cannot be emulated (edgekit emulates Cortex-M4 boards, e.g. "
                            "nano33ble and stm32l4r5); use --sim to simulate it")
     if port:
