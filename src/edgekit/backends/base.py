@@ -170,9 +170,14 @@ class Backend:
     def _infer_on_board(self, inputs: np.ndarray) -> list[np.ndarray]:
         raise EdgekitError("nothing is flashed yet: call flash() first")
 
+    @property
+    def verify_samples(self) -> int:
+        """How many inputs verify_outputs() sends (each is a load over the board's serial link)."""
+        return VERIFY_SAMPLES
+
     def verify_outputs(self) -> dict:
         """The board's outputs on a few inputs against the host reference (TFLM, else LiteRT)."""
-        x = random_inputs(self.model)[:VERIFY_SAMPLES]
+        x = random_inputs(self.model)[:self.verify_samples]
         got = self.infer(x)
         if tflm_available()[0]:
             want, ref = run_tflm(self.model, [x]).outputs, "TFLite Micro on this machine"
@@ -183,7 +188,7 @@ class Backend:
             raise EdgekitError(f"the board's output {int(np.argmax(diffs))} differs from {ref} by up to "
                                f"{max(diffs)} steps on the same input; the firmware and the model disagree: "
                                "rebuild and flash again")
-        return {"samples": VERIFY_SAMPLES, "max_lsb": max(diffs), "reference": ref}
+        return {"samples": len(x), "max_lsb": max(diffs), "reference": ref}
 
     def profile(self) -> ProfileReport:
         """The simulator's report with what the board measured: latency from the board's own lap

@@ -50,6 +50,10 @@ class Microcontroller(Backend):
         self.emulation = emulator.start(self.image)
         self._connect(self.emulation.port)
 
+    @property
+    def verify_samples(self) -> int:
+        return 2 * super().verify_samples if self.choice.emulated else super().verify_samples  # no slow link
+
     def _take_timing(self, report: ProfileReport, latency_us: float, layer_us: dict[int, int]) -> None:
         if not self.choice.emulated:
             return super()._take_timing(report, latency_us, layer_us)
