@@ -15,6 +15,10 @@ then:
 
   edgekit   edgekit.sim.simulate.simulate(model_bytes, board, arena_in=row's arena_in).latency_ms
             (arena_in "psram" where the source says the arena was in PSRAM, else edgekit places it)
+  emulated  the Cortex-M4 rows only (boards with an [emulation] table, when QEMU and the Arm toolchain
+            are here): the model's firmware built with the board's flags and run on QEMU's Cortex-M4
+            (`edgekit profile --emu`): instructions counted x the fitted cycles per instruction
+            (emulation.cycles_per_instruction, fitted by bench/emulated.py --fit on the fitted rows)
   mlsysim   mlsysim.Engine.solve(workload, device, batch_size=1, precision="int8",
             efficiency=0.5)  (mlsysim's defaults, except precision) with
             workload = mlsysim.models.types.CNNWorkload(
@@ -40,7 +44,7 @@ mlsysim's warnings (no int8 rate on STM32F4 and Coral) are silenced: the fallbac
 Models are built with random weights (latency does not depend on their values) and quantized with
 a few calibration samples. The Coral rows get the int8 CPU model; simulate() maps it to the Edge TPU.
 
-    python bench/fidelity.py [--json] [--board B ...] [--no-heavy]
+    python bench/fidelity.py [--json] [--board B ...] [--no-heavy] [--no-emu]
 
 --no-heavy skips Inception v4 (43 M parameters: a few seconds and ~1 GB of memory to build).
 Goal: held-out mean |error| within 15 %, and at least twice as close as mlsysim.
@@ -451,6 +455,19 @@ def edgekit_ms(model: bytes, board: str, arena_in: str | None = None) -> float:
     return float(simulate(model, board, arena_in=arena_in).latency_ms)
 
 
+def emulated_ms(model: bytes, board: str, name: str) -> float | None:
+    """The emulated board's latency (instructions x fitted cycles per instruction), or None where
+    the board cannot be emulated."""
+    from edgekit.backends import open_backend
+    from edgekit.targets import can_emulate, load_board
+    from edgekit.tflite_file import TFLiteModel
+    if not can_emulate(load_board(board)):
+        return None
+    with open_backend(board, force="emu") as b:
+        b.load(TFLiteModel(model, name), runs=1)
+        return float(b.profile().latency_ms)
+
+
 def mlsysim_device(board: str):
     from mlsysim import Hardware
     from mlsysim.hardware.types import HardwareNode
@@ -515,7 +532,7 @@ def err(pred, published):
     return None if pred is None else 100.0 * (pred - published) / published
 
 
-def run(boards, heavy: bool, log, verbose: bool = False) -> list[dict]:
+def run(boards, heavy: bool, log, verbose: bool = False, emulate: bool = True) -> list[dict]:
     built: dict[str, tuple] = {}
     out = []
     for row in ROWS:
@@ -524,7 +541,8 @@ def run(boards, heavy: bool, log, verbose: bool = False) -> list[dict]:
         r = {k: row[k] for k in ("board", "model", "status", "source", "where", "conditions")}
         r["arena_in"] = row.get("arena_in")  # as published: "psram" where the source put the arena there
         r["published_ms"] = row["ms"]
-        r.update(edgekit_ms=None, edgekit_err=None, mlsysim_ms=None, mlsysim_err=None, notes=[])
+        r.update(edgekit_ms=None, edgekit_err=None, emulated_ms=None, emulated_err=None, mlsysim_ms=None,
+                 mlsysim_err=None, notes=[])
         key = row["model"]
         if key in HEAVY and not heavy:
             r["notes"].append("skipped (--no-heavy)")
@@ -551,12 +569,21 @@ def run(boards, heavy: bool, log, verbose: bool = False) -> list[dict]:
             r["notes"].append(f"edgekit: {type(e).__name__}: {str(e)[:120]}")
             if verbose:
                 traceback.print_exc()
+        if emulate:
+            try:
+                t0 = time.perf_counter()
+                r["emulated_ms"] = emulated_ms(data, row["board"], key)
+                if r["emulated_ms"] is not None:
+                    log(f"emulated {key} on {row['board']} in {time.perf_counter() - t0:.1f} s")
+            except Exception as e:
+                r["notes"].append(f"emulated: {type(e).__name__}: {str(e)[:120]}")
         try:
             r["mlsysim_ms"] = mlsysim_ms(stats, row["board"])
             r["mlsysim_device"] = mlsysim_device(row["board"]).name
         except Exception as e:
             r["notes"].append(f"mlsysim: {type(e).__name__}: {str(e)[:120]}")
         r["edgekit_err"] = err(r["edgekit_ms"], r["published_ms"])
+        r["emulated_err"] = err(r["emulated_ms"], r["published_ms"])
         r["mlsysim_err"] = err(r["mlsysim_ms"], r["published_ms"])
         out.append(r)
     return out
@@ -574,6 +601,11 @@ def summarize(rows) -> dict:
                           "edgekit_mape": e, "mlsysim_mape": m,
                           # on fitted rows edgekit's error is ~0 by construction: a ratio would say nothing
                           "mlsysim_over_edgekit": (m / e) if e and m is not None and status != "fitted" else None}
+        emulated = [r for r in rows if r["status"] == status and r["emulated_err"] is not None]
+        groups[status]["emulated"] = {  # the Cortex-M4 rows only: beside edgekit's simulation on the same rows
+            "rows": len(emulated), "mape": statistics.fmean(abs(r["emulated_err"]) for r in emulated) if emulated else None,
+            "simulated_mape_same_rows": statistics.fmean(abs(r["edgekit_err"]) for r in emulated
+                                                         if r["edgekit_err"] is not None) if emulated else None}
     held = groups["held-out"]
     held["goal_met"] = (held["edgekit_mape"] is not None and held["edgekit_mape"] <= 15.0
                         and (held["mlsysim_over_edgekit"] or 0) >= 2.0)
@@ -589,12 +621,14 @@ def _fmt(v, pct=False):
 def render(rows, summary, checks, console: Console):
     t = Table(title="Simulator fidelity: published on-device latency vs edgekit and mlsysim", show_lines=False)
     for col, just in (("board", "left"), ("model", "left"), ("published ms", "right"), ("source", "left"),
-                      ("status", "left"), ("edgekit ms", "right"), ("err", "right"), ("mlsysim ms", "right"),
-                      ("err", "right")):
-        t.add_column(col, justify=just, no_wrap=col in ("board", "published ms", "edgekit ms", "mlsysim ms"))
+                      ("status", "left"), ("edgekit ms", "right"), ("err", "right"), ("emulated ms", "right"),
+                      ("err", "right"), ("mlsysim ms", "right"), ("err", "right")):
+        t.add_column(col, justify=just, no_wrap=col in ("board", "published ms", "edgekit ms", "emulated ms",
+                                                        "mlsysim ms"))
     for r in rows:
         t.add_row(r["board"], r["model"], _fmt(r["published_ms"]), r["source"], r["status"],
                   _fmt(r["edgekit_ms"]), _fmt(r["edgekit_err"], True),
+                  _fmt(r["emulated_ms"]), _fmt(r["emulated_err"], True),
                   _fmt(r["mlsysim_ms"]), _fmt(r["mlsysim_err"], True))
     console.print(t)
     s = Table(title="Mean |error| (rows where both tools gave an estimate)")
@@ -606,6 +640,11 @@ def render(rows, summary, checks, console: Console):
         s.add_row(f"{g['rows']}/{g['of']}", pct(g["edgekit_mape"]), pct(g["mlsysim_mape"]),
                   "-" if g["mlsysim_over_edgekit"] is None else f"{g['mlsysim_over_edgekit']:.1f}x", status)
     console.print(s)
+    for status, g in summary.items():
+        e = g["emulated"]
+        if e["rows"]:
+            console.print(f"emulated, {status} Cortex-M4 rows ({e['rows']}): mean |error| {e['mape']:.1f}% "
+                          f"(the simulator on the same rows: {e['simulated_mape_same_rows']:.1f}%)")
     console.print(f"goal (held-out within 15 %, at least 2x closer than mlsysim): "
                   f"{'met' if summary['held-out']['goal_met'] else 'not met'}")
     if checks:
@@ -627,14 +666,24 @@ def main(argv=None):
     ap.add_argument("--board", action="append", help="only this board (repeatable)")
     ap.add_argument("--no-heavy", action="store_true", help="skip Inception v4 (43 M parameters)")
     ap.add_argument("-v", action="store_true", help="print tracebacks of simulator errors")
+    ap.add_argument("--no-emu", action="store_true", help="leave out the emulated column (QEMU builds and runs)")
     args = ap.parse_args(argv)
     err_console = Console(stderr=True)
-    rows = run(args.board, not args.no_heavy, lambda m: err_console.print(f"[dim]{m}[/dim]"), args.v)
+    from edgekit import emulator
+    ok, why = emulator.available()
+    if not ok and not args.no_emu:
+        err_console.print(f"[dim]no emulated column: {why}[/dim]")
+    rows = run(args.board, not args.no_heavy, lambda m: err_console.print(f"[dim]{m}[/dim]"), args.v,
+               emulate=ok and not args.no_emu)
     summary = summarize(rows)
     checks = cross_check() if not args.board or "coral" in args.board else []
     if args.json:
-        import mlsysim
-        print(json.dumps({"mlsysim_version": mlsysim.__version__, "rows": rows, "summary": summary,
+        try:
+            import mlsysim
+            version = mlsysim.__version__
+        except ImportError:  # the mlsysim column then holds each row's note instead
+            version = None
+        print(json.dumps({"mlsysim_version": version, "rows": rows, "summary": summary,
                           "cross_check": checks}, indent=1))
     else:
         # a pipe or CI log gets rich's 80 columns by default: too narrow for nine columns
