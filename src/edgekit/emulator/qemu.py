@@ -5,8 +5,9 @@
             board.info()
 
 `-icount shift=0` makes the guest's clock count instructions (one per virtual ns), so timings are
-exact and repeatable. QEMU holds the guest until the first client connects (wait=on): nothing the
-firmware prints is lost. The process is killed on close(), on leaving the `with`, and at exit.
+exact and repeatable. QEMU holds the guest until a client connects (wait=on); start() connects
+first, reads the boot banner (kept in `banner`) and lets go, so the board is booted and idle when
+the caller's client connects. The process is killed on close(), on leaving the `with`, and at exit.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class Emulation:
         self.port = port
         self.elf = elf
         self._log = log
+        self.banner: str | None = None  # what the firmware printed at boot, up to m-ready
         atexit.register(self.close)
 
     def log(self) -> str:
@@ -87,9 +89,27 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+def _boot(port: int, deadline: float) -> tuple[str, bool]:
+    """Connects once and reads the boot banner up to its m-ready, as a board that booted before the
+    host opened its port (a client connecting later then starts with an idle board, not a banner
+    crossing its first command). (what arrived, whether the banner was complete)."""
+    buf = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=max(0.1, deadline - time.monotonic())) as s:
+            while b"m-ready" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError:
+        pass
+    return buf.decode(errors="replace"), b"m-ready" in buf
+
+
 def start(image, timeout_s: float = 30.0) -> Emulation:
-    """Starts QEMU on image.path (an Image or an ELF path) and returns once it listens for the serial
-    client; EdgekitError (one line, QEMU's own message in it) if it cannot."""
+    """Starts QEMU on image.path (an Image or an ELF path) and returns once the firmware booted (its
+    banner read) and QEMU listens for the caller's client; EdgekitError (one line, QEMU's or the
+    firmware's own message in it) if it cannot."""
     elf = Path(getattr(image, "path", image))
     if not elf.is_file():
         raise EdgekitError(f"the firmware image {elf} does not exist; build it with edgekit.emulator.build_image")
@@ -107,14 +127,21 @@ def start(image, timeout_s: float = 30.0) -> Emulation:
         while time.monotonic() < deadline:
             text = emu.log()
             if "waiting for connection" in text:
-                return emu
+                emu.banner, booted = _boot(port, deadline)
+                if booted:
+                    return emu
+                break
             if not emu.running:
                 break
             time.sleep(0.01)
         text = emu.log()
         emu.close()
+        said = [ln for ln in (emu.banner or "").splitlines() if ln.startswith("e-[")]
+        if said:  # the firmware's own last words (a fault at boot)
+            raise EdgekitError(f"the emulated board stopped while booting: {said[-1]}; rebuild the image, and "
+                               "report it with the build folder if it happens again")
         if emu.process.returncode is None or emu.process.returncode == -9:
-            raise EdgekitError(f"QEMU did not open its serial port within {timeout_s:g} s; the machine may be "
+            raise EdgekitError(f"the emulated board did not boot within {timeout_s:g} s; the machine may be "
                                "overloaded: try again, or give start() a longer timeout_s")
         if "Address already in use" in text and attempt < 2:
             continue
