@@ -233,3 +233,35 @@ def test_mlperf_runner_commands_answer_as_on_the_virtual_board(library, tmp_path
 def test_a_board_without_emulation_is_refused():
     ok, why = emulator.available("esp32s3")
     assert not ok and "esp32s3" in why and "nano33ble" in why
+
+
+def test_without_qemu_the_error_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no QEMU (nor compilers) on it
+    ok, why = emulator.available("nano33ble")
+    assert not ok and why == "qemu-system-arm is not installed: sudo apt-get install qemu-system-arm"
+    elf = tmp_path / "image.elf"
+    elf.write_bytes(b"")
+    with pytest.raises(EdgekitError, match="qemu-system-arm is not installed: sudo apt-get install"):
+        emulator.start(elf)
+
+
+def test_a_model_too_big_for_the_board_is_the_generators_one_line_refusal(library, tmp_path):
+    model = model_of(ir_models.int8(ir_models.big_activations()), "big")
+    with pytest.raises(EdgekitError, match=r"exceed Arduino Nano 33 BLE Sense .*'s [\d,]+ B of RAM by [\d,]+ B; "
+                                           "shrink the activations"):
+        emulator.build_image(model, "nano33ble", tmp_path / "big", host_arena=600_000)
+
+
+def test_an_image_that_does_not_link_says_what_did_not_fit(library, tmp_path):
+    # a Nano whose runtime needs no RAM of its own: the generator's plan fits, the linked image cannot
+    import copy
+    from edgekit.targets.descriptor import parse_board
+    nano = load_board("nano33ble")
+    model = model_of(digits_int8(per_channel_dense=False), "digits")
+    data = copy.deepcopy(dict(nano.data))
+    data["memory"]["runtime_ram_bytes"] = {"value": 0, "source": "test: nothing but the arena"}
+    data["memory"]["sram_bytes"] = {"value": 8192, "source": "test: just above the arena"}
+    tight = parse_board(data, nano.path)
+    with pytest.raises(EdgekitError, match=r"the arena \([\d,]+ B\) and the firmware's data exceed .*'s 8,192 B "
+                                           r"of RAM by [\d,]+ B; shrink the activations"):
+        emulator.build_image(model, tight, tmp_path / "tight", host_arena=4000)
