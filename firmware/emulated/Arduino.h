@@ -18,6 +18,7 @@ class EmulatedSerial {
   size_t write(const uint8_t* data, size_t n);
   int available();
   int read();  // -1 when nothing has arrived
+  void wait();  // sleeps until a byte has arrived (not Arduino's: the emulated board's idle)
   explicit operator bool() const { return true; }
 };
 extern EmulatedSerial Serial;

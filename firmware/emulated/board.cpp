@@ -43,7 +43,16 @@ EmulatedSerial Serial;
 
 void EmulatedSerial::begin(unsigned long baud) {
   uart().bauddiv = kSysClkHz / (baud ? baud : 115200);  // QEMU wants >= 16; it does not pace bytes
-  uart().ctrl = 3;                                       // TX and RX enabled
+  uart().ctrl = 1 | 2 | 8;                               // TX, RX and the RX interrupt enabled
+  *reinterpret_cast<volatile uint32_t*>(0xE000E100) = 1u << 0;  // NVIC: UART0 RX is IRQ 0
+}
+
+// Sleeps until a byte arrives, so that an idle board does not keep a host core busy (with the
+// interrupts masked, a byte that came just before the WFI still wakes it).
+void EmulatedSerial::wait() {
+  __asm__ volatile("cpsid i" ::: "memory");
+  if (!available()) __asm__ volatile("dsb\n\twfi" ::: "memory");
+  __asm__ volatile("cpsie i" ::: "memory");
 }
 
 size_t EmulatedSerial::write(const uint8_t* data, size_t n) {
@@ -97,6 +106,8 @@ void* __dso_handle = nullptr;
   semihosting_exit(true);
 }
 
+void Uart0Rx_Handler() { uart().intstatus = kRxFull; }  // the byte itself stays in DATA for read()
+
 // Any fault ends the emulation with a line the host can show (the protocol's error form).
 [[noreturn]] void Fault_Handler() {
   uart_puts("\r\ne-[the emulated board crashed: a Cortex-M fault]\r\n");
@@ -122,12 +133,14 @@ void _init() {}
 void _fini() {}
 
 typedef void (*Handler)();
-__attribute__((section(".isr_vector"), used)) const Handler g_vectors[16] = {
+__attribute__((section(".isr_vector"), used)) const Handler g_vectors[17] = {
     reinterpret_cast<Handler>(__StackTop), Reset_Handler,
     Fault_Handler,  // NMI
     Fault_Handler,  // HardFault
     Fault_Handler,  // MemManage
     Fault_Handler,  // BusFault
     Fault_Handler,  // UsageFault
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    Uart0Rx_Handler,  // IRQ 0
 };
 }  // extern "C"

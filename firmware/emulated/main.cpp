@@ -64,5 +64,6 @@ int main() {
   for (;;) {
     while (Serial.available() > 0) g_proto.feed(static_cast<char>(Serial.read()));
     g_proto.poll();
+    if (!g_proto.streaming()) Serial.wait();
   }
 }
