@@ -1,0 +1,99 @@
+"""`edgekit deploy --emu`: the real firmware and TFLite Micro kernels on QEMU's Cortex-M4, through the
+same command, backend and protocol as a board.
+
+Skipped, saying why, without QEMU, the Arm toolchain with newlib, or the TFLite Micro Arduino library
+(tests and CI find it at ../shared/vendor/Arduino_TensorFlowLite). The library is compiled once per
+version, flags and compiler and cached (edgekit.emulator.library), so only the first test pays that.
+"""
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import ir_models
+from edgekit import emulator
+from edgekit.cli import main
+from edgekit.emulator import library
+from edgekit.targets import load_board
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+OK, WHY = emulator.available("nano33ble")
+pytestmark = [pytest.mark.skipif(not OK, reason=f"no emulated board here: {WHY}"),
+              pytest.mark.filterwarnings(r"ignore:set(Daemon|Name)\(\) is deprecated:DeprecationWarning")]
+
+
+def run(argv, capsys):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory):
+    if not (SHARED / "kws_ref_model.tflite").exists():
+        pytest.skip("../shared/models/kws_ref_model.tflite is not here")
+    return SHARED / "kws_ref_model.tflite"
+
+
+def test_deploy_kws_on_the_emulated_nano(kws, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["deploy", str(kws), "--target", "nano33ble", "--emu", "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "emulated" and "emulated" in r["selected"] and r["via"].startswith("socket://127.0.0.1:")
+    # the board's own kernels give host TFLite Micro's outputs, byte for byte, on 8 inputs
+    assert r["outputs_check"] == {"samples": 8, "max_lsb": 0, "reference": "TFLite Micro on this machine"}
+    assert r["board_info"]["firmware"].startswith("edgekit-emulated ")
+    # flash and RAM of the linked ELF; the arena the firmware allocates and what the 32-bit core uses
+    image = r["image"]
+    assert r["flash_bytes"] == image["text_bytes"] + image["data_bytes"] > kws.stat().st_size
+    assert r["ram_bytes"] == image["data_bytes"] + image["bss_bytes"] > r["arena_bytes"]
+    used = r["board_info"]["arena_used"]
+    assert 0 < used <= r["arena_bytes"] and f"{used:,} B" in r["arena_source"]
+    assert image["flags"].startswith(load_board("nano33ble").text("emulation.cflags"))
+    # instructions: per layer and in total, and milliseconds through the fitted cycles per instruction
+    per_layer = [row["instructions"] for row in r["layers"]]
+    assert len(per_layer) == 13 and all(n > 0 for n in per_layer)
+    assert 0.9 * r["instructions"] <= sum(per_layer) <= r["instructions"]  # the interpreter's own work is the rest
+    board = load_board("nano33ble")
+    cpi = board.num("emulation.cycles_per_instruction")
+    assert r["latency_ms"] == pytest.approx(r["instructions"] * cpi / board.clock_hz * 1e3)
+    assert "cycles per instruction" in r["latency_source"]
+
+
+def test_a_second_model_reuses_the_compiled_library(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "residual_int8.tflite"
+    model.write_bytes(ir_models.int8(ir_models.residual()))
+    archives = sorted(library.cache_root().rglob("*.a"))
+    assert archives, "the library is built by the test before this one"
+    before = {p: p.stat().st_mtime_ns for p in archives}
+    code, out, err = run(["profile", str(model), "--target", "nano33ble", "--emu", "--json"], capsys)
+    assert code == 0, err
+    assert "compiling" not in err  # no library source was compiled again
+    assert {p: p.stat().st_mtime_ns for p in sorted(library.cache_root().rglob("*.a"))} == before
+    assert json.loads(out)["mode"] == "emulated"
+
+
+def test_a_model_too_big_for_the_ram_is_refused_as_the_simulator_refuses_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "big_int8.tflite"
+    model.write_bytes(ir_models.int8(ir_models.big_activations(size=160)))
+    said = {}
+    for mode in ("--sim", "--emu"):
+        code, out, err = run(["deploy", str(model), "--target", "nano33ble", mode], capsys)
+        assert code == 2 and out == ""
+        said[mode] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert said["--sim"] == said["--emu"] and len(said["--emu"]) == 1
+    assert "does not fit" in said["--emu"][0] and "short by" in said["--emu"][0]
+    assert not (tmp_path / "edgekit-build").exists()  # refused before anything was built
+
+
+def test_emu_names_what_it_cannot_emulate(capsys, tmp_path):
+    model = tmp_path / "cnn_int8.tflite"
+    model.write_bytes(ir_models.int8(ir_models.cnn()))
+    code, _, err = run(["profile", str(model), "--target", "esp32s3", "--emu"], capsys)
+    assert code == 2 and "cannot be emulated" in err and "--sim" in err
