@@ -22,6 +22,7 @@ from edgekit.protocol import BoardClient, VirtualBoard, fixed3, serve_pty
 from edgekit.protocol import stand_in
 from edgekit.protocol.client import BoardError, BoardReplyError, channel_mask
 from edgekit.protocol.virtual import VirtualSensor
+from edgekit import emulator
 from edgekit.errors import EdgekitError
 from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
@@ -121,13 +122,24 @@ def _runner_command(port, cmd: str, timeout: float = 5.0) -> list[str]:
     raise AssertionError(f"No response to command {cmd}")
 
 
+EMULATOR, NO_EMULATOR = emulator.available("nano33ble")
+
+
 @NEEDS_TFLM
-@pytest.mark.parametrize("how", ["sim", "pty"])
-def test_mlperf_runner_conversation(how, model_path, sample, expected):
+@pytest.mark.parametrize("how", ["sim", "pty", pytest.param("emulated", marks=pytest.mark.skipif(
+    not EMULATOR, reason=f"no emulated board here: {NO_EMULATOR}"))])
+def test_mlperf_runner_conversation(how, model_path, sample, expected, tmp_path):
+    """The MLPerf Tiny runner's commands against the virtual board (a sim:// port, a pseudo-terminal)
+    and against the real firmware on the emulated Cortex-M4 (QEMU), with the runner's own reading."""
     board = stop = None
     if how == "sim":
         import edgekit.protocol  # noqa: F401  (registers sim://)
         port = serial.serial_for_url(f"sim://nano33ble?model={model_path}", timeout=0.05)
+    elif how == "emulated":
+        image = emulator.build_image(model_path.read_bytes(), "nano33ble", tmp_path / "image")
+        emu = emulator.start(image)
+        stop = emu.close
+        port = serial.serial_for_url(emu.port, timeout=0.05)
     else:
         board = VirtualBoard("nano33ble", model_path.read_bytes())
         path, stop = serve_pty(board)
@@ -153,6 +165,7 @@ def test_mlperf_runner_conversation(how, model_path, sample, expected):
         port.close()
         if stop:
             stop()
+        if board:
             board.close()
 
 

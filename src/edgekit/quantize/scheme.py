@@ -74,6 +74,13 @@ def weight_params(w: np.ndarray, axis: int) -> QParams:
     return QParams("int8", scale, np.zeros(scale.size, np.int64), axis, q)
 
 
+def dense_weight_params(w: np.ndarray) -> QParams:
+    """Symmetric int8 with one scale for the whole tensor (narrow range [-127, 127])."""
+    q = weight_params(w.reshape(1, -1), 0)
+    q.values = q.values.reshape(w.shape)
+    return q
+
+
 def tensor_params(c: np.ndarray) -> QParams:
     """A constant operand of add/mul: asymmetric int8 per tensor from its own range."""
     p = activation_params(c.min(), c.max())
@@ -146,8 +153,13 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
     for op in graph.ops:
         if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
             x, w, b = op.inputs
-            axis = 3 if op.kind == "depthwise_conv2d" else 0
-            params[w] = weight_params(graph.tensors[w].data, axis)
+            if op.kind == "fully_connected":
+                # one scale per tensor, as TensorFlow's converter writes dense weights: TFLite Micro
+                # before 2024 (the Arduino library the Nano builds with) applies only the first scale
+                # of a per-channel dense layer, so per-channel weights give other outputs on the board
+                params[w] = dense_weight_params(graph.tensors[w].data)
+            else:
+                params[w] = weight_params(graph.tensors[w].data, 3 if op.kind == "depthwise_conv2d" else 0)
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # beyond int32: clipped
                 params[b] = bias_params(graph.tensors[b].data, params[x].scale, params[w].scale)
             multiplier = float((params[x].scale.astype(np.float64) * params[w].scale / params[op.outputs[0]].scale).max())
