@@ -42,7 +42,7 @@ def _free_port() -> int:
 def qemu_command(elf: Path, port: int) -> list[str]:
     return [qemu_binary(), "-M", MACHINE, "-icount", "shift=0", "-nographic", "-monitor", "none",
             "-kernel", str(elf), "-semihosting-config", "enable=on,target=native",
-            "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on", "-serial", "chardev:s0"]
+            "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on", "-serial", "chardev:s0"]
 
 
 class Emulation:
