@@ -97,3 +97,16 @@ def test_emu_names_what_it_cannot_emulate(capsys, tmp_path):
     model.write_bytes(ir_models.int8(ir_models.cnn()))
     code, _, err = run(["profile", str(model), "--target", "esp32s3", "--emu"], capsys)
     assert code == 2 and "cannot be emulated" in err and "--sim" in err
+
+
+def test_the_simulator_uses_the_instructions_an_emulated_run_counted(kws, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["profile", str(kws), "--target", "nano33ble", "--json"]
+    before = json.loads(run(argv + ["--sim"], capsys)[1])
+    assert "instructions" not in before  # nothing counted yet: the analytical model
+    emulated = json.loads(run(argv + ["--emu"], capsys)[1])
+    after = json.loads(run(argv + ["--sim"], capsys)[1])
+    assert after["mode"] == "simulated" and after["instructions"] == emulated["instructions"]
+    assert after["latency_ms"] == pytest.approx(emulated["latency_ms"]) != before["latency_ms"]
+    assert [row["instructions"] for row in after["layers"]] == [row["instructions"] for row in emulated["layers"]]
+    assert "counted on the emulated board" in after["latency_source"]

@@ -10,6 +10,7 @@ from .. import emulator
 from ..errors import EdgekitError
 from ..profile_report import ProfileReport
 from ..runtime.tflm import run_tflm, tflm_available
+from ..sim import counts
 from ..sketch.build import build_and_flash
 from ..sketch.generate import generate_project
 from ..verify import random_inputs
@@ -74,6 +75,8 @@ class Microcontroller(Backend):
         else:
             how = f"simulated: {self.board.name} has no fitted cycles per instruction for its instruction counts"
         image = self.image
+        counts.save(self.key, self.model.sha256, self.board.text("emulation.cflags"), instructions,
+                    [layer.get("instructions") for layer in report.layers])
         report.flash_bytes, report.ram_bytes, report.arena_bytes = image.flash_bytes, image.ram_bytes, image.arena_bytes
         used = (report.board_info or {}).get("arena_used")
         report.arena_source = f"allocated by the firmware; TFLite Micro on the 32-bit core uses {used:,} B" \

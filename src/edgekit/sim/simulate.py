@@ -13,7 +13,7 @@ import statistics
 from ..profile_report import ProfileReport
 from ..targets import Board, load_board
 from ..tflite_file import TFLiteModel, model_of
-from . import latency as lat
+from . import counts, latency as lat
 from .arena import plan_arena
 from .edgetpu import simulate_edgetpu
 from .layers import KINDS, layers as model_layers
@@ -93,7 +93,29 @@ def simulate(model: TFLiteModel | bytes, board: Board | str, host_arena: int | N
         report.latency_ms = statistics.median(lat_ms)
         report.latency_ms_p90 = statistics.quantiles(lat_ms, n=10)[-1] if len(lat_ms) > 1 else lat_ms[0]
     report.sources = _sources(board)
+    if board.kind == "mcu" and not report.thermal:
+        _from_counted_instructions(report, board, model)
     return report
+
+
+def _from_counted_instructions(report: ProfileReport, board, model: TFLiteModel) -> None:
+    """Latency from instructions counted on the emulated board for this very model, when a run
+    with --emu left them (edgekit.sim.counts) and the board has a fitted cycles per instruction."""
+    cpi = board.num("emulation.cycles_per_instruction", None)
+    flags = board.text("emulation.cflags")
+    counted = counts.load(board.key, model.sha256, flags) if cpi is not None and flags else None
+    if counted is None or len(counted["layers"]) != len(report.layers):
+        return
+    to_ms = cpi / board.clock_hz * 1e3
+    report.latency_ms = report.latency_ms_p90 = counted["instructions"] * to_ms
+    report.energy_mj = board.num("power.active_w") * report.latency_ms
+    for row, n in zip(report.layers, counted["layers"]):
+        if isinstance(n, int):
+            row["instructions"], row["latency_ms"] = n, n * to_ms
+    report.extra["instructions"] = counted["instructions"]
+    report.extra["latency_source"] = (f"{counted['instructions']:,} instructions counted on the emulated board "
+                                      f"(--emu) x {cpi:g} cycles per instruction / {board.clock_hz / 1e6:g} MHz; "
+                                      "the Iron Law terms stay the analytical model's")
 
 
 def _iron_law(times) -> dict:
