@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 import zlib
 from dataclasses import dataclass
@@ -220,6 +221,18 @@ def parse_infer(lines: list[str], n: int, w: int) -> dict:
             "results": parse_results(lines), "recovered": False}
 
 
+def _no_delay(ser) -> None:
+    """A network port (socket://, rfc2217://) sends each small write at once: with Nagle's algorithm
+    a 64-byte piece waits for the previous one's ACK, ~10x slower `db load` (measured on the
+    emulated board: 490 bytes in 236 ms, 25 ms without the delay)."""
+    sock = getattr(ser, "_socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # a socket that refuses the option still works, only slower
+
+
 class BoardClient:
     """One board over a serial port (a device path, a pyserial URL such as sim://..., or an open
     pyserial-like object). See the module docstring for the rules it follows."""
@@ -246,6 +259,7 @@ class BoardClient:
                 raise BoardError(f"cannot open the board at {self.port} ({_why(e)}); check the port "
                                  "(edgekit targets lists connected boards) and that no other program "
                                  "(a serial monitor) has it open") from None
+            _no_delay(self.ser)
             self._owns = True
         else:
             self.ser = port_or_serial
