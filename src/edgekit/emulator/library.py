@@ -214,6 +214,9 @@ def build_library(cflags: str, progress: Callable[[str], None] = lambda msg: Non
             "library": library_name(root), "path": str(root), "cflags": cflags, "defines": DEFINES,
             "compiler": compiler_version(), "files": len(sources), "seconds": round(time.monotonic() - t, 1)},
             indent=1) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the cache entry is an ordinary folder
         try:
             os.rename(tmp, final)
         except OSError:
