@@ -205,6 +205,16 @@ def test_reference_model_matches_host_tflm(library, tmp_path, name):
     print(f"{name}: image {seconds:.1f} s, arena used {info['arena_used']:,} of {image.arena_bytes:,} B")
 
 
+def test_stm32l4r5_runs_the_same_firmware_with_its_own_clock(library, tmp_path):
+    model = model_of(cnn_int8(), "emu_cnn")
+    xs = samples(model, 1)
+    image = emulator.build_image(model, "stm32l4r5", tmp_path / "stm")
+    assert image.flags.startswith(load_board("stm32l4r5").text("emulation.cflags"))
+    outs, info, _ = run(image, xs)
+    assert (info["board"], info["clock_hz"]) == ("stm32l4r5", 120_000_000)
+    assert outs[0] == run_tflm(model, [xs]).outputs[0][0].reshape(-1).astype(int).tolist()
+
+
 # ---------------------------------------------------------------------------------------------
 # (c) the MLPerf Tiny runner's commands: as the virtual board answers them
 
