@@ -21,7 +21,7 @@ from ..errors import EdgekitError
 from ..sketch.generate import firmware_dir, generate_project
 from ..targets import Board, all_boards, load_board
 from ..tflite_file import TFLiteModel, model_of
-from .library import (DEFINES, build_library, cache_root, compile_all, compile_flags, find_library,
+from .library import (CXX_FLAGS, DEFINES, build_library, cache_root, compile_all, compile_flags, find_library,
                       library_name, tool)
 
 MACHINE_BYTES = 4 * 2**20   # mps2-an386: 4 MB of SSRAM for code at 0, 4 MB for data at 0x20000000
@@ -135,7 +135,8 @@ def build_image(model: TFLiteModel | bytes, board: Board | str, out_dir=None, ho
     if r.returncode != 0:
         raise _link_error(r.stderr, b, project.arena.total_bytes, len(model), ram, flash)
     text, data, bss = _size(elf)
-    return Image(path=elf, board=b.key, flags=" ".join([cflags, *DEFINES]),
+    cxx = [f for f in CXX_FLAGS if f not in cflags.split()]  # what C++ files (all but CMSIS-NN's C) add
+    return Image(path=elf, board=b.key, flags=" ".join([cflags, *cxx, *DEFINES]),
                  flags_source=b.text("emulation.cflags_source", ""), text_bytes=text, data_bytes=data,
                  bss_bytes=bss, flash_bytes=text + data, ram_bytes=data + bss,
                  arena_bytes=project.arena.total_bytes, model_sha256=model.sha256, library=library_name(root),
