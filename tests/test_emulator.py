@@ -281,3 +281,11 @@ def test_an_image_that_does_not_link_says_what_did_not_fit(library, tmp_path):
     with pytest.raises(EdgekitError, match=r"the arena \([\d,]+ B\) and the firmware's data exceed .*'s 8,192 B "
                                            r"of RAM by [\d,]+ B; shrink the activations"):
         emulator.build_image(model, tight, tmp_path / "tight", host_arena=4000)
+
+
+def test_a_folder_that_is_not_a_build_folder_is_left_alone(library, tmp_path):
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "firmware" / "mine.txt").write_text("not the emulator's")
+    with pytest.raises(EdgekitError, match="is not an emulated-board build folder"):
+        emulator.build_image(model_of(cnn_int8(), "emu_cnn"), "nano33ble", tmp_path)
+    assert (tmp_path / "firmware" / "mine.txt").read_text() == "not the emulator's"

@@ -4,7 +4,8 @@ board-support layer (firmware/emulated), linked against the cached TFLite Micro 
     image = build_image(model, "nano33ble", "build/kws_emulated", progress=print)
 
 The build folder holds sketch/ (what generate_project writes: model_data, model_ops, model_config,
-the protocol core, and firmware/emulated/main.cpp as the sketch), obj/, image.elf and image.map.
+the protocol core, and firmware/emulated/main.cpp as the sketch), obj/, image.elf and image.map;
+a folder that holds anything else is refused, since a build replaces what it holds.
 Only these few files compile per model; the library is built once (library.py).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable
 
 from ..errors import EdgekitError
 from ..sketch.generate import firmware_dir, generate_project
+from ..sketch.project import MARKER as PROJECT_MARKER
 from ..targets import Board, all_boards, load_board
 from ..tflite_file import TFLiteModel, model_of
 from .library import (CXX_FLAGS, DEFINES, build_library, cache_root, compile_all, compile_flags, find_library,
@@ -26,6 +28,7 @@ from .library import (CXX_FLAGS, DEFINES, build_library, cache_root, compile_all
 
 MACHINE_BYTES = 4 * 2**20   # mps2-an386: 4 MB of SSRAM for code at 0, 4 MB for data at 0x20000000
 LINKER_SCRIPT = "mps2_an386.ld"
+MARKER = ".edgekit-emulated"
 
 
 @dataclass
@@ -62,7 +65,7 @@ def _firmware_root(out: Path, board_key: str) -> Path:
     """A firmware folder for generate_project: the common sources, and the emulated main as the
     board's sketch (the emulated firmware is the same for every board; not every board has one)."""
     src = firmware_dir()
-    root = out / "firmware"
+    root = out / ".firmware"
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(src / "common", root / "common")
     (root / board_key).mkdir(parents=True)
@@ -107,9 +110,14 @@ def build_image(model: TFLiteModel | bytes, board: Board | str, out_dir=None, ho
     cflags = b.text("emulation.cflags")
     out = Path(out_dir) if out_dir is not None else cache_root() / "emulated" / f"{b.key}_{model.sha256[:16]}"
     out = out.expanduser().absolute()
+    ours = (out / MARKER).is_file() or (out / "sketch" / PROJECT_MARKER).is_file()  # (older builds: no MARKER)
+    if out.is_dir() and any(out.iterdir()) and not ours:  # a build replaces its subfolders
+        raise EdgekitError(f"{out} exists and is not an emulated-board build folder; choose a new folder or "
+                           "remove it")
     root = find_library()
     archive = build_library(cflags, progress, root)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("an edgekit.emulator build folder: build_image replaces what is in it\n")
     project = generate_project(model, b, out / "sketch", host_arena, firmware_root=_firmware_root(out, b.key))
     bsp = firmware_dir() / "emulated"
     flags = [*compile_flags(cflags, root), f"-I{project.path}", f"-I{bsp}"]
