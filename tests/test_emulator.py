@@ -29,7 +29,6 @@ OK, WHY = emulator.available("nano33ble")
 pytestmark = [pytest.mark.skipif(not OK, reason=WHY),
               pytest.mark.skipif(not tflm_available()[0], reason=f"host TFLite Micro: {tflm_available()[1]}")]
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"  # reference models, when present
-WHOLE = 512  # BoardClient's write_chunk: a command in one TCP write (see edgekit.emulator.qemu)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +56,7 @@ def build(model, out, host_arena=None):
 
 def run(image, xs, extra=None):
     """Per input: load, infer 1 0, raw. Returns (raw outputs, info, what extra(board) returned)."""
-    with emulator.start(image) as emu, BoardClient(emu.port, timeout=10, write_chunk=WHOLE) as board:
+    with emulator.start(image) as emu, BoardClient(emu.port, timeout=10) as board:
         info = board.info()
         outs = []
         for x in xs:
@@ -235,7 +234,7 @@ def test_mlperf_runner_commands_answer_as_on_the_virtual_board(library, tmp_path
     path.write_bytes(model.data)
     data = samples(model, 1)[0].tobytes()
     image, _ = build(model, tmp_path / "cnn")
-    with emulator.start(image) as emu, BoardClient(emu.port, timeout=10, write_chunk=WHOLE) as board:
+    with emulator.start(image) as emu, BoardClient(emu.port, timeout=10) as board:
         emulated = mlperf_session(board, data)
     with BoardClient(f"sim://nano33ble?model={path}", timeout=30) as board:
         virtual = mlperf_session(board, data)

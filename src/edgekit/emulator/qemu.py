@@ -1,12 +1,8 @@
 """Running an image on QEMU's mps2-an386 (Cortex-M4F), its UART0 behind a local TCP port.
 
     with start(image) as emu:
-        with BoardClient(emu.port, write_chunk=512) as board:   # emu.port = "socket://127.0.0.1:<port>"
+        with BoardClient(emu.port) as board:     # emu.port = "socket://127.0.0.1:<port>"
             board.info()
-
-write_chunk=512 sends each command in one TCP write: in 64-byte pieces (the default, for slow USB
-bridges), TCP's Nagle holds every piece after the first until QEMU's delayed ACK, ~40 ms a command
-(pyserial's socket:// does not set TCP_NODELAY); a 9 KB input then loads in 4.5 s instead of 0.9 s.
 
 `-icount shift=0` makes the guest's clock count instructions (one per virtual ns), so timings are
 exact and repeatable. QEMU holds the guest until a client connects (wait=on); start() connects
