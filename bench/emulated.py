@@ -9,7 +9,7 @@ built with the board's own flags (targets/<board>.toml [emulation]) and run unde
 --fit solves one cycles-per-instruction for the Cortex-M4 by least squares over the "fitted" rows
 only (the calibration set: MLPerf Tiny v0.5 KWS 181.9 ms and ResNet-8 704.2 ms at 120 MHz), and
 prints it with each row's error; held-out rows are never used. The value goes into
-targets/stm32l4r5.toml and targets/nano33ble.toml as emulation.cycles_per_instruction.
+targets/stm32l4r5.toml and targets/nano33ble.toml as latency.emulated_cycles_per_instruction.
 
     .venv/bin/python bench/emulated.py [--fit] [--json]
 """

@@ -18,7 +18,7 @@ then:
   emulated  the Cortex-M4 rows only (boards with an [emulation] table, when QEMU and the Arm toolchain
             are here): the model's firmware built with the board's flags and run on QEMU's Cortex-M4
             (`edgekit profile --emu`): instructions counted x the fitted cycles per instruction
-            (emulation.cycles_per_instruction, fitted by bench/emulated.py --fit on the fitted rows)
+            (latency.emulated_cycles_per_instruction, fitted by bench/emulated.py --fit on the fitted rows)
   mlsysim   mlsysim.Engine.solve(workload, device, batch_size=1, precision="int8",
             efficiency=0.5)  (mlsysim's defaults, except precision) with
             workload = mlsysim.models.types.CNNWorkload(

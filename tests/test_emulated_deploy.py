@@ -59,7 +59,7 @@ def test_deploy_kws_on_the_emulated_nano(kws, capsys, tmp_path, monkeypatch):
     assert len(per_layer) == 13 and all(n > 0 for n in per_layer)
     assert 0.9 * r["instructions"] <= sum(per_layer) <= r["instructions"]  # the interpreter's own work is the rest
     board = load_board("nano33ble")
-    cpi = board.num("emulation.cycles_per_instruction")
+    cpi = board.num("latency.emulated_cycles_per_instruction")
     assert r["latency_ms"] == pytest.approx(r["instructions"] * cpi / board.clock_hz * 1e3)
     assert "cycles per instruction" in r["latency_source"]
 

@@ -63,7 +63,7 @@ class Microcontroller(Backend):
         for i, layer in enumerate(report.layers):
             if i in layer_us:
                 layer["instructions"] = layer_us[i]
-        cpi = self.board.num("emulation.cycles_per_instruction", None)
+        cpi = self.board.num("latency.emulated_cycles_per_instruction", None)
         clock = self.board.clock_hz
         if cpi is not None:
             report.latency_ms = report.latency_ms_p90 = instructions * cpi / clock * 1e3
@@ -71,7 +71,7 @@ class Microcontroller(Backend):
                 if "instructions" in layer:
                     layer["latency_ms"] = layer["instructions"] * cpi / clock * 1e3
             how = (f"{instructions:,} instructions x {cpi:g} cycles per instruction "
-                   f"({self.board.source('emulation.cycles_per_instruction')}) / {clock / 1e6:g} MHz")
+                   f"({self.board.source('latency.emulated_cycles_per_instruction')}) / {clock / 1e6:g} MHz")
         else:
             how = f"simulated: {self.board.name} has no fitted cycles per instruction for its instruction counts"
         image = self.image

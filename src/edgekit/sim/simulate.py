@@ -101,7 +101,7 @@ def simulate(model: TFLiteModel | bytes, board: Board | str, host_arena: int | N
 def _from_counted_instructions(report: ProfileReport, board, model: TFLiteModel) -> None:
     """Latency from instructions counted on the emulated board for this very model, when a run
     with --emu left them (edgekit.sim.counts) and the board has a fitted cycles per instruction."""
-    cpi = board.num("emulation.cycles_per_instruction", None)
+    cpi = board.num("latency.emulated_cycles_per_instruction", None)
     flags = board.text("emulation.cflags")
     counted = counts.load(board.key, model.sha256, flags) if cpi is not None and flags else None
     if counted is None or len(counted["layers"]) != len(report.layers):
