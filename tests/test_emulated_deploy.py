@@ -110,3 +110,49 @@ def test_the_simulator_uses_the_instructions_an_emulated_run_counted(kws, capsys
     assert after["latency_ms"] == pytest.approx(emulated["latency_ms"]) != before["latency_ms"]
     assert [row["instructions"] for row in after["layers"]] == [row["instructions"] for row in emulated["layers"]]
     assert "counted on the emulated board" in after["latency_source"]
+
+
+def test_the_olympics_score_on_the_emulated_board(tmp_path):
+    """A track with `emulate = true`: the Nano's row comes from the real kernels under QEMU (its outputs
+    for the whole test set), the ESP32-S3's from its simulation; the page labels each."""
+    from edgekit.olympics import demo, runner
+    from edgekit.olympics.store import Store
+    from edgekit.olympics.tracks import load_track
+    path = demo.write_track(tmp_path)
+    text = path.read_text()
+    path.write_text("emulate = true\n" + text)  # top-level keys come before the first table
+    track = load_track(path)
+    assert track.emulate
+    good = demo.model_file(demo.trained_mlp(32), "int8", tmp_path / "subs" / "good", demo.digits()[0][:200])
+    demo.write_submission(good.parent, "good", ["int8 PTQ"])
+    store = Store(tmp_path / "results.sqlite", key=b"test key")
+    summary = runner.run(tmp_path / "subs", track, ["nano33ble", "esp32s3"], store, force="emu", runs=2)
+    rows = {r["target"]: r for r in summary["rows"]}
+    assert rows["nano33ble"]["status"] == "ok" and rows["nano33ble"]["mode"] == "emulated", rows["nano33ble"]["reason"]
+    assert rows["nano33ble"]["detail"]["outputs_by"] == "the board (Arduino Nano 33 BLE Sense (Rev1, Rev2), emulated)"
+    assert rows["esp32s3"]["mode"] == "simulated"
+    # the same int8 model: the emulated kernels' accuracy equals host TFLite Micro's on the simulated board
+    assert rows["nano33ble"]["metric_value"] == rows["esp32s3"]["metric_value"] > 0.8
+
+
+def test_board_serve_emu_prints_a_port_any_client_can_use(kws, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from edgekit.protocol import BoardClient
+    server = subprocess.Popen([sys.executable, "-m", "edgekit", "board", "serve", "--target", "nano33ble",
+                               "--model", str(kws), "--emu"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("socket://127.0.0.1:"), server.stderr.read() if server.poll() is not None else url
+        with BoardClient(url) as board:
+            info = board.info()
+        assert info["firmware"].startswith("edgekit-emulated ") and info["board"] == "nano33ble"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert "stopped" in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

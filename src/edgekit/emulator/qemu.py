@@ -40,7 +40,10 @@ def _free_port() -> int:
 
 
 def qemu_command(elf: Path, port: int) -> list[str]:
-    return [qemu_binary(), "-M", MACHINE, "-icount", "shift=0", "-nographic", "-monitor", "none",
+    # tb-size: QEMU reserves a 1 GB translation cache by default, more than a memory-limited
+    # process (an Olympics evaluation) may have; 64 MB holds the whole firmware's code many times
+    return [qemu_binary(), "-M", MACHINE, "-accel", "tcg,tb-size=64", "-icount", "shift=0", "-nographic",
+            "-monitor", "none",
             "-kernel", str(elf), "-semihosting-config", "enable=on,target=native",
             "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on", "-serial", "chardev:s0"]
 
