@@ -2,7 +2,7 @@
 
 Rules (TFLite's int8 spec, as both LiteRT and TFLite Micro accept them):
 - activations: asymmetric int8, the range widened to include 0, scale = (max - min) / 255,
-  zero point = round(-128 - min / scale);
+  zero point = round(-128 - min / scale); a range under 1e-6 is widened to [-5e-7, 5e-7] as TF's converter does;
 - weights: symmetric int8 in [-127, 127], one scale per output channel
   (dimension 0 for conv and dense, 3 for depthwise);
 - bias: int32, scale = input scale * weight scale per channel, zero point 0;
@@ -18,7 +18,17 @@ import numpy as np
 from ..errors import EdgekitError
 from ..graph import Graph
 
-MIN_RANGE = np.float32(1e-9)  # a tensor that is always 0 still needs a non-zero scale
+MIN_RANGE = np.float32(1e-9)  # a weight channel that is all 0 still needs a non-zero scale
+# LiteRT and TFLite Micro quantize a fused ReLU6's bound 6.0 into the output's scale as an int32 when
+# loading, and refuse the model below a scale of 6 / 2^31 (no_integer_overflow_from_quantization).
+# TF's converter widens every range narrower than 1e-6 to include [-5e-7, 5e-7] (scale 1e-6 / 255 =
+# 3.9e-9) "to prevent extremely small scales and large quantized integers"; so does edgekit.
+NEAR_ZERO_RANGE = np.float32(1e-6)
+# TFLite Micro's int8 SOFTMAX aborts the process in Prepare unless beta x input scale x 2^26 > 1
+# (PreprocessSoftmaxScaling -> QuantizeMultiplierGreaterThanOne); LiteRT does not check. So logits that
+# vanish get a range of at least this / beta (scale 2^-25 / beta): differences this small do not move
+# a 1/256 output step anyway.
+SOFTMAX_MIN_RANGE = 255 * 2.0**-25
 # TFLite's int8 kernels turn ratios of scales into a 32-bit multiplier and a shift of at most 31, and
 # multiply scales by 2^20 or more in float32; past these bounds LiteRT aborts the whole process
 # (measured: an ADD whose input reaches 1e35 aborts in allocate_tensors). No trained model comes near.
@@ -52,7 +62,9 @@ class QParams:
 def activation_params(rmin, rmax) -> QParams:
     rmin = np.minimum(np.float32(rmin), np.float32(0))
     rmax = np.maximum(np.float32(rmax), np.float32(0))
-    span = np.maximum(rmax - rmin, MIN_RANGE)
+    if rmax - rmin <= NEAR_ZERO_RANGE:  # activations that vanish: TF's minimum range (see above)
+        rmin, rmax = np.minimum(rmin, -NEAR_ZERO_RANGE / 2), np.maximum(rmax, NEAR_ZERO_RANGE / 2)
+    span = rmax - rmin
     scale = np.float32(span / np.float32(255))
     zp = np.rint(np.float32(-128) - rmin / scale)
     return QParams("int8", np.array([scale], np.float32), np.array([int(zp)], np.int64))
@@ -146,6 +158,11 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
         lo, hi = ranges[t]
         u = union.setdefault(root, [lo, hi])
         u[0], u[1] = min(u[0], lo), max(u[1], hi)
+    for op in (op for op in graph.ops if op.kind == "softmax" and op.attrs.get("beta", 1.0) > 0):
+        u = union[group[op.inputs[0]]]
+        lo, hi, need = min(u[0], 0.0), max(u[1], 0.0), SOFTMAX_MIN_RANGE / op.attrs.get("beta", 1.0)
+        if hi - lo < need:  # vanishing logits only: see SOFTMAX_MIN_RANGE
+            u[0], u[1] = min(lo, -need / 2), max(hi, need / 2)
     fixed_root = {group[t]: v for t, v in fixed.items()}  # a reshape after softmax shares its 1/256
     for t, root in group.items():
         params[t] = fixed_params(*fixed_root[root]) if root in fixed_root else activation_params(*union[root])
