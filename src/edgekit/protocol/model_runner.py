@@ -24,10 +24,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..console import err
 from ..errors import EdgekitError
 from ..runtime import litert
 from ..runtime.tflm import child_env, tflm_available, tflm_messages
-from ..tflite_file import TFLiteModel, model_of
+from ..tflite_file import TFLiteModel, builtin_name, model_of, tensor_type_name
 
 FIRST_ARENA = 64 * 2**20  # as run_tflm: untouched arena pages cost nothing
 
@@ -102,6 +103,27 @@ while True:
 '''
 
 
+def tflm_refusal(model: TFLiteModel | bytes) -> str | None:
+    """Why TFLite Micro cannot run this model, when the file alone tells (else None).
+
+    uint8 (legacy, pre-int8) quantization: TFLite Micro's kernels take int8 only and refuse the
+    first uint8 op while allocating ("Hybrid models are not supported on TFLite Micro"), which
+    reaches the caller as a bare "failed to allocate tensors". QUANTIZE and DEQUANTIZE do take
+    uint8 (an int8 model may convert a uint8 camera input), so those are allowed."""
+    m = model_of(model).parsed
+    sg = m.subgraphs[0]
+    for o in sg.operators or []:
+        name = builtin_name(m, o.opcodeIndex)
+        if name in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        used = list(o.inputs if o.inputs is not None else []) + list(o.outputs if o.outputs is not None else [])
+        if any(i >= 0 and tensor_type_name(sg.tensors[i].type) == "uint8" for i in used):
+            return ("this model is uint8 (legacy quantization), which TensorFlow Lite Micro does not run: convert "
+                    "its float original (.onnx or float .tflite) to int8 with `edgekit convert float_model.onnx "
+                    "--calib calib.npy`")
+    return None
+
+
 class TflmWorker:
     """One TFLite Micro interpreter in a child process, kept for many `run` calls."""
 
@@ -110,6 +132,9 @@ class TflmWorker:
         ok, why = tflm_available()
         if not ok:
             raise EdgekitError(f"cannot run TFLite Micro: {why}")
+        refusal = tflm_refusal(model)
+        if refusal:  # said before starting the child, whose own error would not name the cause
+            raise EdgekitError(refusal)
         self.timeout = timeout
         self._lock = threading.Lock()
         self._dir = tempfile.TemporaryDirectory(prefix="edgekit-tflm-worker-")
@@ -121,9 +146,11 @@ class TflmWorker:
         self._send(json.dumps({"arena": FIRST_ARENA, "inputs": [[list(s), d] for s, d in inputs],
                                "n_outputs": n_outputs}).encode())
         kind, payload = self._recv()
-        if kind != 0:
+        if kind != 0:  # the exception says only "failed to allocate tensors": the log says why
+            _, said = tflm_messages(open(self._log, errors="replace").read())
             self.close()
-            raise EdgekitError(f"TFLite Micro cannot load this model: {payload.decode(errors='replace')}")
+            raise EdgekitError(f"TFLite Micro cannot load this model: {payload.decode(errors='replace')}"
+                               f"{' (' + said + ')' if said else ''}")
         self.arena_used = json.loads(payload).get("arena_used")
 
     def _send(self, payload: bytes) -> None:
@@ -212,6 +239,9 @@ class LiteRTRunner:
     def __init__(self, model: TFLiteModel, inputs, n_outputs: int):
         self._model = model
         self._it = litert.load(model)
+        self.note = self._it.edgekit_fallback
+        if self.note:  # the outputs still come, from other kernels than the board's default: say so
+            err.print(f"note: {self.note}", highlight=False)
         self._inputs = [(d["index"], tuple(d["shape"]), np.dtype(d["dtype"])) for d in self._it.get_input_details()]
         self._outputs = [d["index"] for d in self._it.get_output_details()]
         self._lock = threading.Lock()

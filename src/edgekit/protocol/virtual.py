@@ -47,7 +47,7 @@ from ..targets import Board, load_board
 from ..tflite_file import TFLiteModel, model_of, tensor_type_name
 from ..version import __version__
 from . import stand_in as standin
-from .model_runner import ModelRunner
+from .model_runner import ModelRunner, tflm_refusal
 from .wire import (BAUD, DBX_CHUNK, FRAME_BYTES, HELP, MAX_CHANNELS, MAX_COMMAND, MAX_TOKENS, PROFILE,
                    PROTOCOL_VERSION, VIRTUAL_FIRMWARE, WRAP)
 
@@ -171,6 +171,9 @@ def tflite_board_model(model: TFLiteModel | bytes, board: Board | str, tag: str 
                                "the report of this model on this board, or none to simulate it here")
     if runtime == "auto" and board.runtime != "tflm":
         runtime = "litert"  # the Pi and the Coral run LiteRT
+    refusal = tflm_refusal(model) if runtime != "litert" else None
+    if refusal:  # as the firmware build would: before the board answers, so no "reflash" advice follows
+        raise EdgekitError(refusal)
     runner = ModelRunner(model, [(t.shape, t.dtype) for t in inputs], len(outputs), runtime=runtime)
     arena = int(value("arena_bytes") or 0)
 

@@ -71,15 +71,34 @@ def load(model: TFLiteModel | bytes, preserve_all: bool = False):
     check_runnable(parsed, "the model")
     check_memory(parsed, "the model")
     lite = interpreter_module()
-    kwargs = {}
+    builtin = lambda: dict(  # noqa: E731 (looked up only when used: older tflite-runtime lacks it)
+        experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    fallback = None
     if preserve_all:  # the default (XNNPACK) resolver reuses intermediate buffers
-        kwargs = dict(experimental_preserve_all_tensors=True,
-                      experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it = _interpreter(lite, model, experimental_preserve_all_tensors=True, **builtin())
+    else:
+        try:
+            it = _interpreter(lite, model)
+        except EdgekitError as e:
+            refused = re.search(r"failed to delegate (\w+) node #(\d+)", str(e))
+            if not refused and "XNNPack" not in str(e):
+                raise
+            # the default XNNPACK delegate accepted an op it then cannot prepare (e.g. an int8
+            # RESIZE_BILINEAR whose output is quantized unlike its input): the built-in kernels run it
+            it = _interpreter(lite, model, **builtin())
+            what = f"op {refused.group(2)} ({refused.group(1)})" if refused else "an op"
+            fallback = (f"LiteRT's default XNNPACK delegate cannot prepare {what} of this model, "
+                        "so LiteRT's built-in kernels (without default delegates) ran it")
+    it.edgekit_fallback = fallback  # None, or why the default delegates were left out
+    _check_declared_shapes(it, parsed)
+    return it
+
+
+def _interpreter(lite, model: TFLiteModel, **kwargs):
     with _errors("cannot load this model"), quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
         it = lite.Interpreter(model_content=model.data, **kwargs)
         it.allocate_tensors()
-    _check_declared_shapes(it, parsed)
     return it
 
 
