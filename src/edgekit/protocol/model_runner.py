@@ -127,11 +127,12 @@ def tflm_refusal(model: TFLiteModel | bytes) -> str | None:
 class TflmWorker:
     """One TFLite Micro interpreter in a child process, kept for many `run` calls."""
 
-    def __init__(self, model: bytes, inputs: list[tuple[tuple[int, ...], str]], n_outputs: int,
+    def __init__(self, model: TFLiteModel | bytes, inputs: list[tuple[tuple[int, ...], str]], n_outputs: int,
                  timeout: float = 60.0):
         ok, why = tflm_available()
         if not ok:
             raise EdgekitError(f"cannot run TFLite Micro: {why}")
+        model = model_of(model)
         refusal = tflm_refusal(model)
         if refusal:  # said before starting the child, whose own error would not name the cause
             raise EdgekitError(refusal)
@@ -142,7 +143,7 @@ class TflmWorker:
         self._proc = subprocess.Popen([sys.executable, "-c", WORKER, self._log], env=child_env(),
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, cwd=self._dir.name)
-        self._send(model)
+        self._send(model.data)  # the child parses the bytes itself
         self._send(json.dumps({"arena": FIRST_ARENA, "inputs": [[list(s), d] for s, d in inputs],
                                "n_outputs": n_outputs}).encode())
         kind, payload = self._recv()
@@ -283,10 +284,8 @@ class ModelRunner:
     def start(self):
         with self._lock:
             if self._impl is None:
-                if self.runtime == "tflm":  # the child gets the bytes and parses them itself
-                    self._impl = TflmWorker(self.model.data, self.inputs, self.n_outputs)
-                else:
-                    self._impl = LiteRTRunner(self.model, self.inputs, self.n_outputs)
+                cls = TflmWorker if self.runtime == "tflm" else LiteRTRunner
+                self._impl = cls(self.model, self.inputs, self.n_outputs)
             return self._impl
 
     @property
