@@ -224,3 +224,59 @@ def tflm_crasher() -> bytes:
     b.op(OP.CONV_2D, [x, w, bias], [y], _options(fb.Conv2DOptionsT, padding=fb.Padding.SAME, strideH=1,
          strideW=1, dilationHFactor=1, dilationWFactor=1), 3)
     return b.finish([x], [y])
+
+
+def keras_dynamic_batch(seed=0, layer="conv", new_shape="pack", shape_feeds_math=False) -> bytes:
+    """A float model as Keras 3 exports one with batch None: shapes [1,...] with signature [-1,...],
+    and the flatten's new shape computed at run time from SHAPE(x).
+
+    input [1,6,6,3] -> conv 3x3 (4, relu) or depthwise x2 (6) -> flatten -> FC 5 -> softmax.
+    new_shape: "pack" = PACK(STRIDED_SLICE(SHAPE(x)) as a scalar, -1) as Keras writes it;
+    "concat" = CONCATENATION(GATHER(SHAPE(x), [0]), [-1]). shape_feeds_math: the SHAPE also feeds a
+    CAST into an ADD on the activations, which no static reshape can stand for.
+    """
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    c = 4 if layer == "conv" else 6
+    x = b.tensor("input", [1, 6, 6, 3], signature=[-1, 6, 6, 3])
+    y = b.tensor(layer, [1, 6, 6, c], signature=[-1, 6, 6, c])
+    common = dict(padding=fb.Padding.SAME, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1,
+                  fusedActivationFunction=fb.ActivationFunctionType.RELU)
+    if layer == "conv":
+        w = b.tensor("conv/w", [c, 3, 3, 3], np.float32, rng.normal(0, 0.4, (c, 3, 3, 3)))
+        b.op(OP.CONV_2D, [x, w, b.tensor("conv/b", [c], np.float32, rng.normal(0, 0.1, c))], [y],
+             _options(fb.Conv2DOptionsT, **common), 3)
+    else:
+        w = b.tensor("dw/w", [1, 3, 3, c], np.float32, rng.normal(0, 0.4, (1, 3, 3, c)))
+        b.op(OP.DEPTHWISE_CONV_2D, [x, w, b.tensor("dw/b", [c], np.float32, rng.normal(0, 0.1, c))], [y],
+             _options(fb.DepthwiseConv2DOptionsT, depthMultiplier=2, **common), 3)
+    i32 = lambda name, shape, data=None: b.tensor(name, shape, np.int32, data)  # noqa: E731
+    shape = i32("flatten/Shape", [4])
+    b.op(OP.SHAPE, [y], [shape], _options(fb.ShapeOptionsT, outType=fb.TensorType.INT32))
+    packed = i32("flatten/packed", [2])
+    if new_shape == "pack":
+        batch = i32("flatten/strided_slice", [])
+        b.op(OP.STRIDED_SLICE, [shape, i32("ss/begin", [1], [0]), i32("ss/end", [1], [1]), i32("ss/strides", [1], [1])],
+             [batch], _options(fb.StridedSliceOptionsT, shrinkAxisMask=1))
+        b.op(OP.PACK, [batch, i32("flatten/minus1", [], -1)], [packed],
+             _options(fb.PackOptionsT, valuesCount=2, axis=0))
+    else:
+        batch = i32("flatten/batch", [1])
+        b.op(OP.GATHER, [shape, i32("gather/indices", [1], [0])], [batch], _options(fb.GatherOptionsT, axis=0))
+        b.op(OP.CONCATENATION, [batch, i32("flatten/minus1", [1], [-1])], [packed],
+             _options(fb.ConcatenationOptionsT, axis=0))
+    if shape_feeds_math:
+        sf, y2 = b.tensor("shape_f", [4]), b.tensor("shifted", [1, 6, 6, c], signature=[-1, 6, 6, c])
+        b.op(OP.CAST, [shape], [sf])
+        b.op(OP.ADD, [y, sf], [y2], _options(fb.AddOptionsT))
+        y = y2
+    n = 6 * 6 * c
+    flat = b.tensor("flatten", [1, n], signature=[-1, n])
+    b.op(OP.RESHAPE, [y, packed], [flat])
+    fc = b.tensor("dense", [1, 5], signature=[-1, 5])
+    b.op(OP.FULLY_CONNECTED, [flat, b.tensor("dense/w", [5, n], np.float32, rng.normal(0, 0.3, (5, n))),
+                              b.tensor("dense/b", [5], np.float32, rng.normal(0, 0.1, 5))], [fc],
+         _options(fb.FullyConnectedOptionsT))
+    probs = b.tensor("probs", [1, 5], signature=[-1, 5])
+    b.op(OP.SOFTMAX, [fc], [probs], _options(fb.SoftmaxOptionsT, beta=1.0))
+    return b.finish([x], [probs])

@@ -3,7 +3,8 @@
 TFLite already uses edgekit's layouts (NHWC activations, OHWI conv filters, [1,kh,kw,C*M]
 depthwise filters, [out,in] fully-connected weights), so most ops map one to one. Constant
 weights stored as float16 or int8 behind a DEQUANTIZE op (weight-only quantization) are folded
-back to float constants. Already-int8 models are not imported: the caller passes them through
+back to float constants, and the shape arithmetic Keras writes for batch None to static
+reshapes (see tflite_shapes). Already-int8 models are not imported: the caller passes them through
 untouched (see `is_fully_int8`).
 """
 from __future__ import annotations
@@ -17,12 +18,14 @@ from ..errors import EdgekitError, UnsupportedError
 from ..graph import Graph
 from ..tflite_file import (activation_types, builtin_name, is_constant, is_fully_int8, quantization_kind,
                            read_model, tensor_array, text)
+from .tflite_shapes import evaluate, shape_only_ops
 
 __all__ = ["import_tflite", "is_fully_int8", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, "
                  "MUL, CONCATENATION, PAD, RESHAPE, SOFTMAX, RELU, RELU6, LOGISTIC, TANH, HARD_SWISH, "
-                 "DEQUANTIZE (of constant weights)")
+                 "DEQUANTIZE (of constant weights), SHAPE/STRIDED_SLICE/PACK/GATHER computing a RESHAPE's "
+                 "shape from static shapes (Keras' batch None)")
 A = fb.ActivationFunctionType
 FUSED = {A.NONE: None, A.RELU: "relu", A.RELU6: "relu6"}
 FUSED_NAMES = {v: k for k, v in vars(A).items() if not k.startswith("_")}
@@ -41,6 +44,7 @@ class _Importer:
         self.m, self.sg = model, model.subgraphs[0]
         self.g = Graph(name=name)
         self.names: dict[int, str] = {}  # tflite tensor index -> graph tensor name
+        self.static: dict[int, np.ndarray] = {}  # shape arithmetic folded at import (tflite_shapes)
 
     # -- tensors -------------------------------------------------------------------------------
     def t(self, i: int) -> fb.TensorT:
@@ -203,11 +207,16 @@ class _Importer:
         return self.g.add_op(act, [y], f"{layer}/{act}") if act else y
 
     def reshape_target(self, op, ins, layer: str) -> tuple[int, ...]:
-        """The new shape: the output tensor's static shape, else the option or the shape tensor."""
+        """The new shape: a shape tensor folded at import (what the file computes; check_shapes
+        compares it with the declared one), else the output tensor's static shape, else the option
+        or the constant shape tensor."""
         target = list(self.shape(op.outputs[0]))
-        if not target or min(target) <= 0:
+        folded = len(ins) > 1 and ins[1] in self.static
+        if folded or not target or min(target) <= 0:
             o = op.builtinOptions
-            if len(ins) > 1 and ins[1] >= 0 and is_constant(self.m, self.t(ins[1])):
+            if folded:
+                target = [int(d) for d in np.ravel(self.static[ins[1]])]
+            elif len(ins) > 1 and ins[1] >= 0 and is_constant(self.m, self.t(ins[1])):
                 target = [int(d) for d in np.ravel(self.values(ins[1], layer))]
             elif o is not None and o.newShape is not None:
                 target = [int(d) for d in o.newShape]
@@ -227,10 +236,16 @@ class _Importer:
     def run(self) -> Graph:
         for i in self.sg.inputs:
             self.names[int(i)] = self.g.add_input(_short(text(self.t(i).name)) or f"input_{i}", self.shape(i))
-        for op in self.sg.operators or []:
-            kind = builtin_name(self.m, op.opcodeIndex)
+        ops = self.sg.operators or []
+        kinds = [builtin_name(self.m, op.opcodeIndex) for op in ops]
+        shape_only = shape_only_ops(kinds, self.sg)
+        for k, (op, kind) in enumerate(zip(ops, kinds)):
             out = int(op.outputs[0])
             layer = _short(text(self.t(out).name)) or f"{kind.lower()}_{out}"
+            if k in shape_only:
+                if not self.fold(op, kind):  # a shape from run-time values: no static reshape fits
+                    raise UnsupportedError(f"op {kind}", layer, SUPPORTED_OPS)
+                continue
             if kind == "DEQUANTIZE" and is_constant(self.m, self.t(op.inputs[0])):
                 # weight-only quantization (float16 or int8 weights): fold to a float constant
                 self.names[out] = self.g.add_const(layer, self.values(int(op.inputs[0]), layer))
@@ -245,6 +260,17 @@ class _Importer:
         self.g.finalize()
         self.check_shapes()
         return self.g
+
+    def fold(self, op, kind: str) -> bool:
+        """Evaluate a shape op on static shapes and constants; False if it depends on activations."""
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+        args = [self.static[i] if i in self.static else
+                tensor_array(self.m, self.t(i)) if i >= 0 and is_constant(self.m, self.t(i)) else None for i in ins]
+        value = evaluate(kind, op.builtinOptions, args, self.shape(ins[0]) if ins else ())
+        if value is None or len(op.outputs) != 1:
+            return False
+        self.static[int(op.outputs[0])] = value
+        return True
 
     def check_shapes(self) -> None:
         """Every imported op must give the shape the file says: catches mapping mistakes early."""
