@@ -6,6 +6,12 @@ NCHW -> NHWC, per-channel constants to channels-last. A flatten of a C x H x W f
 its elements in HWC order in NHWC, so the dense layer reading it gets its weight columns permuted
 (`chw_to_hwc_index`) and the model still needs no transpose at run time.
 
+Exporters of channels-last models (tf2onnx for Keras) write Transposes between NHWC and NCHW: after
+an NHWC input, and in pairs around some ops. A tensor such a Transpose makes channels-last is the
+Graph's own NHWC tensor, so the Transposes cost nothing: a pair cancels, one after the input makes
+the input NHWC (recorded as the Graph's `source_layout`), and one before a flatten gives the HWC
+element order the Graph already has.
+
 Shape arithmetic that PyTorch exports as ops (Shape -> Gather -> Unsqueeze -> Concat -> Reshape for
 `x.view(x.size(0), -1)`) is evaluated here, with the batch fixed to 1. The op handlers, one per
 ONNX op type, are in onnx_ops.py.
@@ -27,12 +33,12 @@ from .. import budget
 from ..errors import EdgekitError, UnsupportedError
 from ..graph import Graph
 from .onnx_checks import NUMERIC, Attrs, check_graph, tensor_array
-from .onnx_ops import ALIASES, OnnxOps, resolve_shape
+from .onnx_ops import ALIASES, OnnxOps, axes_in, resolve_shape
 
 SUPPORTED = ("Conv (2-D, incl. depthwise), Gemm, MatMul(+Add), BatchNormalization, Relu, Clip(0,6), "
              "Sigmoid, Tanh, HardSwish, HardSigmoid, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over "
              "H and W, Add, Sub, Mul, Div, Concat, Pad, Flatten, Reshape, Squeeze, Unsqueeze, Softmax, "
-             "Dropout, Identity")
+             "Dropout, Identity, Transpose between NCHW and NHWC (perm [0, 2, 3, 1] / [0, 3, 1, 2])")
 MIN_OPSET = 11
 MAX_OPSET = onnx.defs.onnx_opset_version()  # the newest this onnx package knows
 # Ops evaluated at import time when all their inputs are constants (shape arithmetic, mostly).
@@ -41,6 +47,9 @@ FOLDABLE = ("Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Conc
 # Ops that may read a flatten in HWC order: dense layers (they get permuted weights) and
 # element-wise ops, for which element order does not matter.
 HWC_FLAT_READERS = ("Gemm", "MatMul", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid") + ALIASES
+TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+CHANNELS_LAST_RULE = ("a channels-last tensor (from a Transpose between NCHW and NHWC) that a Transpose "
+                      "turns back, or that is flattened to [N, features], or averaged over H and W")
 FLAT_RULE = ("a flatten of a 4-D tensor with height and width > 1 only feeding Gemm/MatMul layers "
              "(NHWC orders its elements differently)")
 
@@ -48,7 +57,9 @@ FLAT_RULE = ("a flatten of a 4-D tensor with height and width > 1 only feeding G
 def import_onnx(source, name: str | None = None) -> Graph:
     """Import an ONNX model from a path (str or Path) or the file's bytes.
 
-    `name` names the Graph (default: the file's stem). Raises EdgekitError for files that are not
+    `name` names the Graph (default: the file's stem). The Graph's `source_layout` is the layout
+    the model's 4-D input is given in: "NCHW", or "NHWC" when the model Transposes its input from
+    NHWC (tf2onnx's Keras models). Raises EdgekitError for files that are not
     ONNX models and UnsupportedError for ops or attributes edgekit cannot convert.
     """
     model, label = _load(source, name)
@@ -119,6 +130,10 @@ class _Importer(OnnxOps):
         self.hwc_flat: dict[str, tuple] = {}  # Graph tensor -> (c, h, w) of a flatten in HWC order
         self.readers: dict[str, list] = {}  # ONNX name -> nodes reading it
         self.fused_adds: set[str] = set()  # outputs of Adds folded into a MatMul as its bias
+        # ONNX name of a channels-last [N, H, W, C] tensor -> (the Graph tensor equal to it element
+        # for element, what made it channels-last: for messages)
+        self.channels_last: dict[str, tuple[str, str]] = {}
+        self.source_layout = None  # the layout of the first 4-D input as the user gives it
         self.output_names = {v.name for v in self.onnx.output}
         for node in self.onnx.node:
             for t in node.input:
@@ -141,12 +156,18 @@ class _Importer(OnnxOps):
             if v.name in self.consts:
                 raise EdgekitError(f"model output '{v.name}' is a constant; the model computes "
                                    "nothing from its input")
+            if v.name in self.channels_last:
+                raise EdgekitError(f"model output '{v.name}' is channels-last (made so by "
+                                   f"{self.channels_last[v.name][1]}); edgekit's ONNX outputs are NCHW "
+                                   "or [N, features]: export the model without that last Transpose")
             out = self._act(v.name, "the model's outputs")
             if out in self.hwc_flat:
                 raise UnsupportedError(f"flatten of a {self._chw(out)} feature map as the model's "
                                        "output", self.g.producer()[out].name, FLAT_RULE)
             self.g.outputs.append(out)
-        return self.g.finalize()
+        g = self.g.finalize()
+        g.source_layout = self.source_layout or "NCHW"  # how calibration and inputs are given
+        return g
 
     def _inputs(self):
         for v in self.onnx.input:
@@ -169,10 +190,17 @@ class _Importer(OnnxOps):
                                    f"{['?' if d is None else d for d in dims]}; export the model "
                                    "with a fixed input size (only the batch may be dynamic)")
             shape = [1] + dims[1:]
-            if len(shape) == 4:  # NCHW -> NHWC
+            nhwc = len(shape) == 4 and self._only_to_nchw(v.name)
+            if len(shape) == 4 and not nhwc:  # NCHW -> NHWC
                 shape = [1, shape[2], shape[3], shape[1]]
-            self.acts[v.name] = self.g.add_input(v.name, shape)
-            self.activation_bytes += self.g.nbytes(self.acts[v.name])
+            x = self.g.add_input(v.name, shape)
+            if nhwc:  # already the Graph's layout: its Transposes to NCHW become the input itself
+                self.channels_last[v.name] = (x, f"input '{v.name}'")
+            else:
+                self.acts[v.name] = x
+            if len(shape) == 4 and self.source_layout is None:
+                self.source_layout = "NHWC" if nhwc else "NCHW"
+            self.activation_bytes += self.g.nbytes(x)
             budget.check_memory(self.activation_bytes, f"model input '{v.name}' of shape {shape}")
 
     def _node(self, node, name):
@@ -190,6 +218,8 @@ class _Importer(OnnxOps):
         if op in FOLDABLE and present and all(t in self.consts for t in present):
             self.consts[node.output[0]] = self._fold(node, name)
             return
+        if any(t in self.channels_last for t in present):
+            return self._read_channels_last(node, name)
         for t in present:
             if self.acts.get(t) in self.hwc_flat and op not in HWC_FLAT_READERS:
                 raise UnsupportedError(f"{op} reading a flatten of a {self._chw(self.acts[t])} "
@@ -198,6 +228,69 @@ class _Importer(OnnxOps):
         if handler is None:
             raise UnsupportedError(f"op {op}", name, SUPPORTED)
         handler(node, name)
+
+    # -- channels-last tensors ---------------------------------------------------------------
+    def _perm(self, node):
+        return tuple(Attrs(node, node.name or node.op_type).ints("perm", None) or ())
+
+    def _only_to_nchw(self, onnx_name) -> bool:
+        """True if every reader of onnx_name is a Transpose NHWC -> NCHW (tf2onnx's input)."""
+        readers = self.readers.get(onnx_name, [])
+        return bool(readers) and onnx_name not in self.output_names and all(
+            r.op_type == "Transpose" and r.domain in ("", "ai.onnx") and self._perm(r) == TO_NCHW
+            for r in readers)
+
+    def op_Transpose(self, node, layer):
+        x = self._act(node.input[0], layer)
+        perm = self._perm(node)
+        if len(self._shape(x)) == 4 and perm == TO_NHWC:  # its output is x itself, read channels-last
+            self.channels_last[node.output[0]] = (x, f"Transpose '{layer}'")
+        elif perm == tuple(range(len(self._shape(x)))):
+            self.acts[node.output[0]] = x
+        else:
+            raise UnsupportedError(f"Transpose with perm {list(perm) or 'reversed'} of a "
+                                   f"{len(self._shape(x))}-D tensor", layer,
+                                   "Transposes between NCHW and NHWC (perm [0, 2, 3, 1] / [0, 3, 1, 2]) "
+                                   "that cancel, follow the input or feed a flatten")
+
+    def _read_channels_last(self, node, layer):
+        """A node reading a channels-last [N, H, W, C] tensor: the ones the Graph has for free."""
+        op, t, out = node.op_type, node.input[0], node.output[0]
+        x, made_by = self.channels_last.get(t, (None, None))
+        if x is None or any(i in self.channels_last for i in node.input[1:]):
+            other = next(i for i in node.input if i in self.channels_last)
+            raise UnsupportedError(f"{op} reading the channels-last output of "
+                                   f"{self.channels_last[other][1]}", layer, CHANNELS_LAST_RULE)
+        shape = self._shape(x)  # as ONNX sees the channels-last tensor
+        target = None
+        if op == "Transpose" and self._perm(node) == TO_NCHW:
+            self.acts[out] = x
+            return
+        if op in ALIASES:
+            self.channels_last[out] = self.channels_last[t]
+            return
+        if op == "Flatten" and Attrs(node, layer).int("axis", 1, lo=-4, hi=4) % 4 == 1:
+            target = (1, math.prod(shape[1:]))
+        elif op == "Reshape":
+            allowzero = Attrs(node, layer).int("allowzero", 0, lo=0, hi=1)
+            target = resolve_shape(shape, self._const(node, 1, layer, "shape"), allowzero, layer)
+        elif op == "Squeeze" and shape[1:3] == (1, 1):
+            axes = Attrs(node, layer).ints("axes", None)
+            axes = self._const(node, 1, layer, "axes") if axes is None else axes
+            if axes is not None and sorted(axes_in(axes, 4, layer, "Squeeze")) == [1, 2]:
+                target = (1, shape[3])
+        elif op == "ReduceMean" and len(node.input) == 1:
+            a = Attrs(node, layer)
+            if sorted(axes_in(a.ints("axes", ()), 4, layer, "ReduceMean")) == [1, 2]:
+                keep = bool(a.int("keepdims", 1, lo=0, hi=1))
+                y = self._emit("mean", [x], layer, None if keep else out, axes=(1, 2), keepdims=keep)
+                if keep:
+                    self.channels_last[out] = (y, made_by)
+                return
+        if target == (1, math.prod(shape[1:])):  # NHWC's element order is the channels-last one
+            self._emit("reshape", [x], layer, out, shape=target)
+            return
+        raise UnsupportedError(f"{op} reading the channels-last output of {made_by}", layer, CHANNELS_LAST_RULE)
 
     # -- helpers ----------------------------------------------------------------------------
     def _act(self, onnx_name: str, layer: str) -> str:
