@@ -127,10 +127,12 @@ def test_nchw_models_keep_their_layout():
     assert graph.source_layout == "NCHW" and graph.tensors["input_1"].shape == (1, 8, 8, 3)
 
 
-def test_channels_last_mobilenet_converts_to_agreeing_int8():
+def test_channels_last_mobilenet_converts_to_agreeing_int8(tmp_path):
     model = mobilenet_v1()
-    graph = import_onnx(model.SerializeToString(), name="mobilenet_v1")
-    q = edgekit.convert(graph, calibration=nhwc_samples(model, 100))
+    path = tmp_path / "mobilenet_v1.onnx"
+    path.write_bytes(model.SerializeToString())
+    q = edgekit.convert(path, calibration=nhwc_samples(model, 100))  # NHWC, as the Keras original takes
+    assert q.source.layout == "NHWC"
     info = q.to_dict()
     assert info["agreement"]["top1_agreement"] >= 0.9  # random weights: near-tied classes flip
     assert info["agreement"]["max_abs_error"] < 0.05  # softmax outputs, 1/256 steps

@@ -59,7 +59,9 @@ def load(source, example_input=None) -> Source:
                                "the model object")
         if path.suffix == ".onnx":
             from .onnx_import import import_onnx  # lazy: onnx takes ~0.5 s to import; only ONNX files need it
-            return Source("onnx", path.stem, import_onnx(data, name=path.stem), data, "NCHW")
+            graph = import_onnx(data, name=path.stem)
+            # a channels-last export (tf2onnx from Keras) takes NHWC inputs, like its original
+            return Source("onnx", path.stem, graph, data, graph.source_layout)
         if path.suffix == ".tflite":
             model = read_model(data, path.name)
             check_memory(model, path.name)  # before LiteRT, TFLM or the importer allocate anything
