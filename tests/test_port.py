@@ -113,3 +113,12 @@ def test_capture_from_a_virtual_board_behind_a_port_is_labelled_simulated(model,
     assert code == 0, err
     [entry] = json.loads(out)["recordings"]
     assert entry["mode"] == "simulated" and entry["via"].endswith(port) and entry["complete"]
+
+
+def test_a_sim_url_takes_board_and_fault_options(model, capsys):
+    """The options a sim:// URL takes anywhere (board options and faults) are taken by --port too."""
+    code, out, err = run(["deploy", str(model), "--target", "nano33ble", "--port",
+                          "sim://nano33ble?label=wave&seed=3&drop=0", "--json"], capsys)
+    assert code == 0, err
+    code, _, err = run(["deploy", str(model), "--target", "nano33ble", "--port", "sim://nano33ble?nonsense=1"], capsys)
+    assert code == 2 and "unknown fault option 'nonsense'" in err

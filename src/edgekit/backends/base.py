@@ -8,14 +8,14 @@ A subclass per board kind says what differs: how the board itself is flashed and
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
 from ..capture.api import stream
 from ..errors import EdgekitError
 from ..profile_report import ProfileReport
-from ..protocol import BoardClient, Faults, SimSerial, VirtualBoard
+from ..protocol import BoardClient, SimSerial, VirtualBoard
+from ..protocol.transport import split_url
 from ..protocol.wire import VIRTUAL_FIRMWARE
 from ..runtime import litert
 from ..runtime.tflm import run_tflm, tflm_available
@@ -112,9 +112,8 @@ class Backend:
     def _connect_simulator(self) -> None:
         """The simulator as a virtual board behind the same protocol client as a real board."""
         faults = None
-        if self.choice.port:  # sim://<key>?<faults>: the simulator with injected faults
-            options = dict(parse_qsl(urlsplit(self.choice.port).query, keep_blank_values=True))
-            faults = Faults.from_options({k: v for k, v in options.items() if k != "model"})
+        if self.choice.port:  # sim://<key>?<options>: the simulator, with any faults injected
+            faults = split_url(self.choice.port)[2]
         board = VirtualBoard(self.board, self.model, simulation=self.simulation)
         self.client = BoardClient(SimSerial.attached(board, faults))
         self.via = f"sim://{self.key}"

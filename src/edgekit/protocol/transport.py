@@ -49,15 +49,21 @@ READ_GONE = "device reports readiness to read but returned no data (device disco
 WRITE_GONE = "write failed: [Errno 5] Input/output error"
 
 
-def board_from_url(url: str) -> tuple[VirtualBoard, Faults]:
-    """The VirtualBoard and Faults a sim:// URL describes."""
+def split_url(url: str) -> tuple[str, dict[str, str], Faults]:
+    """(target, board options, Faults) of a sim:// URL: the query's BOARD_OPTIONS go to the board,
+    the rest are fault options."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "sim" or not parts.netloc:
         raise EdgekitError(f"'{url}' is not a virtual board URL; write sim://<target>?model=<path>, "
                            "e.g. sim://nano33ble?model=m_int8.tflite")
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     board_opts = {k: options.pop(k) for k in BOARD_OPTIONS if k in options}
-    faults = Faults.from_options(options)
+    return parts.netloc, board_opts, Faults.from_options(options)
+
+
+def board_from_url(url: str) -> tuple[VirtualBoard, Faults]:
+    """The VirtualBoard and Faults a sim:// URL describes."""
+    target, board_opts, faults = split_url(url)
     model = None
     if board_opts.get("model"):
         path = Path(board_opts["model"]).expanduser()
@@ -72,7 +78,7 @@ def board_from_url(url: str) -> tuple[VirtualBoard, Faults]:
     recording = board_opts.get("recording", "0")
     if not recording.isdigit():
         raise EdgekitError(f"{url.split('?')[0]}: recording={recording!r} must be a whole number, e.g. recording=3")
-    board = VirtualBoard(parts.netloc, model, stand_in=stand_in, seed=faults.seed,
+    board = VirtualBoard(target, model, stand_in=stand_in, seed=faults.seed,
                          model_tag=board_opts.get("tag") or None, label=board_opts.get("label") or None,
                          revision=board_opts.get("revision") or None, recording=int(recording))
     return board, faults
