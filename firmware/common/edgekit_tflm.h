@@ -22,7 +22,9 @@
 
 #include "edgekit_protocol.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
+#include "tensorflow/lite/schema/schema_generated.h"
 
 #ifndef EDGEKIT_MODEL_TAG
 #define EDGEKIT_MODEL_TAG "edgekit"
@@ -134,6 +136,21 @@ class TflmModel : public Model {
   uint8_t* staging_ = nullptr;
   unsigned long arena_bytes_ = 0, flash_used_ = 0, clock_hz_ = 0;
 };
+
+// The interpreter for the model at `model_data`, over `arena`, with the ops `register_ops` adds
+// (model_ops.h's edgekit_register_ops), allocated and attached to `adapter`. Returns an error
+// message, or nullptr. Call once: the resolver and interpreter are static.
+template <unsigned kOps, typename RegisterOps>
+const char* start_interpreter(const unsigned char* model_data, uint8_t* arena, size_t arena_bytes,
+                              RegisterOps register_ops, OpProfiler* profiler, TflmModel* adapter) {
+  const tflite::Model* model = tflite::GetModel(model_data);
+  if (model->version() != TFLITE_SCHEMA_VERSION) return "model schema version not supported";
+  static tflite::MicroMutableOpResolver<kOps> resolver;
+  register_ops(resolver);
+  static tflite::MicroInterpreter interpreter(model, resolver, arena, arena_bytes, nullptr, profiler);
+  if (interpreter.AllocateTensors() != kTfLiteOk) return "AllocateTensors() failed";
+  return adapter->attach(&interpreter, profiler);
+}
 
 }  // namespace edgekit
 

@@ -45,14 +45,8 @@ static edgekit::OpProfiler g_profiler;
 static edgekit::Protocol g_proto(g_platform, g_model_adapter);
 
 static const char* setup_model() {
-  const tflite::Model* model = tflite::GetModel(g_model);
-  if (model->version() != TFLITE_SCHEMA_VERSION) return "model schema version not supported";
-  static tflite::MicroMutableOpResolver<EDGEKIT_OP_COUNT> resolver;
-  edgekit_register_ops(resolver);
-  static tflite::MicroInterpreter interpreter(model, resolver, g_arena, EDGEKIT_ARENA_BYTES,
-                                              nullptr, &g_profiler);
-  if (interpreter.AllocateTensors() != kTfLiteOk) return "AllocateTensors() failed";
-  return g_model_adapter.attach(&interpreter, &g_profiler);
+  return edgekit::start_interpreter<EDGEKIT_OP_COUNT>(g_model, g_arena, EDGEKIT_ARENA_BYTES, edgekit_register_ops,
+                                                      &g_profiler, &g_model_adapter);
 }
 
 int main() {

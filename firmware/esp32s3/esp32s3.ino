@@ -291,14 +291,8 @@ static uint8_t* allocate_arena() {
 static const char* setup_model() {
   uint8_t* arena = allocate_arena();
   if (!arena) return "no PSRAM for the tensor arena (board option PSRAM=opi?)";
-  const tflite::Model* model = tflite::GetModel(g_model);
-  if (model->version() != TFLITE_SCHEMA_VERSION) return "model schema version not supported";
-  static tflite::MicroMutableOpResolver<EDGEKIT_OP_COUNT> resolver;
-  edgekit_register_ops(resolver);
-  static tflite::MicroInterpreter interpreter(model, resolver, arena, EDGEKIT_ARENA_BYTES, nullptr,
-                                              &g_profiler);
-  if (interpreter.AllocateTensors() != kTfLiteOk) return "AllocateTensors() failed";
-  return g_model_adapter.attach(&interpreter, &g_profiler);
+  return edgekit::start_interpreter<EDGEKIT_OP_COUNT>(g_model, arena, EDGEKIT_ARENA_BYTES, edgekit_register_ops,
+                                                      &g_profiler, &g_model_adapter);
 }
 
 void setup() {
