@@ -9,7 +9,7 @@ parts and advice.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from rich.console import Group
 from rich.table import Table
@@ -57,6 +57,11 @@ class ProfileReport:
         out = {k: v for k, v in out.items() if v is not None or k in REQUIRED}
         out.update(self.extra)
         return out
+
+    def copy(self) -> "ProfileReport":
+        """A report to fill in that leaves this one as it was: its layer rows and extras are copied,
+        since backends edit them."""
+        return replace(self, layers=[dict(row) for row in self.layers], extra=dict(self.extra))
 
     @classmethod
     def from_json(cls, data: dict) -> "ProfileReport":

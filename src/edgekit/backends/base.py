@@ -198,7 +198,7 @@ class Backend:
             return self._finish(self._profile_on_board())
         self.client.load(random_inputs(self.model)[0].tobytes())
         timed = self.client.infer(self.runs, 1)
-        report = _copy(self.simulation)
+        report = self.simulation.copy()
         report.mode, report.via = self.mode, self.via
         report.board_info = self.client.info()
         self._take_timing(report, timed["latency_us"], {i: us for i, _, us in self.client.layers()})
@@ -252,8 +252,3 @@ class Backend:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _copy(report: ProfileReport) -> ProfileReport:
-    """A report to fill in, leaving the simulation as it was (layers are edited per row)."""
-    return dataclasses.replace(report, layers=[dict(row) for row in report.layers])

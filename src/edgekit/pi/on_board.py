@@ -22,7 +22,6 @@ kernels where no accelerator is attached, and says so in the result.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import hashlib
 import platform
 import shutil
@@ -398,8 +397,7 @@ def profile_on_board(model: bytes, board: Board | str, runs: int = 10, connectio
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 simulation = simulate(model, board, runs=runs)
-        report = dataclasses.replace(simulation, layers=[dict(row) for row in simulation.layers],
-                                     extra=dict(simulation.extra))
+        report = simulation.copy()
         report.extra.update(layers_source="simulated", latency_ms_simulated=simulation.latency_ms)
     report.mode = "measured" if m["mode"] == "measured" else "stand-in"
     report.latency_ms, report.latency_ms_p90 = m["latency_ms"], m["latency_ms_p90"]
