@@ -8,16 +8,27 @@
     for frame in edgekit.stream("nano33ble", "imu", rate=100, seconds=2): ...   # week 4: sensors
     x, y, labels = edgekit.load_dataset("data/")                                  # a captured data set
 """
+import importlib
+
 from . import passes
-from .capture.api import load_dataset, stream
 from .convert import Converted, convert
-from .deployment import deploy, profile
 from .errors import EdgekitError
 from .importers import load
 from .version import __version__
 
 __all__ = ["convert", "Converted", "deploy", "profile", "export_onnx", "EdgekitError", "stream", "load_dataset",
-           "__version__"]
+           "load", "__version__"]
+
+# The other names are imported when first used, so `edgekit convert` does not load the board
+# stack (start-up counts: a small model converts in ~0.4 s, Python included).
+_HOME = {"deploy": "deployment", "profile": "deployment",
+         "stream": "capture.api", "load_dataset": "capture.api"}
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
 
 
 def export_onnx(model, example_input, path):

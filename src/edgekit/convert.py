@@ -1,6 +1,7 @@
 """The conversion pipeline: import -> calibrate -> quantize -> write int8 TFLite -> verify."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -16,10 +17,11 @@ from .convert_report import render_text
 from .errors import EdgekitError
 from .export.tflite_writer import write_tflite
 from .importers import Source, load
-from .quantize.calibrate import CHUNK, calibrate
+from .quantize.calibrate import calibrate
 from .quantize.scheme import quantize_graph
 from .runtime import litert
-from .verify import SQNR_SAMPLES, verify_model
+from .runtime.tflm import TflmChild, tflm_available
+from .verify import Made, verify_model
 
 
 def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
@@ -42,18 +44,14 @@ def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
 def _check_working_memory(graph, samples: int, doing: str) -> None:
     """Refuse, before anything is allocated, work whose float activations exceed the memory budget.
 
-    Calibration keeps every activation of one chunk (CHUNK samples) and of the first chunk (reused
-    by verification), and every sample's output; verification runs the whole set, two tensors of a
-    layer at a time, and keeps every activation of its first SQNR_SAMPLES. Declared shapes count as
-    they are (a batch other than 1 only makes the estimate larger)."""
+    Calibration and verification run one sample at a time: they hold one sample's activations
+    (float, and int8 beside them for per-layer SQNR) and every sample's outputs. Declared shapes
+    count as they are (a batch other than 1 only makes the estimate larger)."""
     per_sample = {name: 4 * math.prod(max(int(d), 1) for d in t.shape)
                   for name, t in graph.tensors.items() if not t.is_const}
     every = sum(per_sample.values())
-    if doing == "calibrating":
-        ends = sum(per_sample.get(t, 0) for t in (*graph.inputs, *graph.outputs))
-        need = 2 * every * min(samples, CHUNK) + ends * samples
-    else:
-        need = every * min(samples, SQNR_SAMPLES) + 2 * max(per_sample.values()) * samples
+    ends = sum(per_sample.get(t, 0) for t in (*graph.inputs, *graph.outputs))
+    need = 2 * every + 2 * ends * samples
     biggest = max(per_sample, key=per_sample.get)
     budget.check_memory(need, f"{doing} on {samples} sample(s) (the largest tensor, '{biggest}', "
                               f"holds {per_sample[biggest] / 2**20:,.1f} MB per sample)")
@@ -108,6 +106,46 @@ class Converted:
         return f"<Converted {self.source.name}: {len(self.tflite)} bytes int8>"
 
 
+def _quantize(model, example_input, calibration, method, percentile, step, t0):
+    """Import, calibrate and quantize: (source, int8 bytes, Made or None, samples, info, timings)."""
+    step("importing")
+    src = load(model, example_input)
+    timings = {}
+    if src.graph is None:  # already int8: nothing to quantize
+        info = {"source": src.kind, "name": src.name, "calibration": None}
+        return src, src.data, None, None, _sized(info, src.data), timings
+    g = src.graph
+    passes.optimize(g)
+    g.finalize()
+    if len(g.inputs) != 1:
+        raise EdgekitError(f"the model has {len(g.inputs)} inputs; edgekit converts single-input models")
+    if calibration is None:
+        raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
+                           "calib.npy) with 100-500 representative inputs")
+    _check_working_memory(g, 1, "calibrating")  # absurd shapes are refused before reading any data
+    samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
+    _check_working_memory(g, len(samples), "calibrating")
+    timings["import_s"] = time.perf_counter() - t0
+    step(f"calibrating ({method}, {len(samples)} samples)")
+    record: dict = {}
+    ranges = calibrate(g, samples, method, percentile, record=record)
+    step("quantizing")
+    quant = quantize_graph(g, ranges)
+    tflite = write_tflite(g, quant, description=f"edgekit int8 from {src.kind}")
+    timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
+    info = {"source": src.kind, "name": src.name, "float_bytes": len(write_tflite(g)),
+            "calibration": {"method": method, "samples": int(len(samples))}}
+    if method == "percentile":
+        info["calibration"]["percentile"] = percentile
+    return src, tflite, Made(g, quant, record["outputs"]), samples, _sized(info, tflite), timings
+
+
+def _sized(info: dict, tflite: bytes) -> dict:
+    info["model_sha256"] = hashlib.sha256(tflite).hexdigest()
+    info["int8_bytes"] = len(tflite)
+    return info
+
+
 def convert(model, example_input=None, calibration=None, method: str = "minmax", val=None,
             percentile: float = 99.99, verify: bool = True, progress=None) -> Converted:
     """Convert a TinyTorch model, an .onnx or a float .tflite file, or an edgekit float `Graph`
@@ -119,51 +157,20 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
     """
     step = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    step("importing")
-    src = load(model, example_input)
-    timings = {}
-    if src.graph is None:  # already int8: nothing to quantize
-        tflite = src.data
-        info = {"source": src.kind, "name": src.name, "calibration": None}
-    else:
-        g = src.graph
-        passes.optimize(g)
-        g.finalize()
-        if len(g.inputs) != 1:
-            raise EdgekitError(f"the model has {len(g.inputs)} inputs; edgekit converts single-input models")
-        if calibration is None:
-            raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
-                               "calib.npy) with 100-500 representative inputs")
-        _check_working_memory(g, 1, "calibrating")  # absurd shapes are refused before reading any data
-        samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
-        _check_working_memory(g, len(samples), "calibrating")
-        timings["import_s"] = time.perf_counter() - t0
-        step(f"calibrating ({method}, {len(samples)} samples)")
-        floats: dict = {}
-        ranges = calibrate(g, samples, method, percentile, record=floats)
-        step("quantizing")
-        tflite = write_tflite(g, quantize_graph(g, ranges), description=f"edgekit int8 from {src.kind}")
-        float_size = len(write_tflite(g))
-        timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
-        info = {"source": src.kind, "name": src.name, "float_bytes": float_size,
-                "calibration": {"method": method, "samples": int(len(samples))}}
-        if method == "percentile":
-            info["calibration"]["percentile"] = percentile
-    info["model_sha256"] = hashlib.sha256(tflite).hexdigest()
-    info["int8_bytes"] = len(tflite)
-    if verify:
-        t1 = time.perf_counter()
-        val_samples = None
-        if val is not None:
-            floats = {}  # recorded on the calibration set, not the validation set
-        if src.graph is not None:
-            val_samples = samples if val is None else _to_nhwc(load_array(val, "validation set"),
-                                                                src.graph, src.layout, "validation set")
-            _check_working_memory(src.graph, len(val_samples), "verifying")
-        info.update(verify_model(tflite, src.graph, val_samples, step,
-                                 val_kind="calibration set" if val is None else "validation set",
-                                 floats=floats if src.graph is not None else None))
-        timings["verify_s"] = time.perf_counter() - t1
+    # TFLite Micro's child starts now, so its start-up overlaps calibration
+    with (TflmChild() if verify and tflm_available()[0] else contextlib.nullcontext()) as tflm:
+        src, tflite, made, samples, info, timings = _quantize(model, example_input, calibration, method,
+                                                              percentile, step, t0)
+        if verify:
+            t1 = time.perf_counter()
+            val_samples = samples
+            if val is not None and src.graph is not None:
+                val_samples = _to_nhwc(load_array(val, "validation set"), src.graph, src.layout, "validation set")
+                _check_working_memory(src.graph, len(val_samples), "verifying")
+                made.float_outputs = None  # recorded on the calibration set, not the validation set
+            info.update(verify_model(tflite, made, val_samples, step, tflm=tflm,
+                                     val_kind="calibration set" if val is None else "validation set"))
+            timings["verify_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     info["timings"] = {k: round(v, 4) for k, v in timings.items()}
     return Converted(tflite, src, info)

@@ -2,22 +2,39 @@
 float model, and needs a known tensor arena."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import budget, reference
+from . import budget
 from .errors import EdgekitError
+from .export.tflite_writer import write_tflite
+from .graph import Graph
+from .quantize.observe import Observer
 from .runtime import litert
-from .runtime.tflm import run_tflm, tflm_available
+from .runtime.tflm import TflmChild, tflm_available
+from .sim.layers import layers
 from .tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
 
-SQNR_SAMPLES = 32  # per-layer SQNR needs every intermediate tensor: a subset is plenty
-TFLM_SAMPLES = 8   # TFLM runs in a child process; a few samples show whether it agrees with LiteRT
+SQNR_SAMPLES = 32       # per-layer SQNR: at most this many samples,
+SQNR_VALUES = 2**24     # and about this many activation values in all (MobileNetV2/224: 2 samples)
+TFLM_SAMPLES = 8        # TFLM runs a few samples to show whether it agrees with LiteRT,
+TFLM_WORK = 50_000_000  # about this many MACs in all: its reference kernels do ~1.5 GMAC/s on a PC
 
 
-def _sqnr_db(ref: np.ndarray, test: np.ndarray) -> float | None:
+@dataclass
+class Made:
+    """What is known about a model edgekit made: the float graph and the int8 model's quantization,
+    and the float model's first output over the samples when calibration recorded it."""
+    graph: Graph
+    quant: dict
+    float_outputs: np.ndarray | None = None
+
+
+def _sqnr_db(signal: float, noise: float) -> float | None:
     """Signal-to-quantization-noise ratio in dB; each bit of precision is worth ~6 dB."""
-    noise = float(np.sum((ref.astype(np.float64) - test) ** 2))
-    signal = float(np.sum(ref.astype(np.float64) ** 2))
     if noise == 0:
         return None  # exact: infinite SQNR (JSON has no infinity)
     return round(10 * np.log10(max(signal, 1e-30) / noise), 2)
@@ -32,35 +49,45 @@ def agreement(float_out: np.ndarray, int8_out: np.ndarray) -> dict:
     return out
 
 
-def per_layer_sqnr(tflite: bytes, graph, samples: np.ndarray, floats: dict | None = None) -> list[dict]:
-    """SQNR of every op's output: the numpy float reference against LiteRT's int8 intermediates.
-
-    `floats` may hold the reference's values for these samples already (from calibration).
-    """
-    it = litert.load(tflite, preserve_all=True)
-    details = {d["name"]: d for d in it.get_tensor_details()}
-    names = [op.outputs[0] for op in graph.ops if op.outputs[0] in details]
-    _, inter = litert.run(tflite, samples, tensors=[details[n]["index"] for n in names])
-    if floats is None:
-        floats = reference.run(graph, {graph.inputs[0]: samples}, keep=True)
-    layers = []
-    for op in graph.ops:
-        name = op.outputs[0]
-        if name not in details:
-            continue
-        d = details[name]
-        scale, zp = d["quantization"]
-        deq = (inter[d["index"]].astype(np.float32) - zp) * scale
-        ref = floats[name][:len(samples)]
-        layers.append({"name": op.name, "op": op.kind, "tensor": name, "sqnr_db": _sqnr_db(ref, deq)})
-    return layers
+def sqnr_samples(graph: Graph, available: int) -> int:
+    """How many samples per-layer SQNR looks at: enough to be stable, bounded in work."""
+    per_sample = sum(graph.nbytes(t) // 4 for t in graph.activations())
+    return max(1, min(SQNR_SAMPLES, available, SQNR_VALUES // max(per_sample, 1)))
 
 
-def _tflm(tflite: bytes, raw_inputs: np.ndarray) -> dict:
-    ok, why = tflm_available()
-    if not ok:
-        return {"ran": False, "reason": why}
-    res = run_tflm(tflite, [raw_inputs])
+def per_layer_sqnr(graph: Graph, quant: dict, samples: np.ndarray) -> list[dict]:
+    """SQNR of every op's output: the float model against the int8 one, both in LiteRT, one sample
+    at a time (float32 sums), so memory holds one sample's activations."""
+    floats, ints = Observer(graph), Observer(graph, quant)
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    for x in samples:
+        ref: dict[str, np.ndarray] = {}
+        floats.run(x, lambda t, v: ref.__setitem__(t, v.ravel().copy()))
+
+        def compare(t, v):
+            r = ref.pop(t)
+            d = r - v.ravel()
+            signal[t] = signal.get(t, 0.0) + float(np.dot(r, r))
+            noise[t] = noise.get(t, 0.0) + float(np.dot(d, d))
+
+        ints.run(x, compare)
+    return [{"name": op.name, "op": op.kind, "tensor": op.outputs[0],
+             "sqnr_db": _sqnr_db(signal[op.outputs[0]], noise[op.outputs[0]])} for op in graph.ops]
+
+
+def tflm_samples(model: TFLiteModel | bytes) -> int:
+    work = sum(layer.ops for layer in layers(model))
+    return max(1, min(TFLM_SAMPLES, TFLM_WORK // max(work, 1)))
+
+
+def _tflm(child: TflmChild | None, tflite: bytes, raw_inputs: np.ndarray) -> dict:
+    if child is None:
+        ok, why = tflm_available()
+        if not ok:
+            return {"ran": False, "reason": why}
+        child = TflmChild()
+    res = child.run(tflite, [raw_inputs])
     return {"ran": True, "arena_bytes": res.arena_bytes, "samples": int(len(raw_inputs)), "outputs": res.outputs}
 
 
@@ -73,31 +100,29 @@ def random_inputs(tflite: TFLiteModel | bytes) -> np.ndarray:
     if kind not in NUMPY_TYPES:
         raise EdgekitError(f"the model's input '{text(t.name)}' has type {kind}; edgekit feeds numeric inputs only")
     dtype = np.dtype(NUMPY_TYPES[kind])
-    shape = (TFLM_SAMPLES,) + tuple(int(d) for d in list(t.shape if t.shape is not None else [])[1:])
-    budget.check_memory(float(np.prod(shape, dtype=float)) * dtype.itemsize, f"{TFLM_SAMPLES} test inputs")
+    n = tflm_samples(tflite)
+    shape = (n,) + tuple(int(d) for d in list(t.shape if t.shape is not None else [])[1:])
+    budget.check_memory(float(np.prod(shape, dtype=float)) * dtype.itemsize, f"{n} test inputs")
     rng = np.random.default_rng(0)
     if dtype.kind in "iu":
         return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
 
 
-def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m: None,
-                 val_kind: str = "calibration set", floats: dict | None = None) -> dict:
-    """Check a model edgekit made (graph and samples given) or one made elsewhere (graph None).
+def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, step=lambda m: None,
+                 val_kind: str = "calibration set", tflm: TflmChild | None = None) -> dict:
+    """Check a model edgekit made (`made` and samples given) or one made elsewhere (made None).
 
     For edgekit's own output any runtime failure is an error; a model made elsewhere may be
     refused by one runtime (e.g. uint8 models in TFLM), which the report states instead.
-    `floats` may carry the float model's "outputs" for these samples and all its tensors for
-    the first ones ("first_chunk"), recorded during calibration, so the model is not run twice.
-    TFLite Micro runs in a child process, at the same time as the LiteRT checks.
+    TFLite Micro runs in a child process (`tflm`, if one was started ahead) while LiteRT checks.
     """
-    from concurrent.futures import ThreadPoolExecutor
-    floats = floats or {}
+    threads = os.cpu_count()
     step("verifying in LiteRT")
     try:
         it = litert.load(tflite)
     except EdgekitError as e:
-        if graph is not None or isinstance(e, litert.ShapeMismatch):  # an inconsistent file, not a runtime's limit
+        if made is not None or isinstance(e, litert.ShapeMismatch):  # an inconsistent file, not a runtime's limit
             raise
         it, litert_error = None, str(e)
     info: dict = {}
@@ -106,29 +131,29 @@ def verify_model(tflite: bytes, graph, samples: np.ndarray | None, step=lambda m
     else:
         info["input"] = _io(it.get_input_details()[0])
         info["outputs"] = [_io(o) for o in it.get_output_details()]
-    if graph is not None:
-        raw = np.stack([litert.quantize_input(x, it.get_input_details()[0]) for x in samples[:TFLM_SAMPLES]])
+        if it.edgekit_fallback:
+            info["litert"] = {"loaded": True, "fallback": it.edgekit_fallback}
+    if made is not None:
+        raw = np.stack([litert.quantize_input(x, it.get_input_details()[0]) for x in samples[:tflm_samples(tflite)]])
     else:  # a model made elsewhere: exercise it on seeded random inputs of its own type
         raw = random_inputs(tflite)
     with ThreadPoolExecutor(1) as pool:
-        tflm_job = pool.submit(_tflm, tflite, raw)
-        if graph is not None:
-            float_out = floats.get("outputs")
+        tflm_job = pool.submit(_tflm, tflm, tflite, raw)
+        if made is not None:
+            graph = made.graph
+            float_out = made.float_outputs
             if float_out is None or len(float_out) != len(samples):
-                float_out = reference.run(graph, {graph.inputs[0]: samples})[graph.outputs[0]]
-            int8_out = litert.run(tflite, samples)[0][0]
+                float_out = litert.run(write_tflite(graph), samples, threads=threads)[0][0]
+            int8_out = litert.run(tflite, samples, threads=threads)[0][0]
             info["agreement"] = {"on": val_kind, "samples": int(len(samples)), **agreement(float_out, int8_out)}
             step("per-layer SQNR")
-            first = floats.get("first_chunk")
-            n = min(SQNR_SAMPLES, len(samples))
-            usable = first is not None and len(first[graph.inputs[0]]) >= n
-            info["layers"] = per_layer_sqnr(tflite, graph, samples[:n], first if usable else None)
+            info["layers"] = per_layer_sqnr(graph, made.quant, samples[:sqnr_samples(graph, len(samples))])
         litert_raw = litert.run(tflite, raw, raw=True)[0] if it is not None else None
         step("verifying in TFLite Micro")
         try:
             info["tflm"] = tflm_job.result()
         except EdgekitError as e:
-            if graph is not None:
+            if made is not None:
                 raise
             info["tflm"] = {"ran": False, "reason": str(e)}
     if info["tflm"].get("ran") and litert_raw is not None:

@@ -1,6 +1,7 @@
 """Reference models built in code as IR Graphs, for benchmarks, examples and tests (no downloads).
 
   mobilenet_v1(alpha, size, channels, classes)  visual-wake-words / TFLM person_detect MobileNetV1
+  mobilenet_v2(size, classes)                    MobileNetV2 1.0 (Keras' applications model)
   ds_cnn_kws()                                   MLPerf Tiny keyword spotting DS-CNN
   digits_mlp(hidden)                             a small MLP trained here on scikit-learn's digits
   calibration_batch(graph, n)                    realistic random inputs for the models without data
@@ -266,6 +267,45 @@ def mobilenet_v1(alpha: float = 0.25, size: int = 96, channels: int = 3, classes
     b.x = b.g.add_op("conv2d", [b.x, w, bias], "logits", stride=(1, 1), padding="SAME", activation=None)
     _logits_scaled(b)
     b.op("reshape", "flatten", shape=(1, classes))
+    b.op("softmax", "softmax")
+    return b.done()
+
+
+# MobileNetV2's inverted-residual stages: (expansion t, output width c, repeats n, first stride s).
+_MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                        (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenet_v2(size: int = 224, classes: int = 1000, seed: int = 0) -> Graph:
+    """MobileNetV2 1.0 (Sandler et al. 2018, table 2), as Keras' `MobileNetV2(alpha=1.0)`.
+
+    conv 3x3 stride 2 (32), 17 inverted-residual blocks (1x1 expand with relu6, depthwise 3x3 with
+    relu6, linear 1x1 projection, a residual add where stride is 1 and widths match), 1x1 conv to
+    1280 (relu6), global average pool, fully connected to `classes`, softmax.
+    size=224: ~300M MACs and 3.5M params, as the published model.
+    """
+    b = _Builder(f"mobilenet_v2_1.0_{size}", (1, size, size, 3), seed, "image")
+    style = _Style("relu6", gain=2.0, shift=0.5, dw_mean=1.0, pw_mean=0.2)
+    linear = _Style(None, gain=1.0, shift=0.0, dw_mean=0.0, pw_mean=0.0)  # linear bottlenecks
+    _conv_bn(b, "conv1", 32, (3, 3), 2, style)
+    block = 0
+    for t, c, n, s in _MOBILENET_V2_STAGES:
+        for i in range(n):
+            block += 1
+            skip, skip_value, stride = b.x, b.value, s if i == 0 else 1
+            if t != 1:
+                _conv_bn(b, f"block{block}/expand", b.channels * t, (1, 1), 1, style, style.pw_mean)
+            _depthwise_bn(b, f"block{block}/depthwise", stride, style)
+            _conv_bn(b, f"block{block}/project", c, (1, 1), 1, linear)
+            if stride == 1 and skip_value.shape[-1] == c:
+                b.x = b.g.add_op("add", [skip, b.x], f"block{block}/add")
+                b.value = b.value + skip_value
+    _conv_bn(b, "conv_last", 1280, (1, 1), 1, style, style.pw_mean)
+    b.op("mean", "global_pool", axes=(1, 2), keepdims=False)
+    w = b.g.add_const("logits/weights", _he(b, (classes, 1280), 1280))
+    bias = b.g.add_const("logits/bias", _small_bias(b, classes))
+    b.x = b.g.add_op("fully_connected", [b.x, w, bias], "logits", activation=None)
+    _logits_scaled(b)
     b.op("softmax", "softmax")
     return b.done()
 

@@ -9,8 +9,16 @@
 - session.py: the recording loop (countdown, stream, write, flush, count)
 - api.py: edgekit.stream() and edgekit.load_dataset(); plot.py; cli.py
 """
-from .api import Dataset, SensorFrame, load_dataset, read_recording, stream
-from .manifest import verify
-from .session import Session, capture
+import importlib
 
 __all__ = ["Dataset", "SensorFrame", "Session", "capture", "load_dataset", "read_recording", "stream", "verify"]
+
+# Names load when first used, so the CLI reads the options (arguments.py) without the rest.
+_HOME = {"Dataset": "api", "SensorFrame": "api", "load_dataset": "api", "read_recording": "api", "stream": "api",
+         "verify": "manifest", "Session": "session", "capture": "session"}
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'edgekit.capture' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

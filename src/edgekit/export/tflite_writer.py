@@ -112,8 +112,8 @@ def _options(op, out_shape):
 
 
 class _Writer:
-    def __init__(self, graph: Graph, quant: dict[str, QParams] | None):
-        self.g, self.q = graph, quant
+    def __init__(self, graph: Graph, quant: dict[str, QParams] | None, outputs: list[str]):
+        self.g, self.q, self.outputs = graph, quant, outputs
         self.sub = fb.SubGraphT()
         self.sub.name = "main"
         self.sub.tensors, self.sub.operators = [], []
@@ -173,7 +173,7 @@ class _Writer:
             o.builtinOptionsType, o.builtinOptions = _options(op, out.shape)
             self.sub.operators.append(o)
         self.sub.inputs = np.array([self.index[t] for t in g.inputs], np.int32)
-        self.sub.outputs = np.array([self.index[t] for t in g.outputs], np.int32)
+        self.sub.outputs = np.array([self.index[t] for t in self.outputs], np.int32)
 
         model = fb.ModelT()
         model.version = 3
@@ -189,7 +189,7 @@ class _Writer:
         sig.signatureKey = "serving_default"
         sig.subgraphIndex = 0
         sig.inputs = [self._tensor_map(t) for t in g.inputs]
-        sig.outputs = [self._tensor_map(t) for t in g.outputs]
+        sig.outputs = [self._tensor_map(t) for t in self.outputs]
         model.signatureDefs = [sig]
 
         builder = flatbuffers.Builder(1024)
@@ -203,9 +203,16 @@ class _Writer:
 
 
 def write_tflite(graph: Graph, quant: dict[str, QParams] | None = None,
-                 description: str = "edgekit") -> bytes:
-    """The graph as .tflite bytes: float32 when quant is None, else fully int8."""
-    return _Writer(graph, quant).build(description)
+                 description: str = "edgekit", observe: bool = False) -> bytes:
+    """The graph as .tflite bytes: float32 when quant is None, else fully int8.
+
+    observe=True also makes every op's output a model output (after the graph's own), so a runtime
+    with fused, buffer-sharing kernels (LiteRT's XNNPACK) still hands each activation back.
+    """
+    outputs = list(graph.outputs)
+    if observe:
+        outputs += [t for op in graph.ops for t in op.outputs if t not in outputs]
+    return _Writer(graph, quant, outputs).build(description)
 
 
 def misaligned_buffers(data: bytes) -> list[int]:

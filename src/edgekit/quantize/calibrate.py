@@ -7,36 +7,31 @@ Three methods:
 - entropy: the clipping threshold whose int8 histogram loses least information (KL divergence
   between the float histogram and its quantized version), as in TensorRT's calibrator.
 
-The float model runs in numpy (edgekit.reference), batched, so calibration is a few matrix
-products per layer rather than one interpreter call per sample.
+The float model runs in LiteRT, one sample at a time, with every activation handed back (see
+observe.py); each method keeps running statistics, so memory holds one sample's activations
+whatever the number of samples or the depth of the network. Percentile and entropy need the
+min/max first: they run the samples a second time for their histograms.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import reference
 from ..errors import EdgekitError
 from ..graph import Graph
+from .observe import Observer
 
 METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
-CHUNK = 64  # samples per reference run: bounds memory on big models
 
 
-def _chunks(graph: Graph, samples: np.ndarray):
-    for i in range(0, len(samples), CHUNK):
-        # overflow to inf or NaN is not warned about here: the ranges are checked for it (_layer_range)
-        with np.errstate(all="ignore"):
-            yield reference.run(graph, {graph.inputs[0]: samples[i:i + CHUNK]}, keep=True)
+def _where(graph: Graph, t: str) -> str:
+    op = graph.producer().get(t)
+    return f"layer '{op.name}' ({op.kind})" if op is not None else f"tensor '{t}'"
 
 
-def _layer_range(graph: Graph, t: str, v: np.ndarray) -> tuple[float, float]:
-    """(min, max) of one tensor's values, refusing what no int8 scale can represent."""
-    if v.size == 0:
-        raise EdgekitError(f"{_where(graph, t)} produces an empty tensor (shape {list(v.shape)}); "
-                           "the model is inconsistent: export it again")
-    lo, hi = float(v.min()), float(v.max())
-    with np.errstate(over="ignore"):
+def _checked(graph: Graph, t: str, lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi), refusing what no int8 scale can represent."""
+    with np.errstate(over="ignore", invalid="ignore"):
         span = np.float32(hi) - np.float32(lo)  # the scale is computed in float32
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(span)):
         what = "NaN" if np.isnan(lo) or np.isnan(hi) else "infinite (overflowing)"
@@ -45,25 +40,49 @@ def _layer_range(graph: Graph, t: str, v: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-def _where(graph: Graph, t: str) -> str:
-    op = graph.producer().get(t)
-    return f"layer '{op.name}' ({op.kind})" if op is not None else f"tensor '{t}'"
+def _minmax(obs: Observer, samples, record=None):
+    """Running min and max of every activation; record gets the float model's outputs."""
+    graph = obs.graph
+    x0 = graph.inputs[0]
+    lo, hi = {x0: float(samples.min())}, {x0: float(samples.max())}
+    outputs = {t: [] for t in graph.outputs} if record is not None else {}
 
+    def visit(t, v):
+        if v.size == 0:
+            raise EdgekitError(f"{_where(graph, t)} produces an empty tensor (shape {list(v.shape)}); "
+                               "the model is inconsistent: export it again")
+        a, b = float(v.min()), float(v.max())
+        if not (np.isfinite(a) and np.isfinite(b)):
+            bad.setdefault(t, (a, b))
+        lo[t], hi[t] = min(lo.get(t, a), a), max(hi.get(t, b), b)
+        if t in outputs:
+            outputs[t].append(v[0].copy())
 
-def _minmax(graph, samples, record=None):
-    lo, hi = {}, {}
-    outputs = []
-    for values in _chunks(graph, samples):
-        if record is not None:  # keep what verification needs, so it need not run the model again
-            record.setdefault("first_chunk", values)
-            outputs.append(values[graph.outputs[0]])
-        for t in graph.activations():
-            v_lo, v_hi = _layer_range(graph, t, values[t])
-            lo[t] = min(lo.get(t, np.inf), v_lo)
-            hi[t] = max(hi.get(t, -np.inf), v_hi)
+    bad: dict = {}
+    for x in samples:
+        obs.run(x, visit)
+        if bad:  # name the first layer (in execution order) that computes NaN or inf
+            t = next(t for t in graph.activations() if t in bad)
+            _checked(graph, t, *bad[t])
+    ranges = {t: _checked(graph, t, lo[t], hi[t]) for t in graph.activations() if t in lo}
     if record is not None:
-        record["outputs"] = np.concatenate(outputs)
-    return {t: (lo[t], hi[t]) for t in lo}
+        record["outputs"] = np.stack(outputs[graph.outputs[0]])
+    return ranges
+
+
+def _histograms(obs: Observer, samples, edges_of, signed: bool):
+    """Histogram of every activation (|x| unless signed) over the bins edges_of(t) gives."""
+    counts = {}
+
+    def visit(t, v):
+        lo, hi = edges_of(t)
+        h, _ = np.histogram(v if signed else np.abs(v), bins=BINS, range=(lo, hi))
+        counts[t] = counts.get(t, 0) + h
+
+    for x in samples:
+        obs.run(x, visit)
+        visit(obs.graph.inputs[0], x)
+    return counts
 
 
 def _span(lo: float, hi: float) -> tuple[float, float]:
@@ -78,26 +97,10 @@ def _top(lo: float, hi: float) -> float:
     return top if top > 1e-30 else 1.0
 
 
-def _histograms(graph, samples, ranges):
-    """Histogram of |x| per tensor over [0, max|x|] with BINS bins."""
-    hist = {}
-    for values in _chunks(graph, samples):
-        for t in graph.activations():
-            top = _top(*ranges[t])
-            h, _ = np.histogram(np.abs(values[t]), bins=BINS, range=(0, top))
-            hist[t] = hist.get(t, 0) + h
-    return hist
-
-
-def _percentile(graph, samples, p, record=None):
+def _percentile(obs, samples, p, record=None):
     """Percentiles from signed histograms (exact to one bin: range / 2048)."""
-    ranges = _minmax(graph, samples, record)
-    counts = {}
-    for values in _chunks(graph, samples):
-        for t in graph.activations():
-            lo, hi = ranges[t]
-            h, _ = np.histogram(values[t], bins=BINS, range=_span(lo, hi))
-            counts[t] = counts.get(t, 0) + h
+    ranges = _minmax(obs, samples, record)
+    counts = _histograms(obs, samples, lambda t: _span(*ranges[t]), signed=True)
     out = {}
     for t, h in counts.items():
         lo, hi = ranges[t]
@@ -129,9 +132,9 @@ def _kl_threshold(h: np.ndarray, levels: int) -> int:
     return best
 
 
-def _entropy(graph, samples, record=None):
-    ranges = _minmax(graph, samples, record)
-    hist = _histograms(graph, samples, ranges)
+def _entropy(obs, samples, record=None):
+    ranges = _minmax(obs, samples, record)
+    hist = _histograms(obs, samples, lambda t: (0, _top(*ranges[t])), signed=False)
     out = {}
     for t, h in hist.items():
         lo, hi = ranges[t]
@@ -146,15 +149,19 @@ def calibrate(graph: Graph, samples: np.ndarray, method: str = "minmax",
               percentile: float = 99.99, record: dict | None = None) -> dict[str, tuple[float, float]]:
     """Range (min, max) of every activation tensor of the graph over the samples (NHWC batch).
 
-    If `record` is a dict, it receives the float model's outputs over all samples ("outputs")
-    and every tensor's values for the first samples ("first_chunk"), for verification.
+    If `record` is a dict, it receives the float model's first output over all samples
+    ("outputs"), for verification, and "fallback" when LiteRT's default delegate was left out.
     """
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if len(samples) == 0:
         raise EdgekitError("the calibration set is empty; give at least one sample (100-500 is typical)")
-    if method == "minmax":
-        return _minmax(graph, samples, record)
-    if method == "percentile":
-        return _percentile(graph, samples, percentile, record)
-    return _entropy(graph, samples, record)
+    obs = Observer(graph)
+    if record is not None and obs.fallback:
+        record["fallback"] = obs.fallback
+    with np.errstate(all="ignore"):  # inf and NaN are refused by name (_checked), not warned about
+        if method == "minmax":
+            return _minmax(obs, samples, record)
+        if method == "percentile":
+            return _percentile(obs, samples, percentile, record)
+        return _entropy(obs, samples, record)

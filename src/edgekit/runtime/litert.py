@@ -43,7 +43,7 @@ def quiet():
 
 
 @contextlib.contextmanager
-def _errors(doing: str):
+def errors(doing: str):
     """LiteRT reports a model it cannot load or run as ValueError/RuntimeError: make that one line
     that keeps LiteRT's own words (they name the tensor, or the op as 'Node number N (KIND)')."""
     try:
@@ -63,8 +63,9 @@ def _first_message(text: str) -> str:
     return first
 
 
-def load(model: TFLiteModel | bytes, preserve_all: bool = False):
-    """An allocated LiteRT interpreter; preserve_all keeps every intermediate tensor readable."""
+def load(model: TFLiteModel | bytes, preserve_all: bool = False, threads: int | None = None):
+    """An allocated LiteRT interpreter; preserve_all keeps every intermediate tensor readable,
+    threads (default LiteRT's, one) is how many threads its kernels may use."""
     # LiteRT trusts the file: refuse what would crash it or take the machine's memory first
     model = model_of(model)
     parsed = model.parsed
@@ -75,17 +76,17 @@ def load(model: TFLiteModel | bytes, preserve_all: bool = False):
         experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     fallback = None
     if preserve_all:  # the default (XNNPACK) resolver reuses intermediate buffers
-        it = _interpreter(lite, model, experimental_preserve_all_tensors=True, **builtin())
+        it = _interpreter(lite, model, threads, experimental_preserve_all_tensors=True, **builtin())
     else:
         try:
-            it = _interpreter(lite, model)
+            it = _interpreter(lite, model, threads)
         except EdgekitError as e:
             refused = re.search(r"failed to delegate (\w+) node #(\d+)", str(e))
             if not refused and "XNNPack" not in str(e):
                 raise
             # the default XNNPACK delegate accepted an op it then cannot prepare (e.g. an int8
             # RESIZE_BILINEAR whose output is quantized unlike its input): the built-in kernels run it
-            it = _interpreter(lite, model, **builtin())
+            it = _interpreter(lite, model, threads, **builtin())
             what = f"op {refused.group(2)} ({refused.group(1)})" if refused else "an op"
             fallback = (f"LiteRT's default XNNPACK delegate cannot prepare {what} of this model, "
                         "so LiteRT's built-in kernels (without default delegates) ran it")
@@ -94,10 +95,10 @@ def load(model: TFLiteModel | bytes, preserve_all: bool = False):
     return it
 
 
-def _interpreter(lite, model: TFLiteModel, **kwargs):
-    with _errors("cannot load this model"), quiet(), warnings.catch_warnings():
+def _interpreter(lite, model: TFLiteModel, threads: int | None, **kwargs):
+    with errors("cannot load this model"), quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
-        it = lite.Interpreter(model_content=model.data, **kwargs)
+        it = lite.Interpreter(model_content=model.data, num_threads=threads, **kwargs)
         it.allocate_tensors()
     return it
 
@@ -137,19 +138,20 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     return (q.astype(np.float32) - zp) * scale
 
 
-def run(model: TFLiteModel | bytes, samples: np.ndarray, raw: bool = False, tensors: list[int] | None = None):
+def run(model: TFLiteModel | bytes, samples: np.ndarray, raw: bool = False, tensors: list[int] | None = None,
+        threads: int | None = None):
     """Run each sample (first axis) through the model, batch 1 at a time.
 
     samples are float (quantized here) unless raw=True. Returns (outputs, intermediates):
     outputs is a list (one per model output) of arrays stacked over samples, dequantized unless
     raw; intermediates maps each requested tensor index to its raw values stacked over samples.
     """
-    it = load(model, preserve_all=bool(tensors))
+    it = load(model, preserve_all=bool(tensors), threads=threads)
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
     results = [[] for _ in outs]
     inter = {i: [] for i in tensors or []}
-    with _errors("cannot run this model"):
+    with errors("cannot run this model"):
         for x in samples:
             x = x[None]
             it.set_tensor(inp["index"], x if raw else quantize_input(x, inp))
