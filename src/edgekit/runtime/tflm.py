@@ -2,14 +2,15 @@
 
 TFLite Micro trusts the model: a malformed one can abort or crash the whole process (e.g. SIGFPE
 on a conv whose filter does not match its input). So it always runs in a child Python process,
-one per call, which does every sample and the arena measurement, and reports back through files
-in a temporary folder. A child that dies becomes one EdgekitError; the caller survives.
+one per call (started ahead of its job where the caller has other work: TflmChild), which does
+every sample and the arena measurement, and reports back through files in a temporary folder. A child that dies becomes one EdgekitError; the caller survives.
 
 The arena: TFLite Micro's recording allocator prints "Arena allocation total N bytes" (C-level
 stdout, which the child sends to a log file). On the host that total is usually the exact
 minimum, but for tiny models it can be too low (tflite-micro PR 798: the init-time temp area
-can exceed the head). So the child then checks N and N-1 with fresh interpreters
-(from_bytes + invoke) and, if N is not the minimum, searches until it finds the byte that is.
+can exceed the head). So the child then checks N and N-1 with fresh interpreters (from_bytes,
+which allocates everything) and, if N is not the minimum, searches until it finds the byte that
+is; the size found must then also run (invoke).
 """
 from __future__ import annotations
 
@@ -91,13 +92,17 @@ def invoke(it, k):
         it.set_input(x[k:k + 1], i)
     it.invoke()
 
-def fits(arena):
+def fits(arena, run=False):
     # Each probe runs in a forked process: with some too-small arenas TFLite Micro aborts
     # ("All temp buffers must be freed ...") instead of failing cleanly, and an abort means "no".
+    # Loading allocates everything (tensors, scratch); invoking too costs ~0.2 s on MobileNetV2,
+    # so the search loads and only its answer is also run.
     pid = os.fork()
     if pid == 0:
         try:
-            invoke(runtime.Interpreter.from_bytes(model, arena_size=arena), 0)
+            it = runtime.Interpreter.from_bytes(model, arena_size=arena)
+            if run:
+                invoke(it, 0)
             os._exit(0)
         except BaseException:
             os._exit(1)
@@ -120,6 +125,10 @@ def minimum_arena(guess):
     while hi - lo > 1:  # invariant: lo fails, hi fits
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    while not fits(hi, run=True):  # loads but cannot run: grow until it runs
+        if hi >= job["arena"]:
+            raise RuntimeError("the arena search found no size that runs the model")
+        hi = min(hi + step, job["arena"])
     return hi
 
 result = {}
