@@ -11,9 +11,12 @@ seed 0, N=--calib):
   ort      bench/peers/ort_convert.py: onnxruntime quantize_static, QDQ int8, on edgekit's ONNX export
 
 Measured, per conversion, on a fresh child process (Python start-up and imports included): wall time
-around Popen .. os.wait4, and the child's own peak RSS (ru_maxrss). Rounds are paired: in each round
-every tool converts a model back to back (order rotated per round), and edgekit/peer ratios are
-taken within the round; the table shows the median over rounds of each tool's time and memory and
+from fork to os.wait4, the child's own peak RSS (ru_maxrss) and CPU time (user + system). The child
+is forked by bench/peers/launch.py, a tiny interpreter this script starts with Popen and reaps with
+os.wait4: a child forked straight from this (large) process would report this process's peak RSS
+as its own (Linux carries it over exec); the floor, a child that does nothing, is printed.
+Rounds are paired: in each round every tool converts a model back to back (order rotated per
+round), and edgekit/peer ratios are taken within the round; the table shows the median over rounds of each tool's time and memory and
 the median [min-max] of the per-round ratios. Output fidelity: SQNR (dB) of each int8 model's
 dequantized output against the float .tflite's, both run in LiteRT (ORT's QDQ model in
 onnxruntime), over held-out samples (seed 1). Growth exponents: log-log least-squares slopes of
@@ -126,10 +129,11 @@ def litert_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     outs = []
     for sample in x:
         v = sample[None]
-        if i["dtype"] != np.float32:
+        if i["dtype"] != np.float32:  # as TFLite's QUANTIZE op: round(x / s) half away from zero, + z
             s, z = i["quantization"]
             info = np.iinfo(i["dtype"])
-            v = np.clip(np.round(v / s) + z, info.min, info.max).astype(i["dtype"])
+            r = v / np.float32(s)
+            v = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5) + z, info.min, info.max).astype(i["dtype"])
         it.set_tensor(i["index"], v)
         it.invoke()
         y = it.get_tensor(o["index"])
@@ -314,6 +318,8 @@ def edgekit_check(prepared: dict, work: Path, summary: dict) -> list[dict]:
         calib = np.load(p["paths"]["calib"])
         ref, test = litert_outputs(p["paths"]["float"], calib), litert_outputs(again, calib)
         row = next((x for x in summary["rows"] if x["model"] == model and x["tool"] == "edgekit"), {})
+        from edgekit import verify  # how many samples its per-layer SQNR used (a budget, by model size)
+        n = verify.sqnr_samples(build_graph(model), len(calib)) if hasattr(verify, "sqnr_samples") else 32
         out.append({"model": model,
                     "same_model_as_timed": timed.exists() and
                     hashlib.sha256(timed.read_bytes()).hexdigest() == rep["model_sha256"],
@@ -322,8 +328,9 @@ def edgekit_check(prepared: dict, work: Path, summary: dict) -> list[dict]:
                     "measured_max_abs_error": float(np.abs(ref - test).max()),
                     "reported_top1": rep["agreement"].get("top1_agreement"),
                     "measured_top1": float((ref.argmax(-1) == test.argmax(-1)).mean()),
-                    "reported_output_sqnr_db_first_32": rep["layers"][-1]["sqnr_db"] if rep.get("layers") else None,
-                    "measured_sqnr_db_first_32": sqnr_db(ref[:32], test[:32])})
+                    "sqnr_samples": n,
+                    "reported_output_sqnr_db": rep["layers"][-1]["sqnr_db"] if rep.get("layers") else None,
+                    "measured_output_sqnr_db": sqnr_db(ref[:n], test[:n])})
     return out
 
 
@@ -334,20 +341,21 @@ def _ratio(d: dict | None) -> str:
 def show(summary: dict, prepared: dict, skipped: dict, checks: list[dict] | None) -> None:
     out = Console() if Console().is_terminal else Console(width=150)  # piped: don't wrap the table at 80
     t = Table(title="edgekit vs peers (medians over rounds; ratios edgekit/peer: median \\[min-max] of per-round ratios)")
-    for col in ("model", "tool", "time s", "peak MB", "SQNR dB", "top-1", "time ratio", "mem ratio", "ΔSQNR dB"):
+    for col in ("model", "tool", "time s", "cpu s", "peak MB", "SQNR dB", "top-1", "time ratio", "mem ratio", "ΔSQNR dB"):
         t.add_column(col, justify="left" if col in ("model", "tool") else "right")
     for r in summary["rows"]:
         d = r.get("sqnr_db_minus_peer")
         t.add_row(r["model"], r["tool"] + ("" if r["deterministic"] else "*"), f"{r['wall_s']:.2f}",
-                  f"{r['peak_rss_mb']:.0f}", f"{r['sqnr_db']:.1f}" if "sqnr_db" in r else "",
+                  f"{r['cpu_s']:.2f}", f"{r['peak_rss_mb']:.0f}", f"{r['sqnr_db']:.1f}" if "sqnr_db" in r else "",
                   f"{r['top1_agreement']:.2f}" if "top1_agreement" in r else "",
                   _ratio(r.get("wall_s_ratio")), _ratio(r.get("peak_rss_mb_ratio")), "" if d is None else f"{d:+.1f}")
     out.print(t)
     m = Table(title="models")
-    for col in ("model", "MACs", "params", "activation KB/sample"):
+    for col in ("model", "MACs", "params", "activation KB/sample", "float |ONNX - tflite|", "float |TF - tflite|"):
         m.add_column(col, justify="left" if col == "model" else "right")
     for name, p in prepared.items():
-        m.add_row(name, f"{p['macs']:,}", f"{p['params']:,}", f"{p['activation_bytes'] / 1024:,.0f}")
+        diffs = [f"{p['checks'][k]:.1e}" if k in p["checks"] else "" for k in ("ort", "tf")]
+        m.add_row(name, f"{p['macs']:,}", f"{p['params']:,}", f"{p['activation_bytes'] / 1024:,.0f}", *diffs)
     out.print(m)
     e = Table(title="growth exponents (log-log slopes across models)")
     for col in ("tool", "time vs MACs", "memory vs activation bytes"):
@@ -357,7 +365,7 @@ def show(summary: dict, prepared: dict, skipped: dict, checks: list[dict] | None
     out.print(e)
     out.print(f"peak RSS floor (a child that does nothing, /bin/true): {summary['peak_rss_floor_mb']:.1f} MB")
     for peer, why in skipped.items():
-        out.print(f"{peer}: {why}")
+        out.print(f"{peer}: {why}", markup=False)
     if any(not r["deterministic"] for r in summary["rows"]):
         out.print("* the tool's output differed between rounds; SQNR is the last round's")
     for c in checks or []:
