@@ -21,6 +21,7 @@ import numpy as np
 from edgekit import cli, zoo
 from edgekit.export.onnx_export import export_onnx_graph
 from edgekit.runtime import litert
+from edgekit.targets import load_board
 
 
 def main(argv=None) -> int:
@@ -41,6 +42,8 @@ def main(argv=None) -> int:
 
     convert_args = ["convert", str(onnx_path), "--calib", str(out / "calib.npy"),
                     "--val", str(out / "val.npy"), "-o", str(int8_path)]
+    if load_board(args.target).dense_weights == "per-tensor":  # the Nano's TFLite Micro reads one scale per dense layer
+        convert_args.append("--per-tensor-dense")
     if args.json:  # keep stdout a single JSON document
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):

@@ -97,12 +97,13 @@ def calibration(graph, n=64, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (n,) + tuple(shape[1:])).astype(np.float32)
 
 
-def int8(graph, n=32) -> bytes:
-    """The graph as a fully int8 .tflite, calibrated on seeded uniform inputs."""
+def int8(graph, n=32, per_tensor_dense=True) -> bytes:
+    """The graph as a fully int8 .tflite, calibrated on seeded uniform inputs; dense weights with one
+    scale by default, so every board (the Nano's library too) computes what the host computes."""
     from edgekit.export.tflite_writer import write_tflite
     from edgekit.quantize.calibrate import calibrate
     from edgekit.quantize.scheme import quantize_graph
-    return write_tflite(graph, quantize_graph(graph, calibrate(graph, calibration(graph, n))))
+    return write_tflite(graph, quantize_graph(graph, calibrate(graph, calibration(graph, n)), per_tensor_dense))
 
 
 def wide_dense(inputs=1100, outputs=1000, seed=3):

@@ -1,7 +1,5 @@
 """Oracle: with identical calibration ranges, edgekit's int8 tensors are byte-identical to Google's
-ai-edge-quantizer (recipe static_wi8_ai8, with FULLY_CONNECTED weights per tensor as edgekit writes
-them for TFLite Micro's older dense kernels): types, scales, zero points, weights and biases."""
-import copy
+ai-edge-quantizer (recipe static_wi8_ai8): types, scales, zero points, weights and biases."""
 
 import numpy as np
 import pytest
@@ -36,11 +34,7 @@ def _tensors(model_bytes: bytes) -> dict:
 def _aeq_quantize(float_model: bytes, graph, ranges) -> bytes:
     from ai_edge_quantizer import quantizer, recipe
     qt = quantizer.Quantizer(float_model)
-    steps = recipe.static_wi8_ai8()
-    dense = copy.deepcopy(steps[0])  # the same recipe, dense weights with one scale per tensor
-    dense.update(operation="FULLY_CONNECTED")
-    dense["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
-    qt.load_quantization_recipe(steps + [dense])
+    qt.load_quantization_recipe(recipe.static_wi8_ai8())
     # AEQ's calibration result: tensor name -> {"min", "max"} arrays of the tensor's rank
     result = {}
     for name, (lo, hi) in ranges.items():

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--val", help="validation inputs (.npy/.npz) for the float-vs-int8 comparison")
     c.add_argument("-o", "--output", help="output .tflite (default: MODEL_int8.tflite beside the input)")
     c.add_argument("--no-verify", action="store_true", help="skip LiteRT/TFLM verification")
+    c.add_argument("--per-tensor-dense", action="store_true", help="one scale per dense weight tensor, for "
+                   "TFLite Micro before 2024 (the Nano's Arduino library); edgekit deploy does it for those boards")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_budget_flags(c)
 
@@ -100,7 +102,7 @@ def _convert(args) -> int:
     src = Path(args.model)
     with _budgets(args), err.status("converting ...") as status:
         q = convert(src, calibration=args.calib, method=args.calib_method, val=args.val,
-                    percentile=args.percentile, verify=not args.no_verify,
+                    percentile=args.percentile, verify=not args.no_verify, per_tensor_dense=args.per_tensor_dense,
                     progress=lambda msg: status.update(msg + " ..."))
     target = args.output or (None if q.source.kind == "tflite-int8" else src.with_name(f"{src.stem}_int8.tflite"))
     info = dict(q.to_dict(), output=str(target) if target else None)
@@ -153,8 +155,10 @@ def _run_deploy_or_profile(args) -> int:
     if args.host:
         if args.emu:
             raise EdgekitError("--emu runs on this machine (QEMU); leave out --host or --emu")
-        backend = BACKENDS[load_board(args.target).kind]
-        model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts)
+        board = load_board(args.target)
+        backend = BACKENDS[board.kind]
+        model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts,
+                                  per_tensor_dense=board.dense_weights == "per-tensor")
         if not args.sim:  # the Pi may lack what the board needs (the Coral's compiler): prepared here
             model = backend.for_remote(model)
         extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
@@ -233,7 +237,8 @@ def _serve_emulated(args) -> int:
         raise EdgekitError("--emu serves the firmware built around --model (no stand-in, faults or --rfc2217): "
                            "give --model m_int8.tflite")
     backend = open_backend(args.target, force="emu")
-    model, _ = dep.int8_model(args.model, accept=backend.accepts)
+    model, _ = dep.int8_model(args.model, accept=backend.accepts,
+                              per_tensor_dense=backend.board.dense_weights == "per-tensor")
     with err.status("building the emulated firmware ...") as status:
         backend.load(model, progress=lambda m: status.update(m + " ..."))
         backend.check_fit()

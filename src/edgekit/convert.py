@@ -106,7 +106,7 @@ class Converted:
         return f"<Converted {self.source.name}: {len(self.tflite)} bytes int8>"
 
 
-def _quantize(model, example_input, calibration, method, percentile, step, t0):
+def _quantize(model, example_input, calibration, method, percentile, per_tensor_dense, step, t0):
     """Import, calibrate and quantize: (source, int8 bytes, Made or None, samples, info, timings)."""
     step("importing")
     src = load(model, example_input)
@@ -130,11 +130,12 @@ def _quantize(model, example_input, calibration, method, percentile, step, t0):
     record: dict = {}
     ranges = calibrate(g, samples, method, percentile, record=record)
     step("quantizing")
-    quant = quantize_graph(g, ranges)
+    quant = quantize_graph(g, ranges, per_tensor_dense)
     tflite = write_tflite(g, quant, description=f"edgekit int8 from {src.kind}")
     timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
     info = {"source": src.kind, "name": src.name, "float_bytes": len(write_tflite(g)),
-            "calibration": {"method": method, "samples": int(len(samples))}}
+            "calibration": {"method": method, "samples": int(len(samples))},
+            "dense_weights": "per-tensor" if per_tensor_dense else "per-channel"}
     if method == "percentile":
         info["calibration"]["percentile"] = percentile
     return src, tflite, Made(g, quant, record["outputs"]), samples, _sized(info, tflite), timings
@@ -147,20 +148,22 @@ def _sized(info: dict, tflite: bytes) -> dict:
 
 
 def convert(model, example_input=None, calibration=None, method: str = "minmax", val=None,
-            percentile: float = 99.99, verify: bool = True, progress=None) -> Converted:
+            percentile: float = 99.99, verify: bool = True, progress=None,
+            per_tensor_dense: bool = False) -> Converted:
     """Convert a TinyTorch model, an .onnx or a float .tflite file, or an edgekit float `Graph`
     (e.g. from edgekit.zoo; the caller's graph is left unchanged) to a verified int8 model.
 
     An int8 .tflite passes through untouched (and is verified). `calibration` and `val` are
     arrays (or .npy/.npz paths) of inputs, in the model's own layout (NCHW for TinyTorch and ONNX,
-    NHWC for a Graph).
+    NHWC for a Graph). per_tensor_dense: one scale per dense weight tensor, for TFLite Micro before
+    2024 (the Arduino library the Nano builds with); otherwise one per output, as TF writes them.
     """
     step = progress or (lambda msg: None)
     t0 = time.perf_counter()
     # TFLite Micro's child starts now, so its start-up overlaps calibration
     with (TflmChild() if verify and tflm_available()[0] else contextlib.nullcontext()) as tflm:
         src, tflite, made, samples, info, timings = _quantize(model, example_input, calibration, method,
-                                                              percentile, step, t0)
+                                                              percentile, per_tensor_dense, step, t0)
         if verify:
             t1 = time.perf_counter()
             val_samples = samples

@@ -21,9 +21,10 @@ from .tflite_file import TFLiteModel, model_of
 
 
 def int8_model(model, calibration=None, example_input=None, progress=lambda m: None,
-               accept=("int8", "uint8")) -> tuple[TFLiteModel, dict | None]:
+               accept=("int8", "uint8"), per_tensor_dense: bool = False) -> tuple[TFLiteModel, dict | None]:
     """The int8 model for `model`: as is when already int8, else converted (needs calibration).
-    accept: the quantization kinds taken as they are (the Coral also takes "mixed", to judge op by op)."""
+    accept: the quantization kinds taken as they are (the Coral also takes "mixed", to judge op by op);
+    per_tensor_dense: convert dense weights with one scale (for the boards whose runtime needs it)."""
     if isinstance(model, TFLiteModel):
         return model, None
     if isinstance(model, Converted):
@@ -40,7 +41,8 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
         raise EdgekitError("this model is not int8 yet: give calibration inputs (--calib calib.npy) so "
                            "edgekit can convert it, or run `edgekit convert` first")
     progress("converting to int8")
-    q = convert(model, example_input=example_input, calibration=calibration, progress=progress)
+    q = convert(model, example_input=example_input, calibration=calibration, progress=progress,
+                per_tensor_dense=per_tensor_dense)
     name = Path(model).stem if isinstance(model, (str, Path)) else "model"
     return TFLiteModel(q.tflite, name), q.info
 
@@ -50,7 +52,8 @@ def _start(model, target, force, port, calibration, example_input, progress, run
     """The backend for `target`, loaded with the int8 model; and whether edgekit converted it."""
     board = load_board(target)  # a model refused for its size is refused before any board is looked for
     tflite, conversion = int8_model(model, calibration, example_input, progress=progress,
-                                    accept=BACKENDS[board.kind].accepts)
+                                    accept=BACKENDS[board.kind].accepts,
+                                    per_tensor_dense=board.dense_weights == "per-tensor")
     backend = open_backend(board, force, port)
     progress(backend.why)
     backend.load(tflite, conversion=conversion, runs=runs, duration_s=duration_s, progress=progress, **options)

@@ -168,6 +168,20 @@ def quantization_kind(model: fb.ModelT) -> str:
     return "mixed"
 
 
+def per_channel_dense(model: fb.ModelT) -> list[str]:
+    """Output names of the dense (FULLY_CONNECTED) layers whose weights have more than one scale."""
+    names = []
+    for sg in model.subgraphs:
+        for op in sg.operators or []:
+            if builtin_name(model, op.opcodeIndex) != "FULLY_CONNECTED" or op.inputs is None or len(op.inputs) < 2:
+                continue
+            q = sg.tensors[op.inputs[1]].quantization if op.inputs[1] >= 0 else None
+            scales = q.scale if q is not None and q.scale is not None else []
+            if len(set(float(x) for x in scales)) > 1:
+                names.append(text(sg.tensors[op.outputs[0]].name))
+    return names
+
+
 def is_fully_int8(model: fb.ModelT) -> bool:
     """True when every activation is int8 (int32 only for biases, shapes, axes): ready for an MCU."""
     return activation_types(model) == {"int8"}

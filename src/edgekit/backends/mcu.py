@@ -13,6 +13,7 @@ from ..runtime.tflm import run_tflm, tflm_available
 from ..sim import counts
 from ..sketch.build import build_and_flash
 from ..sketch.generate import generate_project
+from ..tflite_file import per_channel_dense
 from ..verify import random_inputs
 from .base import Backend
 
@@ -26,6 +27,11 @@ class Microcontroller(Backend):
     def _prepare(self, conversion: dict | None, progress, measure_arena: bool = True, **options) -> None:
         """measure_arena: run TFLite Micro here once for its exact arena (else the planner's, unless
         conversion already measured it)."""
+        dense = per_channel_dense(self.model.parsed) if self.board.dense_weights == "per-tensor" else []
+        if dense:
+            raise EdgekitError(f"the dense layer '{dense[0]}' has one weight scale per output, which TFLite Micro on "
+                               f"the {self.board.name} applies as one (wrong outputs): convert the float model "
+                               "with `edgekit convert --per-tensor-dense` (edgekit deploy does it from a float model)")
         self.host_arena = host_arena(self.model, conversion if measure_arena else None, measure_arena)
 
     def _flash_board(self) -> None:

@@ -28,7 +28,7 @@ def placeholder_model() -> bytes:
     b = g.add_const("fc/bias", np.zeros(2, np.float32))
     g.outputs = [g.add_op("fully_connected", [x, w, b], "fc", activation=None)]
     calib = np.random.default_rng(0).uniform(-1, 1, (16, 4)).astype(np.float32)
-    return convert(g.finalize(), calibration=calib, verify=False).tflite
+    return convert(g.finalize(), calibration=calib, verify=False, per_tensor_dense=True).tflite  # the Nano's library
 
 
 def sensor_set(target: str, revision: str | None) -> str:

@@ -118,7 +118,8 @@ def model_file(graph: Graph, fmt: str, folder: Path, calibration: np.ndarray | N
         return folder / "model.tflite"
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "float.tflite").write_bytes(float_bytes)
-        q = convert(Path(tmp) / "float.tflite", calibration=calibration, verify=False)
+        # one int8 file for every board of the track: dense weights as the Nano's library reads them
+        q = convert(Path(tmp) / "float.tflite", calibration=calibration, verify=False, per_tensor_dense=True)
     return q.save(folder / "model.tflite")
 
 

@@ -33,6 +33,7 @@ from ..errors import EdgekitError
 from ..importers import read_file
 from ..runtime import litert
 from ..runtime.tflm import run_tflm, tflm_available
+from ..targets import load_board
 from ..tflite_file import TFLiteModel, tensor_type_name
 from .scoring import metric
 from .tracks import load_track
@@ -50,9 +51,10 @@ def _to_layout(x: np.ndarray, have: str, want: str) -> np.ndarray:
     return x.transpose(0, 2, 3, 1) if want == "NHWC" else x.transpose(0, 3, 1, 2)
 
 
-def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | None) -> tuple[bytes, dict]:
+def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | None,
+               targets: list[str]) -> tuple[bytes, dict]:
     """The submission's int8 .tflite bytes: as submitted, or converted by edgekit (no verification run:
-    the test set is the verification). calibration is in the track's layout."""
+    the test set is the verification) for every board in `targets`. calibration is in the track's layout."""
     if path.stat().st_size > model_mb * 2**20:  # checked again here: the file may have grown since
         raise EdgekitError(f"'{path.name}' is over the track's {model_mb:g} MB limit")
     data = read_file(path)
@@ -60,7 +62,8 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     if calibration is not None:
         calib = _to_layout(calibration[:CALIBRATION_SAMPLES], track.layout, _model_layout(path.suffix))
     try:
-        q = convert(path, calibration=calib, verify=False)
+        per_tensor = any(load_board(t).dense_weights == "per-tensor" for t in targets)
+        q = convert(path, calibration=calib, verify=False, per_tensor_dense=per_tensor)
     except EdgekitError as e:  # say which file, once
         raise EdgekitError(str(e) if path.name in str(e) else f"{path.name}: {e}") from None
     info = {"source": q.info["source"], "converted": q.info["source"] != "tflite-int8",
@@ -101,7 +104,7 @@ def evaluate(job: dict) -> dict:
     track = load_track(job["track"])
     path = Path(job["model"])
     x, y = track.test_set()
-    tflite, info = int8_model(path, track, track.limits["model_mb"], track.calibration_set())
+    tflite, info = int8_model(path, track, track.limits["model_mb"], track.calibration_set(), [job["target"]])
     model = TFLiteModel(tflite, path.stem)
     check_shapes(model, track)
     xq = quantized_inputs(model, _to_layout(x, track.layout, "NHWC"))
@@ -147,7 +150,7 @@ def check(job: dict) -> dict:
         calib = np.random.default_rng(0).uniform(0, 1, (64,) + track.input_shape).astype(np.float32)
         notes.append("the track's calibration set is not here: converted with random inputs, enough to "
                      "check sizes (the staff convert with the real one)")
-    tflite, info = int8_model(path, track, track.limits["model_mb"], calib)
+    tflite, info = int8_model(path, track, track.limits["model_mb"], calib, job["targets"])
     model = TFLiteModel(tflite, path.stem)
     check_shapes(model, track)
     boards = []

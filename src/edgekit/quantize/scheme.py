@@ -135,8 +135,13 @@ def _check_finite(op, what: str, values) -> None:
                            f"{what}; fix the model (retrain, or check its export) before converting it")
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, QParams]:
-    """Parameters for every tensor of the graph, given each activation's calibrated range."""
+def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]],
+                   per_tensor_dense: bool = False) -> dict[str, QParams]:
+    """Parameters for every tensor of the graph, given each activation's calibrated range.
+
+    Dense (fully connected) weights get one scale per output, as TensorFlow's converter (2.21) and
+    ai-edge-quantizer write them, unless per_tensor_dense: TFLite Micro before 2024 (the Arduino
+    library the Nano builds with) applies only the first scale of a per-channel dense layer."""
     producer = graph.producer()
     for t, (lo, hi) in ranges.items():
         if t in producer:
@@ -170,10 +175,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict
     for op in graph.ops:
         if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
             x, w, b = op.inputs
-            if op.kind == "fully_connected":
-                # one scale per tensor, as TensorFlow's converter writes dense weights: TFLite Micro
-                # before 2024 (the Arduino library the Nano builds with) applies only the first scale
-                # of a per-channel dense layer, so per-channel weights give other outputs on the board
+            if op.kind == "fully_connected" and per_tensor_dense:
                 params[w] = dense_weight_params(graph.tensors[w].data)
             else:
                 params[w] = weight_params(graph.tensors[w].data, 3 if op.kind == "depthwise_conv2d" else 0)

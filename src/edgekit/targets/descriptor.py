@@ -38,6 +38,7 @@ KINDS = ("mcu", "linux", "accelerator")
 RUNTIMES = ("tflm", "litert", "edgetpu")
 KERNELS = ("cmsis-nn", "esp-nn", "xnnpack", "edgetpu", "reference")
 ARCHES = ("arm", "xtensa", "host")
+DENSE_WEIGHTS = ("per-channel", "per-tensor")  # what the board's runtime honours in a dense layer
 USB_ROLES = ("sketch", "bootloader", "runtime")
 REQUIRED = ("key", "name", "kind", "runtime", "kernels", "arch")
 _LEAF_KEYS = {"value", "source", "note"}
@@ -158,6 +159,11 @@ class Board:
     @property
     def host(self) -> str | None:
         return self.data.get("host")
+
+    @property
+    def dense_weights(self) -> str:
+        """"per-tensor" when the runtime applies only the first scale of per-channel dense weights."""
+        return self.data.get("dense_weights", "per-channel")
 
     @property
     def chip(self) -> str:
@@ -282,8 +288,9 @@ def parse_board(data: Mapping[str, Any], path: Path) -> Board:
         if not isinstance(data.get(k), str) or not data[k]:
             raise EdgekitError(f"{file}: missing the string '{k}'; every descriptor has "
                                f"{', '.join(REQUIRED)}")
-    for k, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("kernels", KERNELS), ("arch", ARCHES)):
-        if data[k] not in allowed:
+    for k, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("kernels", KERNELS), ("arch", ARCHES),
+                       ("dense_weights", DENSE_WEIGHTS)):
+        if k in data and data[k] not in allowed:
             raise EdgekitError(f"{file}: {k} = '{data[k]}' is not one of {', '.join(allowed)}")
     if data["key"] != path.stem:
         raise EdgekitError(f"{file}: key = '{data['key']}' differs from the file name; rename the file "
