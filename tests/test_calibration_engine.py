@@ -95,3 +95,11 @@ def test_verification_work_is_bounded_on_big_models():
     int8 = write_tflite(big, quantize_graph(big, calibrate(big, zoo.calibration_batch(big, 2))))
     assert tflm_samples(int8) == 1  # ~300M MACs: one sample in TFLite Micro's reference kernels
     assert tflm_samples(ir_models.int8(small)) == 8
+
+
+def test_inputs_are_quantized_as_tflite_quantize_does():
+    """x / scale rounded half away from zero, then the zero point added (TfLiteRound = std::round):
+    on a tie numpy's rint would round to even and differ by one step."""
+    detail = {"dtype": np.int8, "quantization": (0.5, -128)}
+    x = np.array([0.25, -0.25, 0.75, 1.25, -1.25, 63.9, 200.0], np.float32)
+    assert litert.quantize_input(x, detail).tolist() == [-127, -128, -126, -125, -128, 0, 127]

@@ -128,7 +128,8 @@ def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
         return x.astype(np.float32)
     scale, zp = detail["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale + zp), info.min, info.max).astype(dtype)
+    v = x / scale  # rounded half away from zero before the zero point is added, as TFLite's QUANTIZE does
+    return np.clip(np.trunc(v + np.copysign(0.5, v)) + zp, info.min, info.max).astype(dtype)
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
