@@ -69,6 +69,17 @@ def test_mobilenet_scales_with_alpha_and_size():
     assert macs == pytest.approx(569e6, rel=0.03) and params == pytest.approx(4.24e6, rel=0.03)
 
 
+def test_mobilenet_v2_is_the_published_architecture():
+    # MobileNetV2 1.0 at 224 (Sandler et al. 2018, table 3): 300 M MACs, 3.4 M params; 17 blocks,
+    # 10 of them with a residual add
+    g = zoo.mobilenet_v2()
+    macs, params = macs_and_params(g)
+    assert macs == pytest.approx(300e6, rel=0.03) and params == pytest.approx(3.47e6, rel=0.03)
+    kinds = [op.kind for op in g.ops]
+    assert kinds.count("depthwise_conv2d") == 17 and kinds.count("add") == 10
+    assert g.tensors[g.outputs[0]].shape == (1, 1000)
+
+
 def test_kws_layers(kws):
     assert kws.tensors[kws.inputs[0]].shape == (1, 49, 10, 1)
     assert kws.tensors[kws.ops[0].outputs[0]].shape == (1, 25, 5, 64)

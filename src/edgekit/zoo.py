@@ -120,7 +120,7 @@ class _Builder:
         self.rng = np.random.default_rng(seed)
         self.x = self.g.add_input("input", shape)
         # The init batch uses its own stream, so changing it never shifts the weights' random draws.
-        n = int(np.clip(_INIT_PIXELS // max(1, int(np.prod(shape[1:-1]))), 4, _INIT_BATCH))
+        n = int(np.clip(_INIT_PIXELS // max(1, int(np.prod(shape[1:-1]))), 12, _INIT_BATCH))
         self.value = _inputs(kind, shape, n, np.random.default_rng([seed, 1]))
 
     @property
@@ -286,7 +286,7 @@ def mobilenet_v2(size: int = 224, classes: int = 1000, seed: int = 0) -> Graph:
     """
     b = _Builder(f"mobilenet_v2_1.0_{size}", (1, size, size, 3), seed, "image")
     style = _Style("relu6", gain=2.0, shift=0.5, dw_mean=1.0, pw_mean=0.2)
-    linear = _Style(None, gain=1.0, shift=0.0, dw_mean=0.0, pw_mean=0.0)  # linear bottlenecks
+    linear = _Style(None, gain=1.0, shift=0.0, dw_mean=0.0, pw_mean=0.2)  # linear bottlenecks
     _conv_bn(b, "conv1", 32, (3, 3), 2, style)
     block = 0
     for t, c, n, s in _MOBILENET_V2_STAGES:
@@ -296,16 +296,18 @@ def mobilenet_v2(size: int = 224, classes: int = 1000, seed: int = 0) -> Graph:
             if t != 1:
                 _conv_bn(b, f"block{block}/expand", b.channels * t, (1, 1), 1, style, style.pw_mean)
             _depthwise_bn(b, f"block{block}/depthwise", stride, style)
-            _conv_bn(b, f"block{block}/project", c, (1, 1), 1, linear)
+            _conv_bn(b, f"block{block}/project", c, (1, 1), 1, linear, linear.pw_mean)
             if stride == 1 and skip_value.shape[-1] == c:
                 b.x = b.g.add_op("add", [skip, b.x], f"block{block}/add")
                 b.value = b.value + skip_value
     _conv_bn(b, "conv_last", 1280, (1, 1), 1, style, style.pw_mean)
-    b.op("mean", "global_pool", axes=(1, 2), keepdims=False)
-    w = b.g.add_const("logits/weights", _he(b, (classes, 1280), 1280))
+    b.op("mean", "global_pool", axes=(1, 2), keepdims=True)
+    # the classifier as the published TFLite model has it (a 1x1 conv, per-channel int8), not Keras' Dense
+    w = b.g.add_const("logits/weights", _he(b, (classes, 1, 1, 1280), 1280))
     bias = b.g.add_const("logits/bias", _small_bias(b, classes))
-    b.x = b.g.add_op("fully_connected", [b.x, w, bias], "logits", activation=None)
-    _logits_scaled(b)
+    b.x = b.g.add_op("conv2d", [b.x, w, bias], "logits", stride=(1, 1), padding="SAME", activation=None)
+    _logits_scaled(b, spread=4.0)  # 1000 classes: a trained net's softmax is peaked, not flat
+    b.op("reshape", "flatten", shape=(1, classes))
     b.op("softmax", "softmax")
     return b.done()
 
