@@ -324,3 +324,33 @@ def test_errors_are_one_line():
         device_arena(b"", "uno")
     with pytest.raises(EdgekitError, match="'rpi4' runs litert, not TFLite Micro"):
         device_arena(generated("cnn"), "rpi4")
+
+
+RUN_AT = r'''
+import sys, numpy as np
+from tflite_micro.python.tflite_micro import runtime
+model, arena = open(sys.argv[1], "rb").read(), int(sys.argv[2])
+it = runtime.Interpreter.from_bytes(model, arena_size=arena)
+d = it.get_input_details(0)
+it.set_input(np.ones(d["shape"], d["dtype"]), 0)
+it.invoke()
+'''
+
+
+@needs_tflm
+@pytest.mark.parametrize("name", list(GENERATED))
+def test_the_smallest_arena_that_loads_also_runs(name, tmp_path):
+    """The arena search only loads (TFLite Micro allocates nothing while invoking): at the size it
+    finds, a fresh interpreter loads and invokes; one byte less does not load. Each in its own
+    process: a too-small arena may abort."""
+    import subprocess
+    import sys
+    from edgekit.runtime.tflm import child_env
+    model = generated(name)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model)
+    arena_bytes = measured(model).arena_bytes
+    run = lambda size: subprocess.run([sys.executable, "-c", RUN_AT, str(path), str(size)],  # noqa: E731
+                                      env=child_env(), capture_output=True, timeout=60).returncode
+    assert run(arena_bytes) == 0
+    assert run(arena_bytes - 1) != 0

@@ -8,9 +8,9 @@ every sample and the arena measurement, and reports back through files in a temp
 The arena: TFLite Micro's recording allocator prints "Arena allocation total N bytes" (C-level
 stdout, which the child sends to a log file). On the host that total is usually the exact
 minimum, but for tiny models it can be too low (tflite-micro PR 798: the init-time temp area
-can exceed the head). So the child then checks N and N-1 with fresh interpreters (from_bytes,
-which allocates everything) and, if N is not the minimum, searches until it finds the byte that
-is; the size found must then also run (invoke).
+can exceed the head). So the child then checks N and N-1 with fresh interpreters (from_bytes:
+TFLite Micro allocates everything while loading, nothing while invoking) and, if N is not the
+minimum, searches until it finds the byte that is.
 """
 from __future__ import annotations
 
@@ -92,17 +92,15 @@ def invoke(it, k):
         it.set_input(x[k:k + 1], i)
     it.invoke()
 
-def fits(arena, run=False):
+def fits(arena):
     # Each probe runs in a forked process: with some too-small arenas TFLite Micro aborts
     # ("All temp buffers must be freed ...") instead of failing cleanly, and an abort means "no".
-    # Loading allocates everything (tensors, scratch); invoking too costs ~0.2 s on MobileNetV2,
-    # so the search loads and only its answer is also run.
+    # Loading is enough: TFLite Micro takes everything from the arena while loading (tensors,
+    # kernel data, scratch) and nothing while invoking (tests/test_arena.py runs the size found).
     pid = os.fork()
     if pid == 0:
         try:
-            it = runtime.Interpreter.from_bytes(model, arena_size=arena)
-            if run:
-                invoke(it, 0)
+            runtime.Interpreter.from_bytes(model, arena_size=arena)
             os._exit(0)
         except BaseException:
             os._exit(1)
@@ -125,10 +123,6 @@ def minimum_arena(guess):
     while hi - lo > 1:  # invariant: lo fails, hi fits
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
-    while not fits(hi, run=True):  # loads but cannot run: grow until it runs
-        if hi >= job["arena"]:
-            raise RuntimeError("the arena search found no size that runs the model")
-        hi = min(hi + step, job["arena"])
     return hi
 
 result = {}
