@@ -133,12 +133,13 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
     quant = quantize_graph(g, ranges, per_tensor_dense)
     tflite = write_tflite(g, quant, description=f"edgekit int8 from {src.kind}")
     timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
-    info = {"source": src.kind, "name": src.name, "float_bytes": len(write_tflite(g)),
+    float_bytes = len(src.data) if src.kind == "tflite-float" else len(write_tflite(g))  # as given, or as written
+    info = {"source": src.kind, "name": src.name, "float_bytes": float_bytes,
             "calibration": {"method": method, "samples": int(len(samples))},
             "dense_weights": "per-tensor" if per_tensor_dense else "per-channel"}
     if method == "percentile":
         info["calibration"]["percentile"] = percentile
-    return src, tflite, Made(g, quant, record["outputs"]), samples, _sized(info, tflite), timings
+    return src, tflite, Made(g, quant, record["outputs"], record["observer"]), samples, _sized(info, tflite), timings
 
 
 def _sized(info: dict, tflite: bytes) -> dict:

@@ -15,6 +15,7 @@ from .graph import Graph
 from .quantize.observe import Observer
 from .runtime import litert
 from .runtime.tflm import TflmChild, tflm_available
+from .sim.arena import plan_arena
 from .sim.layers import layers
 from .tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
 
@@ -27,10 +28,12 @@ TFLM_WORK = 50_000_000  # about this many MACs in all: its reference kernels do 
 @dataclass
 class Made:
     """What is known about a model edgekit made: the float graph and the int8 model's quantization,
-    and the float model's first output over the samples when calibration recorded it."""
+    and from calibration the float model's first output over the samples and the float model
+    loaded in LiteRT."""
     graph: Graph
     quant: dict
     float_outputs: np.ndarray | None = None
+    float_observer: Observer | None = None
 
 
 def _sqnr_db(signal: float, noise: float) -> float | None:
@@ -55,10 +58,10 @@ def sqnr_samples(graph: Graph, available: int) -> int:
     return max(1, min(SQNR_SAMPLES, available, SQNR_VALUES // max(per_sample, 1)))
 
 
-def per_layer_sqnr(graph: Graph, quant: dict, samples: np.ndarray) -> list[dict]:
-    """SQNR of every op's output: the float model against the int8 one, both in LiteRT, one sample
-    at a time (float32 sums), so memory holds one sample's activations."""
-    floats, ints = Observer(graph), Observer(graph, quant)
+def per_layer_sqnr(graph: Graph, quant: dict, samples: np.ndarray, floats: Observer | None = None) -> list[dict]:
+    """SQNR of every op's output: the float model (`floats`, if loaded already) against the int8
+    one, both in LiteRT, one sample at a time (float32 sums): memory holds one sample's activations."""
+    floats, ints = floats or Observer(graph), Observer(graph, quant)
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
     for x in samples:
@@ -81,13 +84,14 @@ def tflm_samples(model: TFLiteModel | bytes) -> int:
     return max(1, min(TFLM_SAMPLES, TFLM_WORK // max(work, 1)))
 
 
-def _tflm(child: TflmChild | None, tflite: bytes, raw_inputs: np.ndarray) -> dict:
+def _tflm(child: TflmChild | None, tflite: TFLiteModel, raw_inputs: np.ndarray, made: bool) -> dict:
     if child is None:
         ok, why = tflm_available()
         if not ok:
             return {"ran": False, "reason": why}
         child = TflmChild()
-    res = child.run(tflite, [raw_inputs])
+    guess = plan_arena(tflite).minimum if made else None  # the planner is exact on edgekit's own ops
+    res = child.run(tflite, [raw_inputs], arena_guess=guess)
     return {"ran": True, "arena_bytes": res.arena_bytes, "samples": int(len(raw_inputs)), "outputs": res.outputs}
 
 
@@ -118,9 +122,10 @@ def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, s
     TFLite Micro runs in a child process (`tflm`, if one was started ahead) while LiteRT checks.
     """
     threads = os.cpu_count()
+    tflite = model_of(tflite)  # parsed once for every check below
     step("verifying in LiteRT")
     try:
-        it = litert.load(tflite)
+        it = litert.load(tflite, threads=threads)
     except EdgekitError as e:
         if made is not None or isinstance(e, litert.ShapeMismatch):  # an inconsistent file, not a runtime's limit
             raise
@@ -138,17 +143,18 @@ def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, s
     else:  # a model made elsewhere: exercise it on seeded random inputs of its own type
         raw = random_inputs(tflite)
     with ThreadPoolExecutor(1) as pool:
-        tflm_job = pool.submit(_tflm, tflm, tflite, raw)
+        tflm_job = pool.submit(_tflm, tflm, tflite, raw, made is not None)
         if made is not None:
             graph = made.graph
             float_out = made.float_outputs
             if float_out is None or len(float_out) != len(samples):
                 float_out = litert.run(write_tflite(graph), samples, threads=threads)[0][0]
-            int8_out = litert.run(tflite, samples, threads=threads)[0][0]
+            int8_out = litert.run_on(it, samples)[0][0]
             info["agreement"] = {"on": val_kind, "samples": int(len(samples)), **agreement(float_out, int8_out)}
             step("per-layer SQNR")
-            info["layers"] = per_layer_sqnr(graph, made.quant, samples[:sqnr_samples(graph, len(samples))])
-        litert_raw = litert.run(tflite, raw, raw=True)[0] if it is not None else None
+            info["layers"] = per_layer_sqnr(graph, made.quant, samples[:sqnr_samples(graph, len(samples))],
+                                            made.float_observer)
+        litert_raw = litert.run_on(it, raw, raw=True)[0] if it is not None else None
         step("verifying in TFLite Micro")
         try:
             info["tflm"] = tflm_job.result()

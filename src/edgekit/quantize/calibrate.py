@@ -150,15 +150,15 @@ def calibrate(graph: Graph, samples: np.ndarray, method: str = "minmax",
     """Range (min, max) of every activation tensor of the graph over the samples (NHWC batch).
 
     If `record` is a dict, it receives the float model's first output over all samples
-    ("outputs"), for verification, and "fallback" when LiteRT's default delegate was left out.
+    ("outputs") and the LiteRT float model that ran ("observer"), for verification.
     """
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if len(samples) == 0:
         raise EdgekitError("the calibration set is empty; give at least one sample (100-500 is typical)")
     obs = Observer(graph)
-    if record is not None and obs.fallback:
-        record["fallback"] = obs.fallback
+    if record is not None:
+        record["observer"] = obs  # verification runs the float model again on a few samples
     with np.errstate(all="ignore"):  # inf and NaN are refused by name (_checked), not warned about
         if method == "minmax":
             return _minmax(obs, samples, record)

@@ -26,6 +26,7 @@ def interpreter_module():
             raise EdgekitError("LiteRT is not installed; run: pip install ai-edge-litert") from None
 
 
+SHAPES_CHECKED = "shapes checked by LiteRT"  # TFLiteModel memo: LiteRT loaded it, its shapes are consistent
 _QUIET = threading.Lock()  # fd 2 is process-wide: two threads swapping it could leave it at /dev/null
 
 
@@ -92,6 +93,7 @@ def load(model: TFLiteModel | bytes, preserve_all: bool = False, threads: int | 
                         "so LiteRT's built-in kernels (without default delegates) ran it")
     it.edgekit_fallback = fallback  # None, or why the default delegates were left out
     _check_declared_shapes(it, parsed)
+    model.memo(SHAPES_CHECKED, lambda: None)  # TFLite Micro's runner need not load it again to check
     return it
 
 
@@ -147,7 +149,11 @@ def run(model: TFLiteModel | bytes, samples: np.ndarray, raw: bool = False, tens
     outputs is a list (one per model output) of arrays stacked over samples, dequantized unless
     raw; intermediates maps each requested tensor index to its raw values stacked over samples.
     """
-    it = load(model, preserve_all=bool(tensors), threads=threads)
+    return run_on(load(model, preserve_all=bool(tensors), threads=threads), samples, raw, tensors)
+
+
+def run_on(it, samples: np.ndarray, raw: bool = False, tensors: list[int] | None = None):
+    """run() on an interpreter already loaded (load())."""
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
     results = [[] for _ in outs]

@@ -141,7 +141,7 @@ try:
     log = open(log_path, errors="replace").read()
     recorded = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", log)}
     # without a recorded total (a wheel that prints differently) the search just starts lower
-    result = dict(recorded, arena_bytes=minimum_arena(recorded.get("total", 4096)))
+    result = dict(recorded, arena_bytes=minimum_arena(job.get("guess") or recorded.get("total", 4096)))
 except RuntimeError as e:
     result = {"error": str(e)}
 with open(os.path.join(work, "result.json"), "w") as f:
@@ -239,27 +239,29 @@ class TflmChild:
                 pipe.close()
         shutil.rmtree(self.work, ignore_errors=True)
 
-    def run(self, model: TFLiteModel | bytes, inputs: list[np.ndarray], timeout: float = 60) -> TflmResult:
+    def run(self, model: TFLiteModel | bytes, inputs: list[np.ndarray], timeout: float = 60,
+            arena_guess: int | None = None) -> TflmResult:
         """Run each sample (first axis of each input) through TFLite Micro with batch 1.
 
-        Returns the raw outputs and the exact minimum tensor arena. Raises EdgekitError if TFLite
+        Returns the raw outputs and the exact minimum tensor arena (searched from arena_guess, e.g.
+        edgekit's planner's, when given: two probes when it is right). Raises EdgekitError if TFLite
         Micro rejects the model, crashes on it or does not finish within `timeout` s.
         """
         try:
-            return self._run(model_of(model), inputs, timeout)
+            return self._run(model_of(model), inputs, timeout, arena_guess)
         finally:
             self.close()
 
-    def _run(self, model: TFLiteModel, inputs: list[np.ndarray], timeout: float) -> TflmResult:
+    def _run(self, model: TFLiteModel, inputs: list[np.ndarray], timeout: float, guess: int | None) -> TflmResult:
         samples, n_outputs = _check_inputs(model, inputs)
-        model.memo("shapes checked by LiteRT", lambda: _check_shapes_in_litert(model))
+        model.memo(litert.SHAPES_CHECKED, lambda: _check_shapes_in_litert(model))
         work = self.work
         with open(os.path.join(work, "model.tflite"), "wb") as f:
             f.write(model.data)
         np.savez(os.path.join(work, "inputs.npz"), **{f"x{i}": np.asarray(x) for i, x in enumerate(inputs)})
         with open(os.path.join(work, "job.json"), "w") as f:
             json.dump({"n_inputs": len(inputs), "n_outputs": n_outputs, "samples": samples,
-                       "arena": FIRST_ARENA}, f)
+                       "arena": FIRST_ARENA, "guess": guess}, f)
         try:
             _, err = self.proc.communicate(b"go\n", timeout=timeout)
         except subprocess.TimeoutExpired:
