@@ -108,10 +108,12 @@ def _convert(args) -> int:
     info = dict(q.to_dict(), output=str(target) if target else None)
     if target:
         q.save(target)
+    for warning in info.get("warnings") or ():  # on stderr whatever the format: a script sees them too
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        out.print(renderables(info))
+        out.print(renderables({k: v for k, v in info.items() if k != "warnings"}))  # printed above
         out.print(f"wrote {target}" if target else "already int8: nothing written (use -o to copy)")
     return 0
 

@@ -5,7 +5,7 @@ import contextlib
 import hashlib
 import math
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 
@@ -22,6 +22,12 @@ from .quantize.scheme import quantize_graph
 from .runtime import litert
 from .runtime.tflm import TflmChild, tflm_available
 from .verify import Made, verify_model
+
+HOLD_OUT = 0.2          # without a validation set, this share of the calibration set is kept out
+HOLD_OUT_MIN = 3        # of calibration (at least this many samples) to measure agreement on;
+HOLD_OUT_FROM = 10      # smaller sets are calibrated on whole
+FEW_SAMPLES = 50        # fewer calibration samples than this get a warning
+RANGE_RATIO = 10        # calibration inputs this many times larger (or smaller) than the example get one
 
 
 def _to_nhwc(samples: np.ndarray, graph, layout: str, what: str) -> np.ndarray:
@@ -68,10 +74,12 @@ class Converted:
         return self.source.graph
 
     def save(self, path) -> Path:
-        """Write the model atomically: a failure leaves no half-written file."""
+        """Write the model atomically: a failure leaves no half-written file. The file's mode
+        follows the umask like any other output (mkstemp would make it 0600)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.tflite)
@@ -106,14 +114,16 @@ class Converted:
         return f"<Converted {self.source.name}: {len(self.tflite)} bytes int8>"
 
 
-def _quantize(model, example_input, calibration, method, percentile, per_tensor_dense, step, t0):
-    """Import, calibrate and quantize: (source, int8 bytes, Made or None, samples, info, timings)."""
+def _quantize(model, example_input, calibration, method, percentile, per_tensor_dense, step, t0, hold_out):
+    """Import, calibrate and quantize: (source, int8 bytes, Made or None, the samples calibrated on,
+    those held out (or None), info, timings). hold_out: keep a seeded part of the calibration set out of calibration, so that
+    agreement is measured on inputs the ranges were not fitted to."""
     step("importing")
     src = load(model, example_input)
     timings = {}
     if src.graph is None:  # already int8: nothing to quantize
         info = {"source": src.kind, "name": src.name, "calibration": None}
-        return src, src.data, None, None, _sized(info, src.data), timings
+        return src, src.data, None, None, None, _sized(info, src.data), timings
     g = src.graph
     passes.optimize(g)
     g.finalize()
@@ -123,8 +133,9 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
         raise EdgekitError("calibration data is needed to quantize: pass calibration= (or --calib "
                            "calib.npy) with 100-500 representative inputs")
     _check_working_memory(g, 1, "calibrating")  # absurd shapes are refused before reading any data
-    samples = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
-    _check_working_memory(g, len(samples), "calibrating")
+    given = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
+    _check_working_memory(g, len(given), "calibrating")
+    samples, held = _split(given) if hold_out else (given, None)
     timings["import_s"] = time.perf_counter() - t0
     step(f"calibrating ({method}, {len(samples)} samples)")
     record: dict = {}
@@ -135,11 +146,55 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
     timings["quantize_s"] = time.perf_counter() - t0 - timings["import_s"]
     float_bytes = len(src.data) if src.kind == "tflite-float" else len(write_tflite(g))  # as given, or as written
     info = {"source": src.kind, "name": src.name, "float_bytes": float_bytes,
-            "calibration": {"method": method, "samples": int(len(samples))},
-            "dense_weights": "per-tensor" if per_tensor_dense else "per-channel"}
+            "calibration": {"method": method, "samples": int(len(samples)),
+                            "held_out": 0 if held is None else int(len(held))},
+            "dense_weights": "per-tensor" if per_tensor_dense else "per-channel",
+            "warnings": _calibration_warnings(given, held, example_input)}
     if method == "percentile":
         info["calibration"]["percentile"] = percentile
-    return src, tflite, Made(g, quant, record["outputs"], record["observer"]), samples, _sized(info, tflite), timings
+    made = Made(g, quant, record["outputs"], record["observer"])
+    return src, tflite, made, samples, held, _sized(info, tflite), timings
+
+
+def _split(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(calibrate on, held out): a seeded HOLD_OUT share of the samples is kept out, at least
+    HOLD_OUT_MIN of them; sets smaller than HOLD_OUT_FROM are calibrated on whole."""
+    n = len(samples)
+    if n < HOLD_OUT_FROM:
+        return samples, None
+    held = np.zeros(n, bool)
+    held[np.random.default_rng(0).permutation(n)[:max(HOLD_OUT_MIN, round(HOLD_OUT * n))]] = True
+    return samples[~held], samples[held]
+
+
+def _peak(x) -> float:
+    return float(np.abs(np.asarray(getattr(x, "data", x), np.float64)).max())
+
+
+def _calibration_warnings(given: np.ndarray, held, example_input) -> list[str]:
+    """One line each for what makes int8 accuracy collapse while the conversion looks fine: too few
+    calibration samples, or calibration inputs scaled unlike the example input."""
+    out = []
+    if len(given) < FEW_SAMPLES:
+        kept = f" ({len(held)} more held out to measure agreement)" if held is not None else ""
+        n = len(given) - (0 if held is None else len(held))
+        out.append(f"calibrated on {n} sample{'' if n == 1 else 's'}{kept}: give "
+                   "100-500 representative inputs, scaled as in training")
+    if example_input is not None:
+        out += _range_warning(_peak(given), _peak(example_input), "the example input")
+    return out
+
+
+def _range_warning(calib: float, other: float, what: str) -> list[str]:
+    """A warning when the calibration inputs and `what` differ in magnitude by more than RANGE_RATIO
+    (an all-zero input says nothing about scale)."""
+    if calib == 0 or other == 0:
+        return []
+    ratio = max(calib, other) / min(calib, other)
+    if ratio <= RANGE_RATIO:
+        return []
+    return [f"the calibration inputs reach |x| = {calib:.4g}, {what} |x| = {other:.4g} ({ratio:.0f}x apart): "
+            "scale the calibration inputs exactly as the training inputs were (e.g. pixels / 255)"]
 
 
 def _sized(info: dict, tflite: bytes) -> dict:
@@ -163,17 +218,23 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
     t0 = time.perf_counter()
     # TFLite Micro's child starts now, so its start-up overlaps calibration
     with (TflmChild() if verify and tflm_available()[0] else contextlib.nullcontext()) as tflm:
-        src, tflite, made, samples, info, timings = _quantize(model, example_input, calibration, method,
-                                                              percentile, per_tensor_dense, step, t0)
+        src, tflite, made, samples, held, info, timings = _quantize(
+            model, example_input, calibration, method, percentile, per_tensor_dense, step, t0,
+            hold_out=verify and val is None)
         if verify:
             t1 = time.perf_counter()
-            val_samples = samples
+            val_samples, val_kind = samples, "calibration set"
+            if held is not None:
+                val_samples, val_kind = held, "held-out calibration samples"
+                made.float_outputs = None  # calibration recorded the samples it calibrated on only
             if val is not None and src.graph is not None:
                 val_samples = _to_nhwc(load_array(val, "validation set"), src.graph, src.layout, "validation set")
                 _check_working_memory(src.graph, len(val_samples), "verifying")
                 made.float_outputs = None  # recorded on the calibration set, not the validation set
-            info.update(verify_model(tflite, made, val_samples, step, tflm=tflm,
-                                     val_kind="calibration set" if val is None else "validation set"))
+                val_kind = "validation set"
+                if example_input is None:  # the example input, when given, was compared already
+                    info["warnings"] += _range_warning(_peak(samples), _peak(val_samples), "the validation set")
+            info.update(verify_model(tflite, made, val_samples, step, tflm=tflm, val_kind=val_kind))
             timings["verify_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     info["timings"] = {k: round(v, 4) for k, v in timings.items()}

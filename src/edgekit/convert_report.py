@@ -10,6 +10,10 @@ def _kb(n: int) -> str:
     return f"{n:,} B ({n / 1024:.1f} KB)"
 
 
+def _n(count: int) -> str:
+    return f"{count} sample{'' if count == 1 else 's'}"
+
+
 def renderables(info: dict):
     parts = []
     head = Table.grid(padding=(0, 2))
@@ -26,11 +30,13 @@ def renderables(info: dict):
         head.add_row("input", f"{i['shape']} {i['dtype']}, scale {i['scale']:.6g}, zero point {i['zero_point']}")
     cal = info.get("calibration")
     if cal:
-        head.add_row("calibration", f"{cal['method']} over {cal['samples']} samples")
+        held = f" ({cal['held_out']} more held out to measure agreement)" if cal.get("held_out") else ""
+        head.add_row("calibration", f"{cal['method']} over {_n(cal['samples'])}{held}")
     agree = info.get("agreement")
     if agree:
-        line = (f"max |error| {agree['max_abs_error']:.4g}, mean {agree['mean_abs_error']:.4g} "
-                f"on {agree['samples']} samples of the {agree['on']}")
+        on = agree["on"]
+        on = f"{_n(agree['samples'])} of the {on}" if on.endswith("set") else f"{agree['samples']} {on}"
+        line = f"max |error| {agree['max_abs_error']:.4g}, mean {agree['mean_abs_error']:.4g} on {on}"
         if "top1_agreement" in agree:
             line = f"top-1 agreement {agree['top1_agreement']:.1%}; " + line
         head.add_row("float vs int8", line)
@@ -45,6 +51,8 @@ def renderables(info: dict):
         else:
             head.add_row("TFLite Micro", Text(f"not run: {tflm['reason']}", style="yellow"))
     parts.append(head)
+    for warning in info.get("warnings") or ():
+        parts.append(Text(f"warning: {warning}", style="yellow"))
     layers = info.get("layers")
     if layers:
         t = Table(title="per-layer SQNR (float reference vs int8 in LiteRT; ~6 dB per bit)", title_justify="left")
