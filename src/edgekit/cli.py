@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what is missing to build, flash and talk to boards, and the exact fix")
     doc.add_argument("--board", choices=("nano33ble", "esp32s3"), action="append",
                      help="check only this board's tools (repeatable; default both)")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     add_board_cli(sub)  # edgekit board serve: a virtual board behind a pseudo-terminal
     add_olympics_cli(sub)  # edgekit olympics run | check | board | serve | demo
     add_capture_cli(sub)  # edgekit capture, sensors, plot (week 4)
@@ -219,8 +220,13 @@ def _compile(args) -> int:
 
 
 def _doctor(args) -> int:
-    from .doctor import doctor, print_doctor  # lazy: each command loads only what it runs
-    ok = print_doctor(doctor(boards=tuple(args.board or ("nano33ble", "esp32s3"))), out)
+    from .doctor import doctor, doctor_ok, print_doctor  # lazy: each command loads only what it runs
+    checks = doctor(boards=tuple(args.board or ("nano33ble", "esp32s3")))
+    if args.json:
+        ok = doctor_ok(checks)
+        print(json.dumps({"ok": ok, "checks": [dict(c.to_dict(), ok=c.ok) for c in checks]}, indent=2))
+    else:
+        ok = print_doctor(checks, out)
     return 0 if ok else 1
 
 

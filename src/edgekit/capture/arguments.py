@@ -37,3 +37,4 @@ def add_cli(sub) -> None:
     p = sub.add_parser("plot", help="draw a recording (CSV or WAV) as a PNG")
     p.add_argument("recording", help="e.g. data/wave/wave.1.csv")
     p.add_argument("-o", "--output", help="PNG to write (default: the recording's name with .png)")
+    p.add_argument("--json", action="store_true", help="print the PNG written and the recording's summary as JSON")

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import EdgekitError
 from ..targets import load_board
 from .firmware import flash_sensor_firmware
-from .plot import plot_recording
+from .plot import plot_recording, recording_summary
 from .sensors import describe
 from .session import CaptureStopped, Progress, Session
 
@@ -125,5 +125,8 @@ def _sensors(args) -> int:
 def _plot(args) -> int:
     out = args.output or str(Path(args.recording).with_suffix(".png"))
     plot_recording(args.recording, out)
-    print(f"wrote {out}")
+    if args.json:
+        print(json.dumps({"plot": out, **recording_summary(args.recording)}, indent=2))
+    else:
+        print(f"wrote {out}")
     return 0

@@ -9,6 +9,35 @@ from ..errors import EdgekitError
 from .api import read_recording
 
 
+def recording_summary(path: str | Path) -> dict:
+    """What `edgekit plot --json` says about a CSV or WAV recording: its length, rate and the
+    range of every channel (in its physical unit)."""
+    path = Path(path)
+    _check(path)
+    values, t = read_recording(path)
+    if path.suffix.lower() == ".csv":
+        names = path.read_text().split("\n", 1)[0].split(",")[1:]
+        seconds = float(t[-1] - t[0]) / 1e6 if len(t) > 1 else 0.0
+        rate = (len(t) - 1) / seconds if seconds > 0 else None
+    else:
+        import wave
+        with wave.open(str(path)) as w:
+            rate = float(w.getframerate())
+        names, seconds = ["amplitude"], len(values) / rate
+    empty = len(values) == 0
+    return {"recording": str(path), "samples": int(len(values)), "seconds": seconds, "rate_hz": rate,
+            "channels": [{"name": name, "min": None if empty else float(values[:, i].min()),
+                          "max": None if empty else float(values[:, i].max()),
+                          "mean": None if empty else float(values[:, i].mean())} for i, name in enumerate(names)]}
+
+
+def _check(path: Path) -> None:
+    if not path.exists():
+        raise EdgekitError(f"{path} does not exist; give a recording, e.g. data/wave/wave.1.csv")
+    if path.suffix.lower() not in (".csv", ".wav"):
+        raise EdgekitError(f"{path}: edgekit plot draws .csv and .wav recordings; open images with any viewer")
+
+
 def plot_recording(path: str | Path, out: str | Path) -> Path:
     """One panel per unit (g, dps, uT, ...) of a CSV recording, or the waveform and spectrogram of a
     WAV, written as a PNG."""
@@ -16,10 +45,7 @@ def plot_recording(path: str | Path, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     path, out = Path(path), Path(out)
-    if not path.exists():
-        raise EdgekitError(f"{path} does not exist; give a recording, e.g. data/wave/wave.1.csv")
-    if path.suffix.lower() not in (".csv", ".wav"):
-        raise EdgekitError(f"{path}: edgekit plot draws .csv and .wav recordings; open images with any viewer")
+    _check(path)
     values, t = read_recording(path)
     if path.suffix.lower() == ".csv":
         header = path.read_text().split("\n", 1)[0].split(",")[1:]
