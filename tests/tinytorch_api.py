@@ -303,3 +303,155 @@ class Sequential:
 
     def parameters(self):
         return [p for layer in self.layers if hasattr(layer, "parameters") for p in layer.parameters()]
+
+
+# -- the course's later modules: embeddings, attention, quantization (15), compression (16) ---------
+class Embedding(Layer):
+    """A (vocab, dim) table looked up by integer token ids."""
+
+    def __init__(self, vocab_size, embed_dim):
+        self.vocab_size, self.embed_dim = vocab_size, embed_dim
+        self.weight = Tensor(np.random.normal(0, 0.02, (vocab_size, embed_dim)), requires_grad=True)
+
+    def forward(self, indices):
+        ids = (indices.data if isinstance(indices, Tensor) else np.asarray(indices)).astype(np.int64)
+        return Tensor(self.weight.data[ids])
+
+    def parameters(self):
+        return [self.weight]
+
+
+class MultiHeadAttention(Layer):
+    """Self-attention on [batch, seq, dim]: Q, K, V projections, softmax(QK^T / sqrt(d)) V, output projection."""
+
+    def __init__(self, embed_dim, num_heads):
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.head_dim = embed_dim // num_heads
+        self.q_proj, self.k_proj = Linear(embed_dim, embed_dim), Linear(embed_dim, embed_dim)
+        self.v_proj, self.out_proj = Linear(embed_dim, embed_dim), Linear(embed_dim, embed_dim)
+
+    def forward(self, x):
+        batch, seq, _ = x.shape
+        split = (batch, seq, self.num_heads, self.head_dim)
+        q = self.q_proj(x).reshape(*split).data.transpose(0, 2, 1, 3)
+        k = self.k_proj(x).reshape(*split).data.transpose(0, 2, 1, 3)
+        v = self.v_proj(x).reshape(*split).data.transpose(0, 2, 1, 3)
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(self.head_dim)
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        out = (e / e.sum(axis=-1, keepdims=True)) @ v
+        return self.out_proj(Tensor(out.transpose(0, 2, 1, 3).reshape(batch, seq, self.embed_dim)))
+
+    def parameters(self):
+        return [p for m in (self.q_proj, self.k_proj, self.v_proj, self.out_proj) for p in m.parameters()]
+
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def quantize_int8(tensor):
+    """(int8 Tensor, scale, zero_point): per-tensor asymmetric min/max, as module 15 teaches."""
+    data = tensor.data
+    lo, hi = float(data.min()), float(data.max())
+    if abs(hi - lo) < 1e-8:
+        return Tensor(np.zeros_like(data, dtype=np.int8)), 1.0, 0
+    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+    zero_point = int(np.clip(np.round(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
+    q = np.clip(np.round(data / scale + zero_point), INT8_MIN, INT8_MAX).astype(np.int8)
+    out = Tensor(q)
+    out.data = q  # keep the int8 dtype (Tensor() makes float32)
+    return out, scale, zero_point
+
+
+def dequantize_int8(q, scale, zero_point):
+    return Tensor((q.data.astype(np.float32) - zero_point) * scale)
+
+
+class QuantizedLinear(Layer):
+    """A Linear whose weights and bias are stored int8; forward dequantizes and multiplies in float."""
+
+    def __init__(self, linear):
+        self.original_layer = linear
+        self.q_weight, self.weight_scale, self.weight_zero_point = quantize_int8(linear.weight)
+        if linear.bias is not None:
+            self.q_bias, self.bias_scale, self.bias_zero_point = quantize_int8(linear.bias)
+        else:
+            self.q_bias = self.bias_scale = self.bias_zero_point = None
+        self.input_scale, self.input_zero_point = 1.0, 0
+
+    def calibrate(self, samples):
+        lo = min(float(s.data.min()) for s in samples)
+        hi = max(float(s.data.max()) for s in samples)
+        self.input_scale = (hi - lo) / 255 if hi > lo else 1.0
+        self.input_zero_point = int(np.clip(np.round(INT8_MIN - lo / self.input_scale), INT8_MIN, INT8_MAX))
+
+    def forward(self, x):
+        weight = dequantize_int8(self.q_weight, self.weight_scale, self.weight_zero_point)
+        out = x.matmul(weight)
+        if self.q_bias is not None:
+            out = out + dequantize_int8(self.q_bias, self.bias_scale, self.bias_zero_point)
+        return out
+
+    def parameters(self):
+        return []
+
+
+def quantize_model(model, calibration_data=None):
+    """Replace each Linear in model.layers by a QuantizedLinear, in place."""
+    x = calibration_data
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Linear):
+            q = QuantizedLinear(layer)
+            if x is not None:
+                q.calibrate([x])
+            model.layers[i] = layer = q
+        if x is not None:
+            x = layer(x)
+    return model
+
+
+def _weights(model):
+    layers = model.layers if hasattr(model, "layers") else list(vars(model).values())
+    return [layer for layer in layers if isinstance(layer, (Linear, Conv2d))]
+
+
+def measure_sparsity(model):
+    """Percent of zero weights (matrices and filters; biases not counted)."""
+    ws = [layer.weight.data for layer in _weights(model)]
+    return 100.0 * sum(int((w == 0).sum()) for w in ws) / sum(w.size for w in ws)
+
+
+def magnitude_prune(model, sparsity=0.9):
+    """Zero the smallest weights (globally) until `sparsity` of them are zero."""
+    ws = [layer.weight for layer in _weights(model)]
+    threshold = np.percentile(np.abs(np.concatenate([w.data.ravel() for w in ws])), sparsity * 100)
+    for w in ws:
+        w.data = w.data * (np.abs(w.data) >= threshold)
+    return model
+
+
+def structured_prune(model, prune_ratio=0.5):
+    """Zero whole output channels of every layer but the last (the classes) by L2 norm, with their bias:
+    a Linear's columns (weight (in, out)) as module 16 does, and a Conv2d's filters (weight (C_out, ...)),
+    the same idea for CNNs. Shapes are unchanged."""
+    for layer in _weights(model)[:-1]:
+        w = layer.weight.data
+        axis_norms = np.linalg.norm(w.reshape(w.shape[0], -1), axis=1) if isinstance(layer, Conv2d) \
+            else np.linalg.norm(w, axis=0)
+        n = int(len(axis_norms) * prune_ratio)
+        if n == 0:
+            continue
+        drop = np.argpartition(axis_norms, n)[:n]
+        if isinstance(layer, Conv2d):
+            w[drop] = 0
+        else:
+            w[:, drop] = 0
+        if layer.bias is not None:
+            layer.bias.data[drop] = 0
+    return model
+
+
+def low_rank_approximate(weight_matrix, rank_ratio=0.5):
+    """(U, S, V) of the truncated SVD keeping rank_ratio of the rank."""
+    U, S, V = np.linalg.svd(weight_matrix, full_matrices=False)
+    rank = max(1, int(min(weight_matrix.shape) * rank_ratio))
+    return U[:, :rank], S[:rank], V[:rank, :]

@@ -68,6 +68,7 @@ class Graph:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     name: str = "model"
+    notes: list[str] = field(default_factory=list)  # what the import and passes did that a user should know
 
     # -- building ----------------------------------------------------------------------------
     def unique(self, base: str) -> str:

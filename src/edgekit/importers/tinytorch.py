@@ -87,6 +87,17 @@ def _close(got: np.ndarray, want: np.ndarray) -> bool:
     return got.shape == want.shape and np.allclose(got, want, rtol=1e-3, atol=1e-4 * scale)
 
 
+def _scale_of(known: np.ndarray, arr: np.ndarray) -> float | None:
+    """c if arr == known * c for one constant c (other than 0 and 1), else None."""
+    if known.shape != arr.shape or not np.abs(known).max(initial=0) > 0:
+        return None
+    k, a = known.astype(np.float64).ravel(), arr.astype(np.float64).ravel()
+    c = float(k @ a / (k @ k))
+    if c == 0 or abs(c - 1) < 1e-6 or not np.allclose(k * c, a, rtol=1e-6, atol=1e-7 * abs(c) * np.abs(k).max()):
+        return None
+    return float(np.float32(c))
+
+
 def _find_layers(model):
     """Layer-like objects reachable from the model's attributes, named by where they were found
     ('conv1', 'layers.0', 'block.conv2'), and every Tensor/array found on the way (the weights)."""
@@ -119,16 +130,22 @@ def _find_layers(model):
     return layers, params
 
 
-def import_tinytorch(model, example_input) -> Graph:
-    """Trace `model` (a TinyTorch model, Sequential, layer, or list of layers) on one input batch."""
-    return _Tracer(model).run(example_input)
+def import_tinytorch(model, example_input, weights: str = "int8") -> Graph:
+    """Trace `model` (a TinyTorch model, Sequential, layer, or list of layers) on one input batch.
+
+    weights: what a module-15 QuantizedLinear becomes: "int8", its own int8 parameters dequantized
+    (what its forward computes), or "float", the float Linear it keeps as original_layer."""
+    if weights not in ("int8", "float"):
+        raise EdgekitError(f"weights={weights!r}: give 'int8' (a QuantizedLinear's own int8 parameters) or "
+                           "'float' (its original_layer)")
+    return _Tracer(model, weights).run(example_input)
 
 
 class _Tracer(TinyTorchOps):
     """The trace: wrapping, binding model values to IR tensors; the conversions are in TinyTorchOps."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, weights="int8"):
+        self.model, self.weights = model, weights
         name = "model" if isinstance(model, (list, tuple)) else type(model).__name__.lower()
         self.graph = Graph(name=name)
         self.layers, params = _find_layers(model)
@@ -143,10 +160,12 @@ class _Tracer(TinyTorchOps):
         self.busy = 0              # > 0 inside a recognised layer or a recorded Tensor op
         self.active = set()        # containers running (forward and __call__ are both wrapped)
         self.prefix = []           # names of the containers running, for op names
+        self.running = []          # class names of the containers running (an attention block's Linear)
         self.undo = []             # (object, attribute, original or _MISSING)
 
     # -- the trace -----------------------------------------------------------------------------
     def run(self, example_input) -> Graph:
+        self._check_weights()
         x = self._input(example_input)
         # Trace in inference mode (BatchNorm uses its running stats), then put the modes back.
         modes = [(o, o.training) for o, _, _ in self.layers.values()
@@ -160,7 +179,9 @@ class _Tracer(TinyTorchOps):
                 except Exception:  # a student's eval() that fails must not stop the conversion
                     pass
             self._install()
-            out = self._call_model(x)
+            # NaN or overflow in forward is reported by layer (_bind), not as numpy warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = self._call_model(x)
         finally:
             for target, attr, original in reversed(self.undo):
                 if original is _MISSING:
@@ -171,6 +192,16 @@ class _Tracer(TinyTorchOps):
             for obj, mode in modes:
                 obj.training = mode
         return self._finish(out)
+
+    def _check_weights(self):
+        """NaN or infinite weights (diverged training) named by layer, before anything runs or is compared."""
+        for obj, name, _ in self.layers.values():
+            for attr, value in vars(obj).items():
+                arr = value.data if _is_tensor(value) else value
+                if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    bad = "NaN" if np.isnan(arr).any() else "infinite"
+                    raise EdgekitError(f"layer '{name}' has {bad} weights ('{attr}') (diverged training?): fix "
+                                       "the model (lower the learning rate, check the loss) and export again")
 
     def _input(self, example):
         if not _is_tensor(example):
@@ -281,6 +312,11 @@ class _Tracer(TinyTorchOps):
         if role in LAYERS:
             if role == "Dropout":  # identity at inference (TinyTorch's Dropout defaults to training=True)
                 return args[0]
+            if role == "QuantizedLinear" and self.weights == "float":
+                if not callable(getattr(obj, "original_layer", None)):
+                    raise EdgekitError(f"layer '{name}' is a QuantizedLinear without an original_layer to take "
+                                       "float weights from; import its int8 weights (weights='int8')")
+                original, args, kwargs = obj.original_layer, args[:1], {}
             self.busy += 1
             try:
                 out = original(*args, **kwargs)
@@ -290,11 +326,13 @@ class _Tracer(TinyTorchOps):
             return out
         self.active.add(id(obj))
         self.prefix.append("" if obj is self.model else name)
+        self.running.append(type(obj).__name__)
         try:
             out = original(*args, **kwargs)
         finally:
             self.active.discard(id(obj))
             self.prefix.pop()
+            self.running.pop()
         # A class edgekit does not know is fine if what it did was recorded (Tensor ops, or a
         # flatten); its numbers alone are not trusted, they could match by coincidence.
         if role == "unknown" and not self.busy and self._resolve(out, numpy=("reshape",)) is None:
@@ -315,6 +353,11 @@ class _Tracer(TinyTorchOps):
     def _bind(self, name, obj, layout=None, who=None):
         """Record that model value obj is IR tensor `name`, after checking that their numbers agree."""
         arr = _array(obj)
+        if not np.isfinite(arr).all():
+            bad = "NaN" if np.isnan(arr).any() else "infinite"
+            raise EdgekitError(f"layer '{who or name}' computes {bad} values on the example input although "
+                               "its weights are finite (overflow: huge weights or inputs?): check the weights "
+                               "and that the input is scaled as in training, then export again")
         if layout is not None:
             self._set_layout(name, layout)
         want = _to_graph(arr, self.layout[name], self.perm.get(name))
@@ -350,7 +393,7 @@ class _Tracer(TinyTorchOps):
         base = getattr(obj, "base", None)  # a numpy view of a weight, e.g. self.mean.reshape(1, -1, 1, 1)
         return isinstance(base, np.ndarray) and self._is_const(base)
 
-    def _resolve(self, obj, numpy=("same", "reshape", "relu")):
+    def _resolve(self, obj, numpy=("same", "reshape", "relu", "scale")):
         """The IR tensor holding model value obj, or None if obj is not a value edgekit followed."""
         for o in (obj, obj.data) if _is_tensor(obj) else (obj,):
             if id(o) in self.names:
@@ -370,6 +413,10 @@ class _Tracer(TinyTorchOps):
                 if match == "relu" and known.shape == arr.shape and (known < 0).any() \
                         and np.array_equal(np.maximum(known, 0), arr):
                     return self._emit("relu", [name], self._unique("relu"), obj)
+                c = _scale_of(known, arr) if match == "scale" else None
+                if c is not None:  # Tensor(x.data * 0.5): a multiplication by a constant
+                    label = self._unique("mul")
+                    return self._emit("mul", [name, self._const(f"{label}/scale", [c])], label, obj)
         return None
 
     def _unique(self, base: str) -> str:

@@ -13,14 +13,27 @@ from .. import passes
 from ..errors import EdgekitError, UnsupportedError
 from ..reference import explicit_padding
 
-SUPPORTED = ("layers Linear, Conv2d, BatchNorm2d (folded), MaxPool2d, AvgPool2d, ReLU, Sigmoid, Tanh, "
-             "Softmax, Dropout (removed), Sequential; in forward: x.reshape(batch, -1), +, -, *, / by a "
-             "constant, matmul with a weight, mean over H and W")
+SUPPORTED = ("layers Linear, QuantizedLinear (module 15), Conv2d, BatchNorm2d (folded), MaxPool2d, AvgPool2d, "
+             "ReLU, Sigmoid, Tanh, Softmax, Dropout (removed), in a model class, a list of layers or a container "
+             "with .layers; in forward: x.reshape(batch, -1), +, -, *, / by a constant (also written with numpy, "
+             "Tensor(x.data * 0.5)), matmul with a weight, mean over H and W")
+# Layers that need what TFLite Micro's int8 kernels do not offer, and what to do instead.
+ATTENTION = ("MultiHeadAttention", "SelfAttention", "Attention", "TransformerBlock")
+NO_ATTENTION = ("attention's Q @ K^T and weights @ V multiply two activations (TFLite BATCH_MATMUL), which edgekit "
+                "does not write: TFLite Micro's Arduino library (the Nano's) has no such kernel, and its int8 "
+                "fully-connected kernel takes [batch, features] only; for a board, replace the attention block "
+                "by layers on the flattened sequence (x.reshape(batch, -1) then Linear) or a Conv2d over the "
+                "sequence laid out as an image")
+NO_EMBEDDING = ("Embedding (a table lookup on integer token ids: TFLite GATHER with int32 inputs, which edgekit's "
+                "int8 pipeline, one float input quantized to int8, does not build); look the vectors up before "
+                "the model (x = emb.weight.data[ids]) and convert the layers after it, with [batch, seq * dim] "
+                "float inputs")
 
 # TinyTorch layer class name -> the attributes the converter needs (bias, stride, ... have defaults).
 LAYERS = {"Linear": ("weight",), "Conv2d": ("weight",), "MaxPool2d": ("kernel_size",),
           "AvgPool2d": ("kernel_size",), "BatchNorm2d": ("gamma", "beta", "running_mean", "running_var"),
-          "ReLU": (), "Sigmoid": (), "Tanh": (), "Softmax": (), "GELU": (), "Dropout": ()}
+          "ReLU": (), "Sigmoid": (), "Tanh": (), "Softmax": (), "GELU": (), "Dropout": (),
+          "QuantizedLinear": (), "Embedding": ()} | {k: () for k in ATTENTION}
 
 
 def _is_tensor(obj) -> bool:
@@ -46,6 +59,10 @@ class TinyTorchOps:
         if kind == "GELU":
             raise UnsupportedError("GELU activation (no int8 TFLite kernel in edgekit's op set; use ReLU "
                                    "and retrain)", name, SUPPORTED)
+        if kind == "Embedding":
+            raise UnsupportedError(NO_EMBEDDING, name, SUPPORTED)
+        if kind in ATTENTION:
+            raise UnsupportedError(f"{kind} block: {NO_ATTENTION}", name, SUPPORTED)
         missing = [a for a in LAYERS[kind] if getattr(obj, a, None) is None]
         if missing:
             raise EdgekitError(f"layer '{name}' is a {kind} without {', '.join(missing)}; edgekit reads the "
@@ -56,6 +73,8 @@ class TinyTorchOps:
                                    "x.data.reshape(...) and np.maximum(0, x.data))", name, SUPPORTED)
         if kind == "Linear":
             return self._linear(obj, name, x, out)
+        if kind == "QuantizedLinear":
+            return self._quantized_linear(obj, name, x, out)
         if kind == "Conv2d":
             return self._conv(obj, name, x, out)
         if kind in ("MaxPool2d", "AvgPool2d"):
@@ -71,17 +90,58 @@ class TinyTorchOps:
             return self._emit("softmax", [x], name, out, beta=1.0)
         return self._emit(kind.lower(), [x], name, out)  # ReLU, Sigmoid, Tanh
 
-    def _linear(self, obj, name, x, out):
-        w = _array(obj.weight)  # (in, out); the IR wants [out, in]
-        bias = getattr(obj, "bias", None)
-        b = _array(bias) if bias is not None else np.zeros(w.shape[-1], np.float32)
+    def _linear(self, obj, name, x, out, w=None, b=None):
+        if w is None:
+            w = _array(obj.weight)  # (in, out); the IR wants [out, in]
+            bias = getattr(obj, "bias", None)
+            b = _array(bias) if bias is not None else None
+        if b is None:
+            b = np.zeros(w.shape[-1], np.float32)
         if self.snap[x].ndim != 2 or w.ndim != 2:
-            raise UnsupportedError(f"Linear on a {self.snap[x].ndim}-D input (flatten it first with "
-                                   "x.reshape(batch, -1))", name, SUPPORTED)
+            if self.snap[x].ndim == 3 and self._in_attention():
+                raise UnsupportedError(f"Linear on a 3-D [batch, seq, dim] input inside an attention block: "
+                                       f"{NO_ATTENTION}", name, SUPPORTED)
+            raise UnsupportedError(f"Linear on a {self.snap[x].ndim}-D input (TFLite Micro's int8 fully-connected "
+                                   "kernel takes [batch, features]: flatten it first with x.reshape(batch, -1))",
+                                   name, SUPPORTED)
         if self.layout[x] == "perm":  # input flattened from NCHW: rows in HWC order
             w = w[self.perm[x]]
         inputs = [x, self._const(f"{name}/weights", w.T), self._const(f"{name}/bias", b.reshape(-1))]
         return self._emit("fully_connected", inputs, name, out, "same", activation=None)
+
+    def _quantized_linear(self, obj, name, x, out):
+        """Module 15's QuantizedLinear: its own int8 parameters dequantized (what its forward computes),
+        or, when the trace ran its float original_layer instead (weights="float"), that layer's."""
+        if self.weights == "float":
+            return self._linear(obj.original_layer, name, x, out)
+        need = [a for a in ("q_weight", "weight_scale", "weight_zero_point") if getattr(obj, a, None) is None]
+        if need:
+            raise EdgekitError(f"layer '{name}' is a QuantizedLinear without {', '.join(need)}; edgekit reads "
+                               "module 15's attributes (q_weight, weight_scale, weight_zero_point, q_bias, "
+                               "bias_scale, bias_zero_point)")
+        q = np.asarray(_array(obj.q_weight), np.float64)
+        scale, zp = float(obj.weight_scale), float(obj.weight_zero_point)
+        w = ((q - zp) * scale).astype(np.float32)
+        b = None
+        if getattr(obj, "q_bias", None) is not None:
+            b = ((np.asarray(_array(obj.q_bias), np.float64) - float(getattr(obj, "bias_zero_point", 0) or 0))
+                 * float(obj.bias_scale)).astype(np.float32)
+        self._note_quantized(name, w, scale, zp)
+        return self._linear(obj, name, x, out, w, b)
+
+    def _note_quantized(self, name, w, scale, zp):
+        """How TinyTorch's int8 weights compare with the ones TFLite will hold."""
+        bound = np.abs(w).max(axis=0)  # per output (TinyTorch's weight is (in, out))
+        steps = bound[bound > 0] / 127
+        span = f"{steps.min():.3g}-{steps.max():.3g}" if steps.size else "-"
+        self.graph.notes.append(
+            f"layer '{name}' (QuantizedLinear) imported from its own int8 weights (TinyTorch: one scale "
+            f"{scale:.3g} and zero point {zp:.0f} for the whole tensor, asymmetric); TFLite re-quantizes them "
+            f"symmetric (zero point 0) with one scale per output channel ({span} here; one per tensor for the "
+            "Nano) and an int32 bias, so each weight is rounded a second time, by at most half a TFLite step")
+
+    def _in_attention(self) -> bool:
+        return any("attention" in c.lower() or "attn" in c.lower() for c in self.running)
 
     def _conv(self, obj, name, x, out):
         self._need_image(x, name, "Conv2d")
@@ -173,6 +233,8 @@ class TinyTorchOps:
         if op == "neg":
             return self._emit("mul", [names[0], self._const(f"{label}/scale", [-1.0])], label, out)
         if op == "matmul":
+            if names[0] is not None and names[1] is not None:
+                raise UnsupportedError(f"matmul of two activations: {NO_ATTENTION}", label, SUPPORTED)
             if names[0] is None or names[1] is not None or _array(other).ndim != 2 \
                     or self.snap[names[0]].ndim != 2:
                 raise UnsupportedError("matmul other than (batch, in) @ weight (in, out)", label, SUPPORTED)
