@@ -23,3 +23,23 @@ def test_week10_deploy(tmp_path):
     # the small MobileNet's arena stays in internal SRAM, the larger one's goes to PSRAM, and is slower
     assert rows["mobilenet_v1_0.25_96"]["arena_in"] == "sram" and rows["mobilenet_v1_0.5_160"]["arena_in"] == "psram"
     assert rows["mobilenet_v1_0.5_160"]["latency_ms"] > rows["mobilenet_v1_0.25_96"]["latency_ms"]
+
+
+def test_week10_compress():
+    rows = {r["variant"]: r for r in _run("week10_compress.py", "--json")}
+    assert list(rows) == ["baseline", "quantize_model", "magnitude_prune", "structured_prune", "low_rank"]
+    assert all(b["mode"] == "simulated" and b["fits"] for r in rows.values() for b in r["boards"].values())
+    assert set(rows["baseline"]["boards"]) == {"nano33ble", "esp32s3", "rpi4"}
+    base, structured = rows["baseline"], rows["structured_prune"]
+    assert abs(base["float_accuracy"] - base["int8_accuracy"]) <= 0.02
+    # scattered zeros save nothing on TFLite, and the notes say so; whole channels do
+    assert rows["magnitude_prune"]["sparsity_percent"] >= 45
+    assert rows["magnitude_prune"]["int8_bytes"] == base["int8_bytes"]
+    assert any("scattered" in n for n in rows["magnitude_prune"]["notes"])
+    assert structured["vs_baseline"]["int8_bytes"] <= 0.4 and structured["vs_baseline"]["nano33ble_latency"] <= 0.4
+    assert structured["boards"]["nano33ble"]["flash_bytes"] <= 0.6 * base["boards"]["nano33ble"]["flash_bytes"]
+    assert any("removed" in n for n in structured["notes"])
+    assert rows["low_rank"]["vs_baseline"]["int8_bytes"] <= 0.4
+    # TinyTorch's QuantizedLinear: imported from its own int8 weights, with the scheme difference noted
+    assert sum("per output channel" in n for n in rows["quantize_model"]["notes"]) == 2
+    assert not any("scattered" in n for n in rows["quantize_model"]["notes"])

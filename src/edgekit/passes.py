@@ -182,6 +182,8 @@ def remove_zero_channels(graph: Graph) -> Graph:
             rows = data.reshape(len(data), -1)
             rows = rows[rows.any(axis=1)]  # zero channels are counted above
             zeros = float((rows == 0).mean()) if rows.size else 0.0
+            if len(np.unique(rows)) <= 256:  # weights already on an int8 grid: their zeros are rounding, not pruning
+                continue
             if zeros >= 0.1:
                 graph.notes.append(
                     f"layer '{op.name}': {zeros:.0%} of its weights are zero but scattered (magnitude pruning); "
