@@ -99,10 +99,18 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
     head.add_row("latency", f"{r['latency_ms']:.3f} ms median, {r['latency_ms_p90']:.3f} ms p90 ({mode})")
     head.add_row("energy", f"{r['energy_mj']:.4f} mJ per inference ({mode})")
     fit = Text("fits", style="green") if r["fits"] else Text("DOES NOT FIT", style="bold red")
-    head.add_row("memory", Text.assemble(fit, f": flash {_b(r['flash_bytes'])}, RAM {_b(r['ram_bytes'])}, "
-                                              f"arena {_b(r['arena_bytes'])}"
-                                              + (f" in {r['arena_in']}" if r.get("arena_in") else "")
-                                              + (f" ({r['arena_source']})" if r.get("arena_source") else "")))
+    e = r.get("edgetpu")
+    # a microcontroller has a flash budget; a Linux board (the Pi, the Coral's host) keeps the
+    # model as a file and runs it itself, over no serial link
+    mcu = "flash" in (r.get("memory") or {})
+    if e:
+        sizes = (f": model {_b(r['flash_bytes'])}; parameters {e['on_chip_bytes']:,} B cached on the Edge TPU, "
+                 f"{e['off_chip_bytes']:,} B streamed per call")
+    else:
+        sizes = (f": {'flash' if mcu else 'model'} {_b(r['flash_bytes'])}, RAM {_b(r['ram_bytes'])}, "
+                 f"arena {_b(r['arena_bytes'])}" + (f" in {r['arena_in']}" if r.get("arena_in") else "")
+                 + (f" ({r['arena_source']})" if r.get("arena_source") else ""))
+    head.add_row("memory", Text.assemble(fit, sizes))
     law = r.get("iron_law")
     if law:
         head.add_row("Iron Law", f"memory {law['memory_ms']:.3f} ms + compute {law['compute_ms']:.3f} ms + "
@@ -110,12 +118,11 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
     if r.get("instructions"):
         head.add_row("instructions", f"{r['instructions']:,} per inference, counted on the emulated core; latency: "
                                      f"{r.get('latency_source', '')}")
-    if r.get("via"):
+    if r.get("via") and mcu:
         head.add_row("board", f"driven over {r['via']} (edgekit's serial protocol)")
     if r.get("outputs_by"):
         head.add_row("outputs", f"computed by {r['outputs_by']}")
     parts = [head]
-    e = r.get("edgetpu")
     if e:
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
@@ -140,8 +147,16 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
         for tip in mem.get("advice", []):
             parts.append(Text(f"to fit: {tip}", style="yellow"))
     layers = r.get("layers") or []
+    title = f"per layer ({mode}; Iron Law terms in ms)"
+    if e:  # the Edge TPU runs each segment as one call: its ops have no time of their own
+        on_tpu = sum(layer.get("device") == "edgetpu" for layer in layers)
+        layers = [layer for layer in layers if layer.get("device") != "edgetpu"]
+        ops = "the op on the Edge TPU runs" if on_tpu == 1 else f"the {on_tpu} ops on the Edge TPU run"
+        parts.append(Text(f"per layer: {ops} as one call per segment, timed only as a whole (above)"
+                          + ("; the Pi's CPU runs the rest:" if layers else ".")))
+        title = f"per layer on the Pi's CPU ({mode}; Iron Law terms in ms)"
     if layers:
-        t = Table(title=f"per layer ({mode}; Iron Law terms in ms)", title_justify="left")
+        t = Table(title=title, title_justify="left")
         counted = any("instructions" in layer for layer in layers)
         for c in ("layer", "op", "MACs", "ms", "memory", "compute", "overhead", "eta", "bound") + \
                 (("instructions",) if counted else ()):

@@ -175,10 +175,11 @@ class Backend:
         return VERIFY_SAMPLES
 
     def verify_outputs(self) -> dict:
-        """The board's outputs on a few inputs against the host reference (TFLM, else LiteRT)."""
+        """The board's outputs on a few inputs against the host reference: TFLite Micro for a board that
+        runs it (when installed), else LiteRT (the Pi's runtime; TFLM refuses e.g. uint8 models)."""
         x = random_inputs(self.model)[:self.verify_samples]
         got = self.infer(x)
-        if tflm_available()[0]:
+        if self.board.runtime == "tflm" and tflm_available()[0]:
             want, ref = run_tflm(self.model, [x]).outputs, "TFLite Micro on this machine"
         else:
             want, ref = litert.run(self.model, x, raw=True)[0], "LiteRT on this machine"

@@ -304,6 +304,11 @@ def _check_8bit(mm: _Model, name: str) -> None:
         weights8 = any(mm.const(i) and mm.kind(i) in EIGHT_BIT for op in mm.ops for i in mm.op_inputs(op))
         how = ("it has 8-bit weights but computes in float (dynamic-range quantization)" if weights8
                else "it computes in float")
+        first = next(((k, i) for k, op in enumerate(mm.ops) for i in mm.op_inputs(op) + mm.op_outputs(op)
+                      if not mm.const(i) and mm.kind(i) in FLOAT), None)
+        if first:
+            k, i = first
+            how += f" (op {k} {mm.name(mm.ops[k])}, the first, computes on {mm.kind(i)} '{mm.tname(i)}')"
         raise EdgekitError(f"'{name}' is not quantized: {how}, and the Edge TPU runs only fully 8-bit "
                            "(int8 or uint8) models; run `edgekit convert` first to make a full int8 model")
     # name an op that computes in the wrong type, rather than the QUANTIZE/DEQUANTIZE around it
