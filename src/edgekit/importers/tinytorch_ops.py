@@ -20,8 +20,8 @@ SUPPORTED = ("layers Linear, QuantizedLinear (module 15), Conv2d, BatchNorm2d (f
 # Layers that need what TFLite Micro's int8 kernels do not offer, and what to do instead.
 ATTENTION = ("MultiHeadAttention", "SelfAttention", "Attention", "TransformerBlock")
 NO_ATTENTION = ("attention's Q @ K^T and weights @ V multiply two activations (TFLite BATCH_MATMUL), which edgekit "
-                "does not write: TFLite Micro's Arduino library (the Nano's) has no such kernel, and its int8 "
-                "fully-connected kernel takes [batch, features] only; for a board, replace the attention block "
+                "does not write: TFLite Micro's Arduino library (the Nano's) has no such kernel; for a board, "
+                "replace the attention block "
                 "by layers on the flattened sequence (x.reshape(batch, -1) then Linear) or a Conv2d over the "
                 "sequence laid out as an image")
 NO_EMBEDDING = ("Embedding (a table lookup on integer token ids: TFLite GATHER with int32 inputs, which edgekit's "
@@ -101,8 +101,8 @@ class TinyTorchOps:
             if self.snap[x].ndim == 3 and self._in_attention():
                 raise UnsupportedError(f"Linear on a 3-D [batch, seq, dim] input inside an attention block: "
                                        f"{NO_ATTENTION}", name, SUPPORTED)
-            raise UnsupportedError(f"Linear on a {self.snap[x].ndim}-D input (TFLite Micro's int8 fully-connected "
-                                   "kernel takes [batch, features]: flatten it first with x.reshape(batch, -1))",
+            raise UnsupportedError(f"Linear on a {self.snap[x].ndim}-D input (edgekit's fully-connected layers take "
+                                   "[batch, features]: flatten it first with x.reshape(batch, -1))",
                                    name, SUPPORTED)
         if self.layout[x] == "perm":  # input flattened from NCHW: rows in HWC order
             w = w[self.perm[x]]
