@@ -111,6 +111,10 @@ def test_cli_prints_warnings_on_stderr_and_in_json(digits, tmp_path, capfd):
     assert "warning:" in err and "warning:" not in out  # once, on stderr
     assert main(argv[:4]) == 0  # no validation set: nothing to compare the range with
     assert "warning" not in capfd.readouterr().err
+    np.save(tmp_path / "few.npy", data["x_train"][:30])
+    assert main(["deploy", str(model), "--calib", str(tmp_path / "few.npy"), "--target", "rpi4", "--sim"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("warning:") == 1 and "calibrated on 24 samples (6 more held out" in " ".join(err.split())
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

@@ -173,6 +173,9 @@ def _run_deploy_or_profile(args) -> int:
         def progress(msg):
             if msg.startswith(args.target + ":"):  # which backend was chosen: always say it
                 err.print(msg, highlight=False)
+            elif msg.startswith("warning: "):  # from converting with --calib
+                err.print(f"[yellow]warning:[/yellow] {escape(msg[9:])}", highlight=False, soft_wrap=True)
+                return
             status.update(msg + " ...")
         coral = {"usb": args.usb, "clock": args.edgetpu_clock}
         if args.command == "deploy":

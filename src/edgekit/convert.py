@@ -236,6 +236,8 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
                     info["warnings"] += _range_warning(_peak(samples), _peak(val_samples), "the validation set")
             info.update(verify_model(tflite, made, val_samples, step, tflm=tflm, val_kind=val_kind))
             timings["verify_s"] = time.perf_counter() - t1
+    for warning in info.get("warnings", ()):  # `edgekit deploy --calib` prints these as they come
+        step(f"warning: {warning}")
     timings["total_s"] = time.perf_counter() - t0
     info["timings"] = {k: round(v, 4) for k, v in timings.items()}
     return Converted(tflite, src, info)
