@@ -182,14 +182,22 @@ def remove_zero_channels(graph: Graph) -> Graph:
             rows = data.reshape(len(data), -1)
             rows = rows[rows.any(axis=1)]  # zero channels are counted above
             zeros = float((rows == 0).mean()) if rows.size else 0.0
-            if len(np.unique(rows)) <= 256:  # weights already on an int8 grid: their zeros are rounding, not pruning
-                continue
-            if zeros >= 0.1:
+            if zeros >= 0.1 and not _on_int8_grid(rows):  # a grid's zeros are rounding, not pruning
                 graph.notes.append(
                     f"layer '{op.name}': {zeros:.0%} of its weights are zero but scattered (magnitude pruning); "
                     "TFLite stores and multiplies every weight, so they save neither flash nor time: prune whole "
                     "channels (structured pruning) to make the int8 model smaller and faster")
     return graph
+
+
+def _on_int8_grid(values: np.ndarray) -> bool:
+    """Whether the values are at most 256 multiples of one step (dequantized int8, e.g. TinyTorch's
+    QuantizedLinear), whose exact zeros come from rounding."""
+    levels = np.unique(values)
+    if len(levels) > 256 or len(levels) < 2:
+        return len(levels) < 2
+    gaps = np.diff(levels.astype(np.float64)) / np.diff(levels.astype(np.float64)).min()
+    return bool(np.allclose(gaps, np.rint(gaps), atol=1e-3))
 
 
 def _activation_value(b: np.ndarray, activation) -> np.ndarray:

@@ -313,10 +313,12 @@ class _Tracer(TinyTorchOps):
             if role == "Dropout":  # identity at inference (TinyTorch's Dropout defaults to training=True)
                 return args[0]
             if role == "QuantizedLinear" and self.weights == "float":
-                if not callable(getattr(obj, "original_layer", None)):
+                layer = getattr(obj, "original_layer", None)
+                original = layer if callable(layer) else getattr(layer, "forward", None)
+                if getattr(layer, "weight", None) is None or not callable(original):
                     raise EdgekitError(f"layer '{name}' is a QuantizedLinear without an original_layer to take "
                                        "float weights from; import its int8 weights (weights='int8')")
-                original, args, kwargs = obj.original_layer, args[:1], {}
+                args, kwargs = args[:1], {}
             self.busy += 1
             try:
                 out = original(*args, **kwargs)
