@@ -3,7 +3,7 @@
   mobilenet_v1(alpha, size, channels, classes)  visual-wake-words / TFLM person_detect MobileNetV1
   mobilenet_v2(size, classes)                    MobileNetV2 1.0 (Keras' applications model)
   ds_cnn_kws()                                   MLPerf Tiny keyword spotting DS-CNN
-  digits_mlp(hidden)                             a small MLP trained here on scikit-learn's digits
+  digits_mlp(hidden)                             a small MLP trained here on the 8x8 digits (shipped)
   calibration_batch(graph, n)                    realistic random inputs for the models without data
 
 The architectures match the published models layer for layer (same kernels, strides, padding and
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -339,21 +340,18 @@ def ds_cnn_kws(seed: int = 0) -> Graph:
 
 
 # -- a trained model: MLP on scikit-learn's digits -------------------------------------------------
-def digits_split(test_fraction: float = 0.3):
-    """scikit-learn's bundled 8x8 digits, pixels in [0, 1]; a fixed stratified split (every seed)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise EdgekitError("digits_mlp needs scikit-learn for its bundled digits data; "
-                           "run 'pip install scikit-learn'") from None
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    split = np.random.default_rng(20240101)  # fixed: the test set must not depend on `seed`
-    test = np.zeros(len(y), bool)
-    for c in np.unique(y):
-        idx = split.permutation(np.flatnonzero(y == c))
-        test[idx[:round(len(idx) * test_fraction)]] = True
-    return x[~test], y[~test].astype(np.int64), x[test], y[test].astype(np.int64)
+def digits_split():
+    """The 8x8 digits (scikit-learn's, the UCI optdigits test set), pixels in [0, 1], in edgekit's fixed
+    stratified split: 30% of each class held out, drawn once with numpy's default_rng(20240101).
+
+    Read from the file the Olympics demo track ships (edgekit/olympics/tracks/demo.npz, 45 KB), so
+    neither scikit-learn nor a download is needed; its train rows are all a student is given, and
+    the test rows are the demo track's held-out test set.
+    """
+    with np.load(Path(__file__).parent / "olympics" / "tracks" / "demo.npz", allow_pickle=False) as f:
+        x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    return ((x_train / 16.0).astype(np.float32), y_train.astype(np.int64),
+            (x_test / 16.0).astype(np.float32), y_test.astype(np.int64))
 
 
 def digits_mlp(hidden: int = 64, seed: int = 0, epochs: int = 30, batch: int = 32,

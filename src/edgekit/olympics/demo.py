@@ -1,7 +1,8 @@
 """`edgekit olympics demo [FOLDER]`: the whole capstone end to end, in an empty folder, in under a minute.
 
 It writes
-    tracks/demo.toml, demo_test.npz, demo_calib.npz   the demo track and its data (scikit-learn's digits)
+    tracks/demo.toml, demo_test.npz, demo_calib.npz   the demo track and its data (8x8 digits, shipped with
+    tracks/demo_train.npz                            edgekit): the held-out test set, and what teams get
     submissions/<team>/                              five sample submissions, made and converted with edgekit
     results.sqlite (+ results.sqlite.key)            the run's signed results
     leaderboard.html                                 the page (when edgekit has page.py)
@@ -30,19 +31,21 @@ TARGETS = ["nano33ble", "esp32s3", "coral"]
 
 
 def digits():
-    """(x_train, y_train, x_test, y_test) of scikit-learn's digits, edgekit's fixed split."""
+    """(x_train, y_train, x_test, y_test): the 8x8 digits shipped with edgekit, in its fixed split. Teams
+    get the train rows only; the test rows are the track's held-out test set (docs/olympics.md)."""
     return digits_split()
 
 
 def write_track(folder: Path, test_limit: int | None = None) -> Path:
     """The demo track's TOML and data in folder/tracks/; returns the TOML's path."""
-    x_train, _, x_test, y_test = digits()
+    x_train, y_train, x_test, y_test = digits()
     tracks = Path(folder) / "tracks"
     tracks.mkdir(parents=True, exist_ok=True)
     text = (SHIPPED / "demo.toml").read_text()
     if test_limit:
         text = text.replace("classes = 10\n", f"classes = 10\ntest_limit = {test_limit}\n")
-    np.savez(tracks / "demo_test.npz", x=x_test, y=y_test)
+    np.savez(tracks / "demo_test.npz", x=x_test, y=y_test)          # the staff's: never given to teams
+    np.savez(tracks / "demo_train.npz", x=x_train, y=y_train)       # what teams train on
     np.savez(tracks / "demo_calib.npz", x=x_train[:200])
     (tracks / "demo.toml").write_text(text)
     return tracks / "demo.toml"
@@ -153,7 +156,7 @@ def demo(folder: str | Path, progress=lambda msg: None) -> dict:
         raise EdgekitError(f"{folder} already holds {', '.join(taken)}; run the demo in an empty folder, or "
                            f"`edgekit olympics run {folder / 'submissions'} --track demo` there")
     try:
-        progress("writing the demo track (scikit-learn's digits)")
+        progress("writing the demo track (8x8 digits)")
         track_path = write_track(folder)
         progress("making five sample submissions")
         teams = sample_submissions(folder / "submissions")
