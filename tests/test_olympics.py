@@ -87,7 +87,7 @@ def test_five_submissions_give_the_expected_leaderboard(arena):
         limit = track.boards[target].get("latency_ms")
         good = entry(board, target, "good")
         assert good["status"] == "ok" and good["mode"] == "simulated" and good["metric_value"] > 0.9
-        for team, words in (("malformed", ["truncated"]), ("wrong_shape", ["output shape", "(1, 5)", "(1, 10)"])):
+        for team, words in (("malformed", ["truncated"]), ("wrong_shape", ["your model gives (1, 5)", "one score per class, (1, 10)"])):
             e = entry(board, target, team)
             assert e["status"] == "failed" and e["rank"] is None and e["score"] is None
             assert all(w in e["reason"] for w in words), e["reason"]

@@ -58,6 +58,9 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     if path.stat().st_size > model_mb * 2**20:  # checked again here: the file may have grown since
         raise EdgekitError(f"'{path.name}' is over the track's {model_mb:g} MB limit")
     data = read_file(path)
+    declared = declared_shapes(path, data)
+    if declared is not None:  # before converting: a wrong shape is the team's to fix, not the calibration set's
+        check_declared(*declared, track, _model_layout(path.suffix))
     calib = None
     if calibration is not None:
         calib = _to_layout(calibration[:CALIBRATION_SAMPLES], track.layout, _model_layout(path.suffix))
@@ -72,22 +75,91 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     return q.tflite, info
 
 
+Shape = tuple  # of int, or None for a dimension the file leaves open (a dynamic batch)
+
+
+def declared_shapes(path: Path, data: bytes) -> tuple[list[Shape], list[Shape]] | None:
+    """The input and output shapes the model file declares, or None when it cannot be read this way
+    (a malformed file: the conversion that follows says what is wrong with it)."""
+    try:
+        if path.suffix.lower() == ".onnx":
+            import onnx  # lazy: ~0.5 s to import
+
+            g = onnx.load_model_from_string(data).graph
+            weights = {t.name for t in g.initializer}
+
+            def dims(v):
+                if not v.type.tensor_type.HasField("shape"):
+                    return None
+                return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                             for d in v.type.tensor_type.shape.dim)
+            return [dims(v) for v in g.input if v.name not in weights], [dims(v) for v in g.output]
+        sub = TFLiteModel(data, path.stem).parsed.subgraphs[0]
+
+        def dims(i):
+            t = sub.tensors[i]
+            sig = t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape
+            return tuple(int(d) if d > 0 else None for d in (sig if sig is not None else []))
+        return [dims(i) for i in sub.inputs], [dims(i) for i in sub.outputs]
+    except Exception:  # noqa: BLE001 - any parser may trip on a malformed file: left to the conversion
+        return None
+
+
+def _text(shape: Shape) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _same(have: Shape, want: tuple[int, ...]) -> bool:
+    return len(have) == len(want) and all(h is None or h == w for h, w in zip(have, want))
+
+
+def _input_problem(shape: Shape | None, track, layout: str) -> str | None:
+    """What is wrong with a model input of `shape` (batch first) for the track, said to the team."""
+    if shape is None:  # the file does not say: the conversion will tell
+        return None
+    per_sample = track.input_shape if layout == track.layout or len(track.input_shape) != 3 else (
+        track.model_input_shape if layout == "NHWC" else
+        (track.input_shape[2], track.input_shape[0], track.input_shape[1]))
+    take = f"take {list(per_sample)} (a batch of one: {_text((1,) + tuple(per_sample))})"
+    if len(shape) >= 1 and _same(shape[1:], per_sample) and shape[0] not in (None, 1):
+        return f"your model takes a batch of {shape[0]}, {_text(shape)}; export your model to {take}"
+    if not _same(shape, (1,) + tuple(per_sample)):
+        given = f" ({track.layout}; your {layout} model takes it as {list(per_sample)})" if (
+            len(track.input_shape) == 3 and tuple(per_sample) != track.input_shape) else ""
+        return (f"your model takes {_text(shape)}; the track's input is {list(track.input_shape)} per sample"
+                f"{given}: export your model to {take}")
+    return None
+
+
+def _output_problem(shape: Shape | None, track) -> str | None:
+    if shape is None or any(d is None for d in shape[1:]) or not shape:
+        return None
+    want = (f"one score per class, {_text((1, track.classes))}" if track.metric == "accuracy"
+            else "one anomaly score per sample, (1, 1)")
+    per_sample = int(np.prod(shape[1:]))
+    if shape[0] not in (None, 1) or per_sample != track.classes:
+        what = f"{per_sample} score(s) per sample" if shape[0] in (None, 1) else f"a batch of {shape[0]}"
+        return (f"your model gives {_text(shape)}, {what}; track '{track.name}' has {track.classes} "
+                f"{'classes' if track.metric == 'accuracy' else 'output'}: export your model to give {want}")
+    return None
+
+
+def check_declared(inputs: list[Shape], outputs: list[Shape], track, layout: str) -> None:
+    """The model must take one sample of the track's input and give one score per class."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise EdgekitError(f"your model has {len(inputs)} input(s) and {len(outputs)} output(s); a track takes "
+                           f"models with one input ({list(track.input_shape)} per sample) and one output")
+    problem = _input_problem(inputs[0], track, layout) or _output_problem(outputs[0], track)
+    if problem:
+        raise EdgekitError(problem)
+
+
 def check_shapes(model: TFLiteModel, track) -> None:
-    """The int8 model must take one sample of the track's input and give one score per class."""
+    """The int8 model (NHWC, as edgekit converts) must fit the track, and exchange int8 with the boards."""
     sub = model.parsed.subgraphs[0]
-    if len(sub.inputs) != 1 or len(sub.outputs) != 1:
-        raise EdgekitError(f"the model has {len(sub.inputs)} inputs and {len(sub.outputs)} outputs; a track "
-                           "takes models with one input and one output")
-    inp, out = sub.tensors[sub.inputs[0]], sub.tensors[sub.outputs[0]]
-    in_shape, out_shape = tuple(int(d) for d in inp.shape), tuple(int(d) for d in out.shape)
-    if in_shape[1:] != track.model_input_shape or in_shape[0] != 1:
-        raise EdgekitError(f"the model's input shape is {in_shape}, but track '{track.name}' gives "
-                           f"{(1,) + track.model_input_shape}; build the model for the track's input")
-    if out_shape[0] != 1 or int(np.prod(out_shape[1:])) != track.classes:
-        want = "one score per class" if track.metric == "accuracy" else "one anomaly score"
-        raise EdgekitError(f"the model's output shape is {out_shape}, but track '{track.name}' needs "
-                           f"(1, {track.classes}): {want}")
-    for what, t in (("input", inp), ("output", out)):
+    shapes = [[tuple(int(d) for d in sub.tensors[i].shape) for i in ids] for ids in (sub.inputs, sub.outputs)]
+    check_declared(*shapes, track, "NHWC")
+    for what, t in (("input", sub.tensors[sub.inputs[0]]), ("output", sub.tensors[sub.outputs[0]])):
         if tensor_type_name(t.type) not in ("int8", "uint8"):
             raise EdgekitError(f"the model's {what} is {tensor_type_name(t.type)}; the boards exchange int8: "
                                "convert it with `edgekit convert`")
@@ -150,15 +222,27 @@ def check(job: dict) -> dict:
         calib = np.random.default_rng(0).uniform(0, 1, (64,) + track.input_shape).astype(np.float32)
         notes.append("the track's calibration set is not here: converted with random inputs, enough to "
                      "check sizes (the staff convert with the real one)")
-    tflite, info = int8_model(path, track, track.limits["model_mb"], calib, job["targets"])
-    model = TFLiteModel(tflite, path.stem)
-    check_shapes(model, track)
+    # the int8 model each board's run will evaluate: the run converts per board, and a board whose
+    # TFLite Micro reads one weight scale per dense layer gets a model of its own
+    groups: dict[bool, list[str]] = {}
+    for key in job["targets"]:
+        groups.setdefault(load_board(key).dense_weights == "per-tensor", []).append(key)
+    models, info = {}, None
+    for keys in groups.values():
+        tflite, made = int8_model(path, track, track.limits["model_mb"], calib, keys)
+        model = TFLiteModel(tflite, path.stem)
+        check_shapes(model, track)
+        info = info or made
+        models.update({k: (model, made["int8_bytes"]) for k in keys})
     boards = []
     for key in job["targets"]:
-        row = {"target": key}
+        model, int8_bytes = models[key]
+        row = {"target": key, "int8_bytes": int8_bytes}
         try:
             with open_backend(key, force="sim") as backend:  # the memory plan is the simulator's, board or not
-                backend.load(model, measure_arena=False)
+                # the arena as the run gets it: TFLite Micro's own, measured here (its value does not
+                # depend on the inputs), the planner's only where TFLite Micro does not run
+                backend.load(model, measure_arena=True)
                 plan = backend.simulation
             row.update(fits=bool(plan.fits), latency_ms=plan.latency_ms, flash_bytes=plan.flash_bytes,
                        ram_bytes=plan.ram_bytes, energy_mj=plan.energy_mj,
