@@ -158,17 +158,26 @@ def _board(args) -> int:
 
 
 def write_page(board: dict, path: Path) -> Path:
-    """Render the page and write it whole, or not at all."""
+    """Render the page and write it whole, or not at all: readable as any file the user writes (the
+    umask's mode, not mkstemp's private 0600), in a folder made if need be."""
     html = page.render(board)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(html)
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _init(args) -> int:

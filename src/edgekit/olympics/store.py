@@ -158,8 +158,14 @@ class Store:
         self.path = Path(path)
         if self.path.is_dir():
             raise EdgekitError(f"{self.path} is a folder; give the results database file, e.g. results.sqlite")
+        if create:  # a new database's folder is made, as for every other output
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise EdgekitError(f"cannot make the folder of {self.path} ({e.strerror or e}); give a --db "
+                                   "in a folder you can write to") from None
         if not self.path.parent.is_dir():
-            raise EdgekitError(f"the folder of {self.path} does not exist; create it first")
+            raise EdgekitError(f"the folder of {self.path} does not exist; check the path")
         try:
             # autocommit (isolation_level=None): each statement is its own transaction, held briefly
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
