@@ -24,7 +24,9 @@ def check(folder: str | Path, track_name: str | None = None) -> dict:
     name = track_name or probe.track
     if name is None:
         return {"valid": False, "fits": {}, "lines": [(False, p) for p in probe.problems]
-                + [(False, "no track: name it in submission.json or give --track")]}
+                + [(False, "no track: TinyTorch's record names none; give --track, or add \"track\": \"NAME\" to "
+                           "submission.json" if probe.tinytorch else
+                    "no track: name it in submission.json or give --track")]}
     track = load_track(name, search=[folder.parent.parent / "tracks", folder.parent / "tracks"])
     sub = read_submission(folder, track.limits["model_mb"])
     lines += [(False, p) for p in sub.problems] + [(None, n) for n in sub.notes]
@@ -42,8 +44,12 @@ def check(folder: str | Path, track_name: str | None = None) -> dict:
         return {"valid": False, "fits": {}, "lines": lines, "track": track.name}
     m = result["model"]
     how = "converted by edgekit to int8" if m["converted"] else "already int8"
-    lines.append((True, f"{sub.model.name}: {m['source']}, {how} ({m['int8_bytes']:,} bytes); input and output "
-                        "match the track"))
+    sizes: dict[int, list[str]] = {}
+    for b in result["boards"]:
+        sizes.setdefault(b.get("int8_bytes", m["int8_bytes"]), []).append(b["target"])
+    size = (f"{m['int8_bytes']:,} bytes" if len(sizes) == 1 else  # per board: as the run converts it
+            "; ".join(f"{n:,} bytes for {', '.join(t)}" for n, t in sizes.items()))
+    lines.append((True, f"{sub.model.name}: {m['source']}, {how} ({size}); input and output match the track"))
     lines += [(None, n) for n in result["notes"]]
     fits = {}
     for b in result["boards"]:

@@ -43,6 +43,7 @@ class Submission:
     record: dict = field(default_factory=dict)   # baseline/optimized metrics the team reported
     problems: list[str] = field(default_factory=list)  # one line each; a submission with any is invalid
     notes: list[str] = field(default_factory=list)     # worth saying, not disqualifying
+    tinytorch: str | None = None   # "capstone" or "competition": submission.json is TinyTorch's, translated
 
     @property
     def valid(self) -> bool:
@@ -74,9 +75,11 @@ def read_submission(folder: Path, model_mb: float = 64) -> Submission:
         return sub
     try:
         meta = _read_json(folder / "submission.json", sub)
+        prefer = None
         if meta is not None:
+            meta, prefer = from_tinytorch(meta, sub)
             _check_meta(meta, sub)
-        _find_model(folder, meta or {}, sub, model_mb)
+        _find_model(folder, meta or {}, sub, model_mb, prefer)
     except OSError as e:  # e.g. a file or folder its owner made unreadable
         sub.problems.append(f"{sub.name} could not be read ({e.strerror or e}); make its files readable")
     return sub
@@ -178,6 +181,76 @@ def _read_json(path: Path, sub: Submission) -> dict | None:
     return meta
 
 
+# TinyTorch's own records, and where edgekit finds its fields in them (docs/olympics.md):
+#   "capstone": the capstone's generate_submission(baseline_report, optimized_report, student_name,
+#       techniques_applied): {tinytorch_version, submission_type: "capstone_benchmark", student_name?,
+#       baseline{model_name, metrics{...}}, optimized{model_name, metrics{...}, techniques_applied}, ...}
+#   "competition": tinytorch/competition/submit.py's generate_submission(...): {division, event,
+#       athlete_name, github_repo, baseline{model, accuracy (percent), latency_ms, memory_mb, parameters},
+#       optimized{...}, normalized_scores, techniques_applied, honor_code, ...}
+_COMPETITION_KEYS = {"accuracy": "accuracy", "latency_ms": "latency_ms_mean", "memory_mb": "model_size_mb",
+                     "parameters": "parameter_count"}
+_TINYTORCH_TEAM = {"capstone": "student_name", "competition": "athlete_name"}
+
+
+def tinytorch_kind(meta: dict) -> str | None:
+    """"capstone", "competition" (TinyTorch's two submission.json shapes) or None (edgekit's own)."""
+    if "team" in meta:
+        return None
+    base = meta.get("baseline")
+    if meta.get("submission_type") == "capstone_benchmark" or (isinstance(base, dict) and "metrics" in base):
+        return "capstone"
+    if {"athlete_name", "normalized_scores", "division", "event"} & set(meta):
+        return "competition"
+    return None
+
+
+def _metrics(part, kind: str) -> dict | None:
+    """A baseline/optimized part of TinyTorch's record as edgekit's record: the figures it knows, numbers only."""
+    if not isinstance(part, dict):
+        return None
+    if kind == "capstone":
+        found = {k: v for k, v in (part.get("metrics") or {}).items() if k in RECORD_KEYS} \
+            if isinstance(part.get("metrics"), dict) else {}
+    else:
+        found = {_COMPETITION_KEYS[k]: v for k, v in part.items() if k in _COMPETITION_KEYS}
+    found = {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "accuracy" in found and found["accuracy"] > 1:  # submit.py says 85.0 for 85%: edgekit's record is 0..1
+        found["accuracy"] = found["accuracy"] / 100
+    return found or None
+
+
+def from_tinytorch(meta: dict, sub: Submission) -> tuple[dict, str | None]:
+    """TinyTorch's submission.json translated to edgekit's fields (edgekit's own is returned as it is),
+    and the name of the model it describes (a file of that name, .onnx or .tflite, is preferred).
+    "team", "track" and "model" may be added to TinyTorch's record; without "team" the team is the
+    student's name, and without "track" the track is the one given with --track (or the run's)."""
+    kind = tinytorch_kind(meta)
+    if kind is None:
+        return meta, None
+    sub.tinytorch = kind
+    opt = meta.get("optimized") if isinstance(meta.get("optimized"), dict) else {}
+    techniques = opt.get("techniques_applied", opt.get("techniques", meta.get("techniques_applied", [])))
+    out = {"team": meta.get(_TINYTORCH_TEAM[kind]), "techniques": techniques}
+    for key in ("track", "model"):
+        if key in meta:
+            out[key] = meta[key]
+    for part in ("baseline", "optimized"):
+        rec = _metrics(meta.get(part), kind)
+        if rec:
+            out[part] = rec
+    if out["team"] is None:
+        out["team"] = sub.name
+        sub.notes.append(f"submission.json has no {_TINYTORCH_TEAM[kind]}: the team is the folder's name "
+                         f"'{sub.name}' (add \"team\": \"...\" to choose it)")
+    what = ("TinyTorch's capstone record (generate_submission)" if kind == "capstone"
+            else "TinyTorch's competition record (tinytorch/competition/submit.py)")
+    sub.notes.append(f"submission.json is {what}: read its {_TINYTORCH_TEAM[kind]}, techniques and baseline and "
+                     "optimized figures; its other fields are not used here")
+    prefer = opt.get("model_name" if kind == "capstone" else "model")
+    return out, prefer if isinstance(prefer, str) else None
+
+
 def _check_meta(meta: dict, sub: Submission) -> None:
     team = meta.get("team")
     if not isinstance(team, str) or not _NAME.fullmatch(team):
@@ -186,7 +259,9 @@ def _check_meta(meta: dict, sub: Submission) -> None:
     else:
         sub.team = team
     track = meta.get("track")
-    if not isinstance(track, str) or not _NAME.fullmatch(track):
+    if track is None and sub.tinytorch:
+        pass  # TinyTorch's records name no track: the one given with --track, or the run's
+    elif not isinstance(track, str) or not _NAME.fullmatch(track):
         sub.problems.append("submission.json: 'track' must name the track, e.g. \"demo\"")
     else:
         sub.track = track
@@ -214,7 +289,9 @@ def _check_meta(meta: dict, sub: Submission) -> None:
         sub.notes.append(f"submission.json: ignoring unknown fields {sorted(unknown)}")
 
 
-def _find_model(folder: Path, meta: dict, sub: Submission, model_mb: float) -> None:
+def _find_model(folder: Path, meta: dict, sub: Submission, model_mb: float, prefer: str | None = None) -> None:
+    """The model file: the one "model" names, else the only .tflite or .onnx in the folder, else (among
+    several) the one named after the model TinyTorch's record describes (prefer: optimized_mlp.onnx)."""
     named = meta.get("model")
     if named is not None:
         if (not isinstance(named, str) or "/" in named or "\\" in named or named.startswith(".")
@@ -233,6 +310,10 @@ def _find_model(folder: Path, meta: dict, sub: Submission, model_mb: float) -> N
                                 + (f" (found {', '.join(others[:5])}; pickles and checkpoints are never loaded: "
                                    "export to ONNX with edgekit.export_onnx)" if others else ""))
             return
+        preferred = [p for p in candidates if p.stem == prefer]
+        if len(candidates) > 1 and len(preferred) == 1:
+            candidates = preferred
+            sub.notes.append(f"{preferred[0].name}: the model TinyTorch's record names ('{prefer}')")
         if len(candidates) > 1:
             sub.problems.append(f"{len(candidates)} model files ({', '.join(p.name for p in candidates)}); keep one, "
                                 "or name it in submission.json as \"model\"")
