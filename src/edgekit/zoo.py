@@ -344,9 +344,8 @@ def digits_split():
     """The 8x8 digits (scikit-learn's, the UCI optdigits test set), pixels in [0, 1], in edgekit's fixed
     stratified split: 30% of each class held out, drawn once with numpy's default_rng(20240101).
 
-    Read from the file the Olympics demo track ships (edgekit/olympics/tracks/demo.npz, 45 KB), so
-    neither scikit-learn nor a download is needed; its train rows are all a student is given, and
-    the test rows are the demo track's held-out test set.
+    Read from the file the Olympics demo track ships (edgekit/olympics/tracks/demo.npz), so neither
+    scikit-learn nor a download is needed.
     """
     with np.load(Path(__file__).parent / "olympics" / "tracks" / "demo.npz", allow_pickle=False) as f:
         x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
