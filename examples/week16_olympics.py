@@ -1,6 +1,6 @@
 """Week 16, the AI Olympics, end to end: your submission against two rivals on all three boards.
 
-1. the demo track (scikit-learn's digits, no download) is written to OUT/tracks/;
+1. the demo track (8x8 digits shipped with edgekit: no download, no scikit-learn) is written to OUT/tracks/;
 2. you train a digits MLP, export it to ONNX and write submission.json (OUT/submissions/you/);
 3. `edgekit olympics check` says whether it is valid and fits each board;
 4. `edgekit olympics run` runs every submission on the Nano 33 BLE Sense, the XIAO ESP32S3 and the
