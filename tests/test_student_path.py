@@ -85,6 +85,7 @@ def test_too_few_calibration_samples_are_named(digits):
     assert q.info["warnings"] == ["calibrated on 1 sample: give 100-500 representative inputs, scaled as in training"]
     assert q.info["agreement"]["on"] == "calibration set" and q.info["agreement"]["samples"] == 1
     assert q.info["calibration"]["held_out"] == 0
+    assert "on 1 sample of the calibration set (too few to hold any out" in " ".join(q.report().split())
     q = edgekit.convert(model, example_input=tt.Tensor(x[:1]), calibration=x[:30])
     (warning,) = q.info["warnings"]
     assert warning.startswith("calibrated on 24 samples (6 more held out to measure agreement): give 100-500")

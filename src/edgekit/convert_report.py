@@ -36,6 +36,8 @@ def renderables(info: dict):
     if agree:
         on = agree["on"]
         on = f"{_n(agree['samples'])} of the {on}" if on.endswith("set") else f"{agree['samples']} {on}"
+        if agree["on"] == "calibration set":  # under 10 samples: none held out
+            on += " (too few to hold any out: the samples that set the ranges)"
         line = f"max |error| {agree['max_abs_error']:.4g}, mean {agree['mean_abs_error']:.4g} on {on}"
         if "top1_agreement" in agree:
             line = f"top-1 agreement {agree['top1_agreement']:.1%}; " + line
