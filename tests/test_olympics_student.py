@@ -249,6 +249,14 @@ def test_tinytorchs_records_are_read_as_edgekits(tinytorch_folders):
     assert g.record["optimized"] == {"accuracy": 0.84, "latency_ms_mean": 28.0, "model_size_mb": 0.6,
                                      "parameter_count": 220000}
     assert any("capstone" in n for n in a.notes) and any("submit.py" in n for n in g.notes)
+    (cap / "submission.json").write_text(json.dumps(dict(CAPSTONE, team="owls 2", track="demo")))
+    try:  # a team name and a track added to TinyTorch's record are used, the rest still read as TinyTorch's
+        named = read_submission(cap)
+    finally:
+        (cap / "submission.json").write_text(json.dumps(CAPSTONE, indent=2))
+    assert named.valid and (named.team, named.track, named.techniques) == ("owls 2", "demo",
+                                                                         ["int8_quantization", "pruning"])
+    assert named.record == a.record
 
 
 def test_tinytorchs_records_check_and_run(tinytorch_folders, track_file):

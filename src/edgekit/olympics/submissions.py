@@ -195,8 +195,6 @@ _TINYTORCH_TEAM = {"capstone": "student_name", "competition": "athlete_name"}
 
 def tinytorch_kind(meta: dict) -> str | None:
     """"capstone", "competition" (TinyTorch's two submission.json shapes) or None (edgekit's own)."""
-    if "team" in meta:
-        return None
     base = meta.get("baseline")
     if meta.get("submission_type") == "capstone_benchmark" or (isinstance(base, dict) and "metrics" in base):
         return "capstone"
@@ -230,8 +228,9 @@ def from_tinytorch(meta: dict, sub: Submission) -> tuple[dict, str | None]:
         return meta, None
     sub.tinytorch = kind
     opt = meta.get("optimized") if isinstance(meta.get("optimized"), dict) else {}
-    techniques = opt.get("techniques_applied", opt.get("techniques", meta.get("techniques_applied", [])))
-    out = {"team": meta.get(_TINYTORCH_TEAM[kind]), "techniques": techniques}
+    techniques = next((t for t in (opt.get("techniques_applied"), opt.get("techniques"),
+                                   meta.get("techniques_applied"), meta.get("techniques")) if t is not None), [])
+    out = {"team": meta.get("team", meta.get(_TINYTORCH_TEAM[kind])), "techniques": techniques}
     for key in ("track", "model"):
         if key in meta:
             out[key] = meta[key]
@@ -254,7 +253,8 @@ def from_tinytorch(meta: dict, sub: Submission) -> tuple[dict, str | None]:
 def _check_meta(meta: dict, sub: Submission) -> None:
     team = meta.get("team")
     if not isinstance(team, str) or not _NAME.fullmatch(team):
-        sub.problems.append("submission.json: 'team' must be a name of 1-64 letters, digits, spaces or . + - _, "
+        which = f"'team' (else TinyTorch's {_TINYTORCH_TEAM[sub.tinytorch]})" if sub.tinytorch else "'team'"
+        sub.problems.append(f"submission.json: {which} must be a name of 1-64 letters, digits, spaces or . + - _, "
                             "not ending in a space or a new line")
     else:
         sub.team = team
