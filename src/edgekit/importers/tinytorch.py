@@ -196,12 +196,12 @@ class _Tracer(TinyTorchOps):
     def _check_weights(self):
         """NaN or infinite weights (diverged training) named by layer, before anything runs or is compared."""
         for obj, name, _ in self.layers.values():
-            for attr, value in vars(obj).items():
+            for value in vars(obj).values():
                 arr = value.data if _is_tensor(value) else value
                 if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
                     bad = "NaN" if np.isnan(arr).any() else "infinite"
-                    raise EdgekitError(f"layer '{name}' has {bad} weights ('{attr}') (diverged training?): fix "
-                                       "the model (lower the learning rate, check the loss) and export again")
+                    raise EdgekitError(f"layer '{name}' has {bad} weights (diverged training?): fix the model "
+                                       "(lower the learning rate, check the loss) and export again")
 
     def _input(self, example):
         if not _is_tensor(example):
