@@ -122,7 +122,7 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
     src = load(model, example_input)
     timings = {}
     if src.graph is None:  # already int8: nothing to quantize
-        info = {"source": src.kind, "name": src.name, "calibration": None}
+        info = {"source": src.kind, "name": src.name, "calibration": None, "warnings": []}
         return src, src.data, None, None, None, _sized(info, src.data), timings
     g = src.graph
     passes.optimize(g)
