@@ -194,7 +194,7 @@ def _range_warning(calib: float, other: float, what: str) -> list[str]:
     if ratio <= RANGE_RATIO:
         return []
     return [f"the calibration inputs reach |x| = {calib:.4g}, {what} |x| = {other:.4g} ({ratio:.0f}x apart): "
-            "scale the calibration inputs exactly as the training inputs were (e.g. pixels / 255)"]
+            f"scale the calibration inputs and {what} exactly as the training inputs were (e.g. pixels / 255)"]
 
 
 def _sized(info: dict, tflite: bytes) -> dict:
