@@ -3,7 +3,6 @@ itself (no serial link, no flash), and an Edge TPU that times its segment as a w
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import edgetpu_builders as eb
