@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import edgekit
 import edgetpu_builders as eb
 import ir_models
 from edgekit.cli import main
@@ -12,6 +13,7 @@ from edgekit.edgetpu import compiler as ec
 from edgekit.errors import EdgekitError
 from edgekit.edgetpu.plan import plan
 from edgekit.export.tflite_writer import write_tflite
+from edgekit.profile_report import plot_layers, plot_rows
 
 UINT8_MODEL = Path(__file__).parents[2] / "shared" / "models" / "mobilenet_v1_0.25_128_quant.tflite"
 
@@ -68,3 +70,16 @@ def test_a_float_model_is_refused_naming_its_first_op():
     with pytest.raises(EdgekitError, match=r"'cnn' is not quantized: it computes in float \(op 0 CONV_2D, the "
                                            r"first, computes on float32 '[^']+'\).*run `edgekit convert` first"):
         plan(write_tflite(ir_models.cnn()), "cnn")
+
+
+@pytest.mark.parametrize("make", [lambda: ir_models.int8(ir_models.cnn()), eb.unsupported_in_middle, eb.two_big_fc])
+def test_the_coral_chart_adds_up_to_the_latency(make, here):
+    """--plot draws the Edge TPU's calls as one bar (overhead, USB and streaming, compute) beside the
+    CPU's ops: the bars add up to the simulated latency, whichever term bounds the segment."""
+    report = edgekit.profile(make(), "coral", force="sim").to_json()
+    rows = plot_rows(report)
+    total = sum(row["memory_ms"] + row["compute_ms"] + row["overhead_ms"] for row in rows)
+    assert total == pytest.approx(report["latency_ms"], rel=1e-9)
+    assert rows[0]["op"].startswith("Edge TPU (") and all(row.get("device") == "cpu" for row in rows[1:])
+    plot_layers(edgekit.profile(make(), "coral", force="sim"), here / "chart.png")
+    assert (here / "chart.png").stat().st_size > 1000

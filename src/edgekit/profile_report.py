@@ -181,14 +181,30 @@ def render_profile(report: ProfileReport, max_layers: int = 40):
     return Group(*parts)
 
 
+def plot_rows(r: dict) -> list[dict]:
+    """The bars of the per-layer chart: every layer, but on the Coral one bar for the Edge TPU's
+    calls (its ops have no time of their own; the host's overhead and USB are the call's) and
+    one per op on the Pi's CPU, so that the bars add up to the latency."""
+    e = r.get("edgetpu")
+    if not e:
+        return r["layers"]
+    cpu = [layer for layer in r["layers"] if layer.get("device") != "edgetpu"]
+    busy = e["tpu_ms"] - e["host_overhead_ms"] - e["transfer_ms"]  # max(compute, streaming)
+    streamed = min(e["stream_ms"], busy)  # streaming that compute does not hide
+    on_tpu = len(r["layers"]) - len(cpu)
+    tpu = {"op": f"Edge TPU ({on_tpu} ops)", "segment": True, "memory_ms": e["transfer_ms"] + (streamed if streamed >= busy else 0.0),
+           "compute_ms": busy if streamed < busy else 0.0, "overhead_ms": e["host_overhead_ms"]}
+    return ([tpu] if on_tpu else []) + cpu
+
+
 def plot_layers(report: ProfileReport, path) -> None:
     """A stacked bar per layer: memory, compute and overhead time (the Iron Law's three terms)."""
     r = report.to_json()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    layers = r["layers"]
-    names = [f"{i}:{l['op']}" for i, l in enumerate(layers)]
+    layers = plot_rows(r)
+    names = [l["op"] if l.get("segment") else f"{i}:{l['op']}" for i, l in enumerate(layers)]
     mem = [l.get("memory_ms", 0) for l in layers]
     comp = [l.get("compute_ms", 0) for l in layers]
     over = [l.get("overhead_ms", 0) for l in layers]
