@@ -122,7 +122,7 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
     src = load(model, example_input)
     timings = {}
     if src.graph is None:  # already int8: nothing to quantize
-        info = {"source": src.kind, "name": src.name, "calibration": None, "warnings": []}
+        info = {"source": src.kind, "name": src.name, "calibration": None, "warnings": [], "notes": []}
         return src, src.data, None, None, None, _sized(info, src.data), timings
     g = src.graph
     passes.optimize(g)
@@ -149,7 +149,8 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
             "calibration": {"method": method, "samples": int(len(samples)),
                             "held_out": 0 if held is None else int(len(held))},
             "dense_weights": "per-tensor" if per_tensor_dense else "per-channel",
-            "warnings": _calibration_warnings(given, held, example_input)}
+            "warnings": _calibration_warnings(given, held, example_input),
+            "notes": list(g.notes)}  # what the importer and passes did that the user should know
     if method == "percentile":
         info["calibration"]["percentile"] = percentile
     made = Made(g, quant, record["outputs"], record["observer"])

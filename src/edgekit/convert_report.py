@@ -55,6 +55,8 @@ def renderables(info: dict):
     parts.append(head)
     for warning in info.get("warnings") or ():
         parts.append(Text(f"warning: {warning}", style="yellow"))
+    for note in info.get("notes") or ():
+        parts.append(Text(f"note: {note}"))
     layers = info.get("layers")
     if layers:
         t = Table(title="per-layer SQNR (float reference vs int8 in LiteRT; ~6 dB per bit)", title_justify="left")

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import budget
 from .errors import EdgekitError
-from .export.tflite_writer import write_tflite
 from .graph import Graph
 from .quantize.observe import Observer
 from .runtime import litert
@@ -121,11 +120,10 @@ def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, s
     refused by one runtime (e.g. uint8 models in TFLM), which the report states instead.
     TFLite Micro runs in a child process (`tflm`, if one was started ahead) while LiteRT checks.
     """
-    threads = os.cpu_count()
     tflite = model_of(tflite)  # parsed once for every check below
     step("verifying in LiteRT")
     try:
-        it = litert.load(tflite, threads=threads)
+        it = litert.load(tflite, threads=os.cpu_count())
     except EdgekitError as e:
         if made is not None or isinstance(e, litert.ShapeMismatch):  # an inconsistent file, not a runtime's limit
             raise
@@ -147,8 +145,9 @@ def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, s
         if made is not None:
             graph = made.graph
             float_out = made.float_outputs
-            if float_out is None or len(float_out) != len(samples):
-                float_out = litert.run(write_tflite(graph), samples, threads=threads)[0][0]
+            if float_out is None or len(float_out) != len(samples):  # calibration's float model, if loaded
+                floats = made.float_observer or Observer(graph)
+                float_out = floats.first_outputs(samples)
             int8_out = litert.run_on(it, samples)[0][0]
             info["agreement"] = {"on": val_kind, "samples": int(len(samples)), **agreement(float_out, int8_out)}
             step("per-layer SQNR")

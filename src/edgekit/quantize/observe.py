@@ -28,12 +28,24 @@ class Observer:
         self.outputs = {d["name"]: d for d in self.it.get_output_details()}
         self.fallback = self.it.edgekit_fallback
 
-    def run(self, x: np.ndarray, visit) -> None:
-        """Run one float sample (no batch axis) and call visit(tensor name, values) for every op's
-        output, dequantized for an int8 model. The values are only valid inside visit."""
+    def _invoke(self, x: np.ndarray) -> None:
         with litert.errors("cannot run this model"):
             self.it.set_tensor(self.input["index"], litert.quantize_input(x[None], self.input))
             self.it.invoke()
+
+    def first_outputs(self, samples: np.ndarray) -> np.ndarray:
+        """The graph's first output for each sample (float), without looking at the rest."""
+        d = self.outputs[self.graph.outputs[0]]
+        out = []
+        for x in samples:
+            self._invoke(x)
+            out.append(litert.dequantize(self.it.get_tensor(d["index"]), d)[0])
+        return np.stack(out)
+
+    def run(self, x: np.ndarray, visit) -> None:
+        """Run one float sample (no batch axis) and call visit(tensor name, values) for every op's
+        output, dequantized for an int8 model. The values are only valid inside visit."""
+        self._invoke(x)
         for name, d in self.outputs.items():
             view = self.it.tensor(d["index"])()
             visit(name, view if d["dtype"] == np.float32 else litert.dequantize(view, d))
