@@ -5,7 +5,8 @@
 
 Every tool converts the SAME float model with the SAME calibration samples (zoo.calibration_batch,
 seed 0, N=--calib):
-  edgekit  `python -m edgekit convert FLOAT.tflite --calib calib.npy -o out.tflite` (verification on)
+  edgekit  `python -m edgekit convert FLOAT.tflite --calib calib.npy --val test.npy -o out.tflite`
+           (verification on, agreement on the held-out test samples)
   tf       bench/peers/tf_convert.py: the Graph rebuilt in TF, TFLiteConverter full-integer (int8 I/O)
   aeq      bench/peers/aeq_convert.py: ai-edge-quantizer static_wi8_ai8 on FLOAT.tflite
   ort      bench/peers/ort_convert.py: onnxruntime quantize_static, QDQ int8, on edgekit's ONNX export
@@ -161,7 +162,10 @@ def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
 
 # -- one command per tool, and measuring a child --------------------------------------------------
 def edgekit_cmd(p: dict, out: Path, _tf_python: str) -> list[str]:
-    return [sys.executable, "-m", "edgekit", "convert", str(p["float"]), "--calib", str(p["calib"]), "-o", str(out)]
+    # --val: agreement on the held-out test samples, so edgekit calibrates on all the samples the
+    # peers get (without it, it keeps 20% of them out of calibration to measure agreement on)
+    return [sys.executable, "-m", "edgekit", "convert", str(p["float"]), "--calib", str(p["calib"]),
+            "--val", str(p["test"]), "-o", str(out)]
 
 
 def tf_cmd(p: dict, out: Path, tf_python: str) -> list[str]:
