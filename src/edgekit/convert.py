@@ -136,6 +136,8 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
     given = _to_nhwc(load_array(calibration), g, src.layout, "calibration set")
     _check_working_memory(g, len(given), "calibrating")
     samples, held = _split(given) if hold_out else (given, None)
+    warnings = _calibration_warnings(given, held, example_input)
+    del given  # the split copied it: keep one copy of the data while the models load
     timings["import_s"] = time.perf_counter() - t0
     step(f"calibrating ({method}, {len(samples)} samples)")
     record: dict = {}
@@ -149,7 +151,7 @@ def _quantize(model, example_input, calibration, method, percentile, per_tensor_
             "calibration": {"method": method, "samples": int(len(samples)),
                             "held_out": 0 if held is None else int(len(held))},
             "dense_weights": "per-tensor" if per_tensor_dense else "per-channel",
-            "warnings": _calibration_warnings(given, held, example_input),
+            "warnings": warnings,
             "notes": list(g.notes)}  # what the importer and passes did that the user should know
     if method == "percentile":
         info["calibration"]["percentile"] = percentile
@@ -169,7 +171,9 @@ def _split(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _peak(x) -> float:
-    return float(np.abs(np.asarray(getattr(x, "data", x), np.float64)).max())
+    """max |x|, without the copies np.abs would make of a whole data set."""
+    x = np.asarray(getattr(x, "data", x))
+    return max(-float(x.min()), float(x.max()))
 
 
 def _calibration_warnings(given: np.ndarray, held, example_input) -> list[str]:
@@ -229,12 +233,14 @@ def convert(model, example_input=None, calibration=None, method: str = "minmax",
                 val_samples, val_kind = held, "held-out calibration samples"
                 made.float_outputs = None  # calibration recorded the samples it calibrated on only
             if val is not None and src.graph is not None:
+                calib_peak = _peak(samples)
+                samples = val_samples = None  # freed first: one data set in memory at a time
                 val_samples = _to_nhwc(load_array(val, "validation set"), src.graph, src.layout, "validation set")
                 _check_working_memory(src.graph, len(val_samples), "verifying")
                 made.float_outputs = None  # recorded on the calibration set, not the validation set
                 val_kind = "validation set"
                 if example_input is None:  # the example input, when given, was compared already
-                    info["warnings"] += _range_warning(_peak(samples), _peak(val_samples), "the validation set")
+                    info["warnings"] += _range_warning(calib_peak, _peak(val_samples), "the validation set")
             info.update(verify_model(tflite, made, val_samples, step, tflm=tflm, val_kind=val_kind))
             timings["verify_s"] = time.perf_counter() - t1
     for warning in info.get("warnings", ()):  # `edgekit deploy --calib` prints these as they come
