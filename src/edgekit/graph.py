@@ -17,9 +17,11 @@ consume it. Layout and op conventions follow TFLite, so exporting is a direct ma
   softmax            x                           beta=1.0 (over the last axis)
   relu, relu6, sigmoid, tanh   x                 -
   hard_swish         x                           -   (x * relu6(x + 3) / 6, MobileNetV3's activation)
+  gather             table[vocab, ...], ids      -   (table rows by int32 ids along axis 0: an embedding)
 
 `activation` is None, 'relu' or 'relu6' (fused into the op, as TFLite does).
-Tensors always carry the batch first; exported models use batch 1.
+Tensors always carry the batch first; exported models use batch 1. An input read only as gather's
+ids has dtype "int32" (token ids, fed as integers, never quantized); all others are float32.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ ACTIVATIONS = (None, "relu", "relu6")
 OP_KINDS = (
     "conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean",
     "add", "mul", "concat", "pad", "reshape", "softmax", "relu", "relu6", "sigmoid", "tanh",
-    "hard_swish",
+    "hard_swish", "gather",
 )
 # Ops whose first input's weights/bias are constants laid out as documented above.
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
@@ -46,6 +48,7 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     data: np.ndarray | None = None  # float32 constant (weights, bias) or None for activations
+    dtype: str = "float32"          # "int32" for an input of token ids (gather's indices)
 
     @property
     def is_const(self) -> bool:
@@ -79,9 +82,9 @@ class Graph:
             name = f"{base}_{i}"
         return name
 
-    def add_input(self, name: str, shape) -> str:
+    def add_input(self, name: str, shape, dtype: str = "float32") -> str:
         name = self.unique(name)
-        self.tensors[name] = Tensor(name, tuple(int(d) for d in shape))
+        self.tensors[name] = Tensor(name, tuple(int(d) for d in shape), dtype=dtype)
         self.inputs.append(name)
         return name
 

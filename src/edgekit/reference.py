@@ -126,6 +126,9 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
         return np.tanh(args[0])
     if k == "hard_swish":
         return args[0] * np.clip(args[0] + 3, 0, 6) / 6
+    if k == "gather":  # ids arrive as float32 (exact up to 2^24), rows taken along axis 0
+        table, ids = args
+        return table[np.asarray(ids).astype(np.int64)]
     raise ValueError(f"no reference kernel for {k}")
 
 
@@ -168,7 +171,7 @@ def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
     what does not fit; Graph.infer_shape names the layer.
     """
     a, k = op.attrs, op.kind
-    arity = {"conv2d": 3, "depthwise_conv2d": 3, "fully_connected": 3, "add": 2, "mul": 2}.get(k, 1)
+    arity = {"conv2d": 3, "depthwise_conv2d": 3, "fully_connected": 3, "add": 2, "mul": 2, "gather": 2}.get(k, 1)
     _require(len(shapes) == arity or (k == "concat" and shapes), f"{len(shapes)} inputs")
     _require(all(d >= 1 for s in shapes for d in s), f"an empty input among {[list(s) for s in shapes]}")
     x = tuple(shapes[0])
@@ -222,6 +225,8 @@ def output_shape(op: Op, shapes: list[tuple]) -> tuple[int, ...]:
         return (x[0],) + shape
     if k in ("softmax", "relu", "relu6", "sigmoid", "tanh", "hard_swish"):
         return x
+    if k == "gather":  # [batch, ...ids] + the table's row shape
+        return tuple(shapes[1]) + x[1:]
     raise ValueError(f"no shape rule for {k}")
 
 

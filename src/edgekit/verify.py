@@ -16,7 +16,7 @@ from .runtime import litert
 from .runtime.tflm import TflmChild, tflm_available
 from .sim.arena import plan_arena
 from .sim.layers import layers
-from .tflite_file import NUMPY_TYPES, TFLiteModel, model_of, tensor_type_name, text
+from .tflite_file import NUMPY_TYPES, TFLiteModel, builtin_name, model_of, tensor_type_name, text
 
 SQNR_SAMPLES = 32       # per-layer SQNR: at most this many samples,
 SQNR_VALUES = 2**24     # and about this many activation values in all (MobileNetV2/224: 2 samples)
@@ -107,9 +107,25 @@ def random_inputs(tflite: TFLiteModel | bytes) -> np.ndarray:
     shape = (n,) + tuple(int(d) for d in list(t.shape if t.shape is not None else [])[1:])
     budget.check_memory(float(np.prod(shape, dtype=float)) * dtype.itemsize, f"{n} test inputs")
     rng = np.random.default_rng(0)
+    vocab = _gather_rows(model, sub.inputs[0])
+    if vocab is not None:  # token ids: beyond the table, TFLite Micro reads out of bounds
+        return rng.integers(0, vocab, shape).astype(dtype)
     if dtype.kind in "iu":
         return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def _gather_rows(model, index: int) -> int | None:
+    """The fewest rows of the tables a GATHER looks tensor `index` up in (its valid ids are 0..rows-1),
+    or None when no GATHER reads it as indices."""
+    sub, rows = model.subgraphs[0], []
+    for op in sub.operators or []:
+        if builtin_name(model, op.opcodeIndex) == "GATHER" and len(op.inputs) > 1 and op.inputs[1] == index:
+            shape = list(sub.tensors[op.inputs[0]].shape if sub.tensors[op.inputs[0]].shape is not None else [])
+            axis = int(getattr(op.builtinOptions, "axis", 0) or 0)
+            if -len(shape) <= axis < len(shape):
+                rows.append(int(shape[axis]))
+    return max(min(rows), 1) if rows else None
 
 
 def verify_model(tflite: bytes, made: Made | None, samples: np.ndarray | None, step=lambda m: None,

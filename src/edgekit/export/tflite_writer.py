@@ -35,6 +35,7 @@ OPS = {  # op kind -> (builtin operator, version for float, version for int8)
     "sigmoid": (fb.BuiltinOperator.LOGISTIC, 1, 2),
     "tanh": (fb.BuiltinOperator.TANH, 1, 2),
     "hard_swish": (fb.BuiltinOperator.HARD_SWISH, 1, 1),  # one version for float and int8 (TFLite 1.15)
+    "gather": (fb.BuiltinOperator.GATHER, 1, 2),  # inputs (params, int32 indices), axis 0
 }
 ACTIVATION = {None: fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
               "relu6": fb.ActivationFunctionType.RELU6}
@@ -104,6 +105,10 @@ def _options(op, out_shape):
         o = fb.ReshapeOptionsT()
         o.newShape = [int(d) for d in out_shape]
         return fb.BuiltinOptions.ReshapeOptions, o
+    if k == "gather":
+        o = fb.GatherOptionsT()
+        o.axis, o.batchDims = 0, 0
+        return fb.BuiltinOptions.GatherOptions, o
     if k == "softmax":
         o = fb.SoftmaxOptionsT()
         o.beta = float(a.get("beta", 1.0))
@@ -132,7 +137,7 @@ class _Writer:
         qp = self.q.get(name) if self.q else None
         if data is None and src is not None and src.is_const:
             data = qp.values if qp is not None else src.data.astype(np.float32)
-        dtype = dtype or (qp.dtype if qp is not None else "float32")
+        dtype = dtype or (qp.dtype if qp is not None else src.dtype if src is not None else "float32")
         t.type = TYPES[dtype]
         if qp is not None:
             t.quantization = fb.QuantizationParametersT()

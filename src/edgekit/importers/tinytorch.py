@@ -252,6 +252,12 @@ class _Tracer(TinyTorchOps):
                 kept.append(op)
                 needed.update(op.inputs)
         g.ops = kept[::-1]
+        for t in g.inputs:  # int32 token ids: only GATHER can read them (as its indices)
+            other = next((op for op in g.ops if t in op.inputs and (op.kind != "gather" or op.inputs[1] != t)), None)
+            if g.tensors[t].dtype != "float32" and other is not None:
+                raise UnsupportedError("use of the token ids an Embedding looks up as numbers (on the board they "
+                                       "are int32 ids, read by GATHER only)", other.name,
+                                       "Embedding on the model's input, with the ids read by Embeddings only")
         return g.finalize()
 
     # -- wrapping and unwrapping -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What each TinyTorch layer and Tensor op becomes in edgekit's Graph, for tinytorch._Tracer.
 
-A recognised layer (Linear, Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, activations) is converted
-as a whole when it is called; the Tensor ops a model's own forward calls (reshape, +, -, *, /,
+A recognised layer (Linear, Embedding, Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, activations) is
+converted as a whole when it is called; the Tensor ops a model's own forward calls (reshape, +, -, *, /,
 matmul, mean) are converted one by one. Unsupported layers and ops raise UnsupportedError naming
 the layer and what is supported instead.
 """
@@ -13,8 +13,8 @@ from .. import passes
 from ..errors import EdgekitError, UnsupportedError
 from ..reference import explicit_padding
 
-SUPPORTED = ("layers Linear, QuantizedLinear (module 15), Conv2d, BatchNorm2d (folded), MaxPool2d, AvgPool2d, "
-             "ReLU, Sigmoid, Tanh, Softmax, Dropout (removed), in a model class, a list of layers or a container "
+SUPPORTED = ("layers Linear, QuantizedLinear (module 15), Embedding (on the model's input), Conv2d, "
+             "BatchNorm2d (folded), MaxPool2d, AvgPool2d, ReLU, Sigmoid, Tanh, Softmax, Dropout (removed), in a model class, a list of layers or a container "
              "with .layers; in forward: x.reshape(batch, -1), +, -, *, / by a constant (also written with numpy, "
              "Tensor(x.data * 0.5)), matmul with a weight, mean over H and W")
 # Layers that need what TFLite Micro's int8 kernels do not offer, and what to do instead.
@@ -24,16 +24,16 @@ NO_ATTENTION = ("attention's Q @ K^T and weights @ V multiply two activations (T
                 "replace the attention block "
                 "by layers on the flattened sequence (x.reshape(batch, -1) then Linear) or a Conv2d over the "
                 "sequence laid out as an image")
-NO_EMBEDDING = ("Embedding (a table lookup on integer token ids: TFLite GATHER with int32 inputs, which edgekit's "
-                "int8 pipeline, one float input quantized to int8, does not build); look the vectors up before "
-                "the model (x = emb.weight.data[ids]) and convert the layers after it, with [batch, seq * dim] "
-                "float inputs")
+NO_EMBEDDING = ("Embedding applied to something other than the model's input (edgekit deploys an Embedding as "
+                "TFLite GATHER whose int32 token ids are the model's own input, read by nothing else); look the "
+                "vectors up before the model (x = emb.weight.data[ids]) and convert the layers after it, with "
+                "[batch, seq * dim] float inputs")
 
 # TinyTorch layer class name -> the attributes the converter needs (bias, stride, ... have defaults).
 LAYERS = {"Linear": ("weight",), "Conv2d": ("weight",), "MaxPool2d": ("kernel_size",),
           "AvgPool2d": ("kernel_size",), "BatchNorm2d": ("gamma", "beta", "running_mean", "running_var"),
           "ReLU": (), "Sigmoid": (), "Tanh": (), "Softmax": (), "GELU": (), "Dropout": (),
-          "QuantizedLinear": (), "Embedding": ()} | {k: () for k in ATTENTION}
+          "QuantizedLinear": (), "Embedding": ("weight",)} | {k: () for k in ATTENTION}
 
 
 def _is_tensor(obj) -> bool:
@@ -59,14 +59,14 @@ class TinyTorchOps:
         if kind == "GELU":
             raise UnsupportedError("GELU activation (no int8 TFLite kernel in edgekit's op set; use ReLU "
                                    "and retrain)", name, SUPPORTED)
-        if kind == "Embedding":
-            raise UnsupportedError(NO_EMBEDDING, name, SUPPORTED)
         if kind in ATTENTION:
             raise UnsupportedError(f"{kind} block: {NO_ATTENTION}", name, SUPPORTED)
         missing = [a for a in LAYERS[kind] if getattr(obj, a, None) is None]
         if missing:
             raise EdgekitError(f"layer '{name}' is a {kind} without {', '.join(missing)}; edgekit reads the "
                                "attributes of TinyTorch's reference layers")
+        if kind == "Embedding":
+            return self._embedding(obj, name, args[0], out)
         x = self._resolve(args[0])
         if x is None:
             raise UnsupportedError("input computed by numpy code edgekit cannot follow (it recognises "
@@ -108,6 +108,22 @@ class TinyTorchOps:
             w = w[self.perm[x]]
         inputs = [x, self._const(f"{name}/weights", w.T), self._const(f"{name}/bias", b.reshape(-1))]
         return self._emit("fully_connected", inputs, name, out, "same", activation=None)
+
+    def _embedding(self, obj, name, ids, out):
+        """Module 11's Embedding on the model's input: GATHER of the table's rows, the input becoming
+        int32 token ids. Anywhere else the ids would be computed in int8, which GATHER cannot read."""
+        x = self._resolve(ids)
+        if x is None or x not in self.graph.inputs or any(x in op.inputs for op in self.graph.ops):
+            raise UnsupportedError(NO_EMBEDDING, name, SUPPORTED)
+        table = _array(obj.weight)
+        given = self.values[x]
+        if table.ndim != 2 or not np.array_equal(given, np.rint(given)) or given.min() < 0 \
+                or given.max() >= table.shape[0]:
+            raise EdgekitError(f"layer '{name}' (Embedding) looks up ids from {given.min():g} to {given.max():g} "
+                               f"in a table of shape {list(table.shape)}; give example_input as integer token "
+                               f"ids from 0 to {table.shape[0] - 1}")
+        self.graph.tensors[x].dtype = "int32"
+        return self._emit("gather", [self._const(f"{name}/table", table), x], name, out, "same")
 
     def _quantized_linear(self, obj, name, x, out):
         """Module 15's QuantizedLinear: its own int8 parameters dequantized (what its forward computes),

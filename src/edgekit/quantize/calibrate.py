@@ -44,7 +44,9 @@ def _minmax(obs: Observer, samples, record=None):
     """Running min and max of every activation; record gets the float model's outputs."""
     graph = obs.graph
     x0 = graph.inputs[0]
-    lo, hi = {x0: float(samples.min())}, {x0: float(samples.max())}
+    lo, hi = {}, {}
+    if graph.tensors[x0].dtype == "float32":  # token ids (int32) are fed as they are: no range
+        lo[x0], hi[x0] = float(samples.min()), float(samples.max())
     outputs = {t: [] for t in graph.outputs} if record is not None else {}
 
     def visit(t, v):
@@ -81,7 +83,8 @@ def _histograms(obs: Observer, samples, edges_of, signed: bool):
 
     for x in samples:
         obs.run(x, visit)
-        visit(obs.graph.inputs[0], x)
+        if obs.graph.tensors[obs.graph.inputs[0]].dtype == "float32":
+            visit(obs.graph.inputs[0], x)
     return counts
 
 

@@ -7,7 +7,9 @@ Rules (TFLite's int8 spec, as both LiteRT and TFLite Micro accept them):
   (dimension 0 for conv and dense, 3 for depthwise);
 - bias: int32, scale = input scale * weight scale per channel, zero point 0;
 - max/avg pooling, reshape, pad and concatenation keep their input's parameters;
-- softmax and sigmoid: scale 1/256, zero point -128; tanh: scale 1/128, zero point 0.
+- softmax and sigmoid: scale 1/256, zero point -128; tanh: scale 1/128, zero point 0;
+- gather (an embedding): the table is asymmetric int8 per tensor, and the output keeps the table's
+  parameters (GATHER copies bytes); its int32 ids input is not quantized.
 """
 from __future__ import annotations
 
@@ -157,7 +159,11 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]],
                 _check_finite(op, f"'{t}'", graph.tensors[t].data)
     params: dict[str, QParams] = {}
     fixed = {op.outputs[0]: FIXED_OUTPUT[op.kind] for op in graph.ops if op.kind in FIXED_OUTPUT}
-    group = _share_groups(graph)
+    for op in (op for op in graph.ops if op.kind == "gather"):  # rows copied as they are stored
+        table = params[op.inputs[0]] = tensor_params(graph.tensors[op.inputs[0]].data)
+        fixed[op.outputs[0]] = (float(table.scale[0]), int(table.zero_point[0]))
+    ids = {t for t in graph.inputs if graph.tensors[t].dtype != "float32"}  # token ids stay int32
+    group = {t: root for t, root in _share_groups(graph).items() if t not in ids}
     union: dict[str, list[float]] = {}
     for t, root in group.items():
         lo, hi = ranges[t]

@@ -124,12 +124,14 @@ def _check_declared_shapes(it, model) -> None:
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float -> the input tensor's type, using its scale and zero point."""
+    """Float -> the input tensor's type, using its scale and zero point (none for an unquantized integer input)."""
     dtype = detail["dtype"]
     if dtype == np.float32:
         return x.astype(np.float32)
     scale, zp = detail["quantization"]
     info = np.iinfo(dtype)
+    if scale == 0:  # not quantized (e.g. int32 token ids): the values are the integers themselves
+        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
     v = x / scale  # rounded half away from zero before the zero point is added, as TFLite's QUANTIZE does
     return np.clip(np.trunc(v + np.copysign(0.5, v)) + zp, info.min, info.max).astype(dtype)
 
