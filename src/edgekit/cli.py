@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("--port", help="the board's serial port or URL instead of finding it: /dev/ttyACM0, "
                        "rfc2217://host:4000, sim://nano33ble (default: $EDGEKIT_PORT)")
         d.add_argument("--host", help="run on a Raspberry Pi over ssh, e.g. pi@raspberrypi.local")
+        d.add_argument("--lab", choices=("labgrid",), help="use a board of the lab: acquire a free labgrid place "
+                       "tagged board=TARGET (coordinator: $LG_COORDINATOR), release it afterwards")
+        d.add_argument("--place", help="with --lab: this labgrid place instead of any free one")
         d.add_argument("--remote-python", default="python3", help="python on the Pi that has edgekit")
         d.add_argument("--usb", type=int, choices=(2, 3), default=3, help="Coral: the USB link (default 3)")
         d.add_argument("--edgetpu-clock", choices=("std", "max"), default="max",
@@ -141,8 +145,25 @@ def _targets(args) -> int:
 
 
 def _deploy_or_profile(args) -> int:
-    with _budgets(args):
+    with _budgets(args), _lab(args):
         return _run_deploy_or_profile(args)
+
+
+@contextlib.contextmanager
+def _lab(args):
+    """--lab labgrid: the board's port comes from an acquired labgrid place, released on the way out."""
+    if not args.lab:
+        if args.place:
+            raise EdgekitError("--place names a labgrid place: add --lab labgrid")
+        yield
+        return
+    if args.port or args.host or args.sim or args.emu:
+        raise EdgekitError("--lab labgrid finds the board's port itself: leave out --port, --host, --sim and --emu")
+    from .targets.lab import lab_port  # lazy: only lab runs talk to labgrid
+    with lab_port(args.target, args.place) as (place, url):
+        err.print(f"{args.target}: labgrid place '{place}' at {url.split('?')[0]}", highlight=False)
+        args.port = url
+        yield
 
 
 def _run_deploy_or_profile(args) -> int:
