@@ -129,8 +129,33 @@ def test_everything_present_passes(tools):
     assert c["Coral (pycoral, libedgetpu)"].status == "skip"
     assert c["edgetpu_compiler"].status == "ok" and c["edgetpu_compiler"].detail.endswith("edgetpu_compiler")
     assert c["sensor libraries (nano33ble)"].status == "ok" and "sensor libraries (esp32s3)" not in c
-    assert all(c.status in ("ok", "skip") for c in checks)
+    lab = ("labgrid", "ser2net", "labgrid coordinator")  # optional, checked in test_lab_checks_are_optional
+    assert all(c.status in ("ok", "skip") for c in checks if c.name not in lab)
     assert "Ready: every required tool is installed." in _text(checks)
+
+
+def test_lab_checks_are_optional(tools, monkeypatch):
+    bin_dir = tools()
+    monkeypatch.delenv("EDGEKIT_LABGRID_CLIENT", raising=False)
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))
+    assert c["labgrid"].status == "info" and "pip install labgrid" in c["labgrid"].fix
+    assert c["ser2net"].status == "info" and c["ser2net"].fix == "sudo apt-get install ser2net"
+    assert "labgrid coordinator" not in c
+    _exe(bin_dir / "labgrid-client", "#!{python}\nprint('nano-a')\nprint('esp-a')\n")
+    _exe(bin_dir / "ser2net", "#!{python}\n")
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))
+    assert c["labgrid"].status == "ok" and c["ser2net"].status == "ok"
+    assert c["labgrid coordinator"].status == "info" and "LG_COORDINATOR" in c["labgrid coordinator"].detail
+    monkeypatch.setenv("LG_COORDINATOR", "labhost:20408")
+    c = _by_name(doctor(host=Host(**LINUX), modules=installed))
+    assert c["labgrid coordinator"].status == "ok" and c["labgrid coordinator"].detail == "labhost:20408: 2 place(s)"
+    _exe(bin_dir / "labgrid-client", "#!{python}\nimport sys\nprint('Server error: Error: Could not connect')\n"
+         "sys.exit(1)\n")
+    checks = doctor(host=Host(**LINUX), modules=installed)
+    c = _by_name(checks)
+    assert c["labgrid coordinator"].status == "warn" and "does not answer: Server error" in c["labgrid coordinator"].detail
+    assert doctor_ok(checks)  # a lab is optional: an unreachable coordinator does not fail doctor
 
 
 def test_sensor_libraries_are_optional_and_named(tools):

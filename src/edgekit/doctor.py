@@ -369,6 +369,31 @@ def _check_emulator(which, run, host: Host) -> list[Check]:
     return checks
 
 
+def _check_lab(which, run) -> list[Check]:
+    """labgrid (`--lab labgrid`, a lab's boards on other machines): optional, never fails doctor."""
+    client = os.environ.get("EDGEKIT_LABGRID_CLIENT") or which("labgrid-client")
+    install = ("python3 -m venv ~/labgrid && ~/labgrid/bin/pip install labgrid && "
+               "export EDGEKIT_LABGRID_CLIENT=~/labgrid/bin/labgrid-client")
+    checks = [Check("labgrid", OK, f"labgrid-client at {client}", required=False) if client else
+              Check("labgrid", INFO, "not installed (only for --lab labgrid: boards on the lab's PCs)", install,
+                    required=False)]
+    ser2net = which("ser2net")
+    checks.append(Check("ser2net", OK, ser2net, required=False) if ser2net else
+                  Check("ser2net", INFO, "not installed (a lab PC's labgrid exporter serves its boards with it)",
+                        "sudo apt-get install ser2net", required=False))
+    coordinator = os.environ.get("LG_COORDINATOR")
+    if client and coordinator:
+        code, out = _run(run, [client, "places"], timeout=10)
+        n = len([line for line in out.splitlines() if line.strip()])
+        checks.append(Check("labgrid coordinator", OK, f"{coordinator}: {n} place(s)", required=False) if code == 0
+                      else Check("labgrid coordinator", WARN, f"{coordinator} does not answer: "
+                                 f"{(out.strip().splitlines() or ['no message'])[-1][:120]}", required=False))
+    elif client:
+        checks.append(Check("labgrid coordinator", INFO, "LG_COORDINATOR is not set (host:port of the lab's "
+                            "coordinator)", required=False))
+    return checks
+
+
 def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], str | None] = shutil.which,
            run: Run = run_tool, host: Host | None = None,
            modules: Callable[[str, str], str | None] = _module_version) -> list[Check]:
@@ -387,6 +412,7 @@ def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], 
     checks.append(_check_edgetpu_compiler(which, host))
     checks.append(_check_arm_gcc(which, run, host))
     checks += _check_emulator(which, run, host)
+    checks += _check_lab(which, run)
     return checks
 
 
