@@ -98,6 +98,17 @@ def test_profile_runs_on_a_lab_place_and_releases_it(lab_env):
     assert _holder() is None  # released
 
 
+def test_targets_lists_the_lab(lab_env):
+    _, env = lab_env
+    listed = lambda: json.loads(subprocess.run(EDGEKIT + ["targets", "--lab", "labgrid", "--json"],  # noqa: E731
+                                               capture_output=True, text=True, env=env, timeout=60).stdout)
+    assert listed() == {"places": [{"place": "nano-a", "board": "nano33ble", "tags": {"board": "nano33ble"},
+                                    "acquired_by": None}]}
+    lab._run("-p", "nano-a", "acquire")
+    assert listed()["places"][0]["acquired_by"]
+    lab._run("-p", "nano-a", "release")
+
+
 def test_ctrl_c_releases_the_place(lab_env):
     model, env = lab_env
     p = subprocess.Popen(EDGEKIT + ["profile", str(model), "--target", "nano33ble", "--lab", "labgrid", "--runs",

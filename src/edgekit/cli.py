@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("targets", help="the boards edgekit deploys to, and which are connected now")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--lab", choices=("labgrid",), help="list the lab's labgrid places instead: the board each "
+                   "is tagged with, free or taken (coordinator: $LG_COORDINATOR)")
     for name, helptext in (("profile", "latency, energy and memory of a model on a board (or its simulator)"),
                            ("deploy", "convert if needed, check the fit, flash, verify the outputs, profile")):
         d = sub.add_parser(name, help=helptext)
@@ -135,12 +137,33 @@ def _inspect(args) -> int:
 
 
 def _targets(args) -> int:
+    if args.lab:
+        return _lab_places(args)
     from .targets import render_targets, targets_report  # lazy: each command loads only what it runs
     rows = targets_report()
     if args.json:
         print(json.dumps({"targets": rows}, indent=2))
     else:
         out.print(render_targets(rows))
+    return 0
+
+
+def _lab_places(args) -> int:
+    from rich.table import Table  # lazy: each command loads only what it runs
+    from .targets.lab import places  # lazy: only lab runs talk to labgrid
+    rows = [{"place": p.name, "board": p.tags.get("board"), "tags": p.tags, "acquired_by": p.acquired}
+            for p in places()]
+    if args.json:
+        print(json.dumps({"places": rows}, indent=2))
+        return 0
+    table = Table(title=f"labgrid places at {os.environ.get('LG_COORDINATOR', '127.0.0.1:20408')}",
+                  title_justify="left")
+    for column in ("place", "board", "state"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["place"], r["board"] or "(no board tag: `labgrid-client -p PLACE set-tags board=KIND`)",
+                      f"taken by {r['acquired_by']}" if r["acquired_by"] else "free")
+    out.print(table)
     return 0
 
 
