@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     convert_args = ["convert", str(onnx_path), "--calib", str(out / "calib.npy"),
                     "--val", str(out / "val.npy"), "-o", str(int8_path)]
-    if load_board(args.target).dense_weights == "per-tensor":  # the Nano's TFLite Micro reads one scale per dense layer
+    if load_board(args.target).per_tensor_dense:  # the Nano's TFLite Micro reads one scale per dense layer
         convert_args.append("--per-tensor-dense")
     if args.json:  # keep stdout a single JSON document
         buf = io.StringIO()

@@ -204,8 +204,7 @@ def _run_deploy_or_profile(args) -> int:
             raise EdgekitError("--emu runs on this machine (QEMU); leave out --host or --emu")
         board = load_board(args.target)
         backend = BACKENDS[board.kind]
-        model, _ = dep.int8_model(args.model, args.calib, accept=backend.accepts,
-                                  per_tensor_dense=board.dense_weights == "per-tensor")
+        model, _ = dep.int8_model(args.model, board, args.calib)
         if not args.sim:  # the Pi may lack what the board needs (the Coral's compiler): prepared here
             model = backend.for_remote(model)
         extra = ["--duration", args.duration] if getattr(args, "duration", None) else []
@@ -292,8 +291,7 @@ def _serve_emulated(args) -> int:
         raise EdgekitError("--emu serves the firmware built around --model (no stand-in, faults or --rfc2217): "
                            "give --model m_int8.tflite")
     backend = open_backend(args.target, force="emu")
-    model, _ = dep.int8_model(args.model, accept=backend.accepts,
-                              per_tensor_dense=backend.board.dense_weights == "per-tensor")
+    model, _ = dep.int8_model(args.model, backend.board)
     with err.status("building the emulated firmware ...") as status:
         backend.load(model, progress=lambda m: status.update(m + " ..."))
         backend.check_fit()

@@ -15,16 +15,15 @@ from .convert import Converted, convert
 from .errors import EdgekitError
 from .importers import read_file
 from .profile_report import ProfileReport
-from .targets import load_board
+from .targets import Board, load_board
 from .tflite_check import check_memory
 from .tflite_file import TFLiteModel, model_of
 
 
-def int8_model(model, calibration=None, example_input=None, progress=lambda m: None,
-               accept=("int8", "uint8"), per_tensor_dense: bool = False) -> tuple[TFLiteModel, dict | None]:
-    """The int8 model for `model`: as is when already int8, else converted (needs calibration).
-    accept: the quantization kinds taken as they are (the Coral also takes "mixed", to judge op by op);
-    per_tensor_dense: convert dense weights with one scale (for the boards whose runtime needs it)."""
+def int8_model(model, board: Board, calibration=None, example_input=None,
+               progress=lambda m: None) -> tuple[TFLiteModel, dict | None]:
+    """The int8 model for `model` on `board`: as is when already of a kind the board's backend takes
+    (the Coral also takes "mixed", to judge op by op), else converted for the board (needs calibration)."""
     if isinstance(model, TFLiteModel):
         return model, None
     if isinstance(model, Converted):
@@ -34,7 +33,7 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
     if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
         path = Path(model)
         parsed = TFLiteModel(read_file(path), path.stem)
-        if parsed.quantization in accept:
+        if parsed.quantization in BACKENDS[board.kind].accepts:
             check_memory(parsed.parsed, path.name)  # before a board, its simulator or LiteRT allocates
             return parsed, None
     if calibration is None:
@@ -42,7 +41,7 @@ def int8_model(model, calibration=None, example_input=None, progress=lambda m: N
                            "edgekit can convert it, or run `edgekit convert` first")
     progress("converting to int8")
     q = convert(model, example_input=example_input, calibration=calibration, progress=progress,
-                per_tensor_dense=per_tensor_dense)
+                per_tensor_dense=board.per_tensor_dense)
     name = Path(model).stem if isinstance(model, (str, Path)) else "model"
     return TFLiteModel(q.tflite, name), q.info
 
@@ -51,9 +50,7 @@ def _start(model, target, force, port, calibration, example_input, progress, run
            options) -> tuple[Backend, bool]:
     """The backend for `target`, loaded with the int8 model; and whether edgekit converted it."""
     board = load_board(target)  # a model refused for its size is refused before any board is looked for
-    tflite, conversion = int8_model(model, calibration, example_input, progress=progress,
-                                    accept=BACKENDS[board.kind].accepts,
-                                    per_tensor_dense=board.dense_weights == "per-tensor")
+    tflite, conversion = int8_model(model, board, calibration, example_input, progress=progress)
     backend = open_backend(board, force, port)
     progress(backend.why)
     backend.load(tflite, conversion=conversion, runs=runs, duration_s=duration_s, progress=progress, **options)

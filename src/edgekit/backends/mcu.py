@@ -27,7 +27,7 @@ class Microcontroller(Backend):
     def _prepare(self, conversion: dict | None, progress, measure_arena: bool = True, **options) -> None:
         """measure_arena: run TFLite Micro here once for its exact arena (else the planner's, unless
         conversion already measured it)."""
-        dense = per_channel_dense(self.model.parsed) if self.board.dense_weights == "per-tensor" else []
+        dense = per_channel_dense(self.model.parsed) if self.board.per_tensor_dense else []
         if dense:
             raise EdgekitError(f"the dense layer '{dense[0]}' has one weight scale per output, which TFLite Micro on "
                                f"the {self.board.name} applies as one (wrong outputs): convert the float model "

@@ -65,7 +65,7 @@ def int8_model(path: Path, track, model_mb: float, calibration: np.ndarray | Non
     if calibration is not None:
         calib = _to_layout(calibration[:CALIBRATION_SAMPLES], track.layout, _model_layout(path.suffix))
     try:
-        per_tensor = any(load_board(t).dense_weights == "per-tensor" for t in targets)
+        per_tensor = any(load_board(t).per_tensor_dense for t in targets)
         q = convert(path, calibration=calib, verify=False, per_tensor_dense=per_tensor)
     except EdgekitError as e:  # say which file, once
         raise EdgekitError(str(e) if path.name in str(e) else f"{path.name}: {e}") from None
@@ -226,7 +226,7 @@ def check(job: dict) -> dict:
     # TFLite Micro reads one weight scale per dense layer gets a model of its own
     groups: dict[bool, list[str]] = {}
     for key in job["targets"]:
-        groups.setdefault(load_board(key).dense_weights == "per-tensor", []).append(key)
+        groups.setdefault(load_board(key).per_tensor_dense, []).append(key)
     models, info = {}, None
     for keys in groups.values():
         tflite, made = int8_model(path, track, track.limits["model_mb"], calib, keys)

@@ -166,6 +166,11 @@ class Board:
         return self.data.get("dense_weights", "per-channel")
 
     @property
+    def per_tensor_dense(self) -> bool:
+        """Whether models for this board need one scale per dense weight tensor."""
+        return self.dense_weights == "per-tensor"
+
+    @property
     def chip(self) -> str:
         return self.data.get("chip", {}).get("name", "")
 
