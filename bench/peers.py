@@ -123,24 +123,15 @@ def check_tf(p: dict, ref: np.ndarray, tf_python: str) -> float:
 def litert_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     """The model's first output on each sample, as float (int8 inputs/outputs (de)quantized)."""
     from ai_edge_litert.interpreter import Interpreter
+    from edgekit.runtime.litert import dequantize, quantize_input  # as TFLite's QUANTIZE/DEQUANTIZE do
     it = Interpreter(model_path=str(path))
     it.allocate_tensors()
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     outs = []
     for sample in x:
-        v = sample[None]
-        if i["dtype"] != np.float32:  # as TFLite's QUANTIZE op: round(x / s) half away from zero, + z
-            s, z = i["quantization"]
-            info = np.iinfo(i["dtype"])
-            r = v / np.float32(s)
-            v = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5) + z, info.min, info.max).astype(i["dtype"])
-        it.set_tensor(i["index"], v)
+        it.set_tensor(i["index"], quantize_input(sample[None], i))
         it.invoke()
-        y = it.get_tensor(o["index"])
-        if o["dtype"] != np.float32:
-            s, z = o["quantization"]
-            y = (y.astype(np.float32) - z) * s
-        outs.append(y.astype(np.float32))
+        outs.append(dequantize(it.get_tensor(o["index"]), o))
     return np.concatenate(outs)
 
 
