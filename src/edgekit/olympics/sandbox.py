@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import EdgekitError
@@ -38,8 +40,9 @@ WALL_SLACK_S = 30
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a child gets when its parent dies
 
 
-def _limit(memory_mb: float, seconds: float):
-    """The function the child runs between fork and exec: its limits, before any submitted byte is read."""
+def limits_applier(memory_mb: float, seconds: float, only_parent_death: bool = False):
+    """The function a child runs first after the fork (before exec, or before the fork server's child
+    runs the job): its limits, before any submitted byte is read."""
     try:
         import resource
     except ImportError:  # Windows
@@ -51,13 +54,15 @@ def _limit(memory_mb: float, seconds: float):
         prctl = ctypes.CDLL(None).prctl
 
     def apply():
+        if prctl is not None:  # die with the run: a killed run leaves no worker behind
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if only_parent_death:  # the fork server: its children set their own limits
+            return
         mem = int(memory_mb * 2**20)
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if prctl is not None:  # die with the run: a killed run leaves no worker behind
-            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     return apply
 
 
@@ -69,14 +74,6 @@ def _env() -> dict:
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _why_died(code: int, limits: dict, log: str) -> str:
@@ -121,37 +118,155 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_job(job: dict, limits: dict) -> dict:
-    """Run worker.py on `job` in a limited child; its result dict, or a failure with the reason."""
+class Cancelled(Exception):
+    """The run was stopped (Ctrl-C in another thread) while this job ran: its child is killed."""
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Fresh:
+    """A fresh Python process per job: `python -m edgekit.olympics.worker WORK`."""
+
+    def run(self, work: Path, memory_mb: float, seconds: float, cancel=None) -> int:
+        with open(work / "worker.log", "ab") as log:
+            # cwd is the empty job folder, so nothing from the submission can shadow a module
+            proc = subprocess.Popen([sys.executable, "-m", "edgekit.olympics.worker", str(work)], cwd=work,
+                                    env=_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=limits_applier(memory_mb, seconds), start_new_session=True)
+        try:
+            return _wait(proc.pid, lambda step: _poll(proc, step), seconds + WALL_SLACK_S, cancel)
+        finally:
+            proc.wait()
+
+
+def _poll(proc: subprocess.Popen, step: float) -> int | None:
+    try:
+        return proc.wait(timeout=step)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _wait(group: int, poll, wall: float, cancel) -> int:
+    """The exit code of the job whose process group is `group`; on the wall-clock limit, a
+    cancel or Ctrl-C its whole group is killed first. poll(step): the code, or None after step s."""
+    deadline = time.monotonic() + wall
+    try:
+        while True:
+            code = poll(min(0.2, max(0.0, deadline - time.monotonic())))
+            if code is not None:
+                break
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if time.monotonic() >= deadline:
+                raise _TimedOut()
+    except BaseException:  # a timeout, a cancel, Ctrl-C or a kill of the run: leave no child behind
+        _killpg(group)
+        raise
+    _killpg(group)  # the TFLite Micro grandchild, should the worker have left it behind
+    return code
+
+
+def _killpg(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Zygote:
+    """A fork server (forkserver.py) of this run: it has imported what a worker needs once, and
+    forks a fresh, limited child per job. One job at a time; restarted if it dies."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self._buffer = b""
+
+    def _start(self) -> None:
+        self.close()
+        die_with_run = limits_applier(float("inf"), float("inf"), only_parent_death=True)
+        # cwd "/" and -P: no folder anyone can write to is on its module path
+        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "edgekit.olympics.forkserver"], cwd="/",
+                                     env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_run, start_new_session=True)
+        self._buffer = b""
+
+    def _line(self, timeout: float | None) -> dict | None:
+        """The server's next reply, or None if none came within `timeout` s."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise EOFError("the fork server ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, work: Path, memory_mb: float, seconds: float, cancel=None) -> int:
+        for attempt in (1, 2):  # a server that died (killed, out of memory) is started again, once
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            try:
+                self.proc.stdin.write((json.dumps({"work": str(work), "memory_mb": memory_mb,
+                                                   "seconds": seconds}) + "\n").encode())
+                self.proc.stdin.flush()
+                pid = self._line(None)["pid"]
+                break
+            except (OSError, EOFError, ValueError, TypeError, KeyError):
+                self.close()
+                if attempt == 2:
+                    raise EdgekitError("the Olympics fork server cannot start (python -m "
+                                       "edgekit.olympics.forkserver); run `edgekit doctor`") from None
+        try:
+            return _wait(pid, lambda step: (self._line(step) or {}).get("exit"), seconds + WALL_SLACK_S, cancel)
+        except (EOFError, ValueError):  # the server died with its child: its status is lost
+            self.close()
+            return -signal.SIGKILL
+        except BaseException:
+            self.close()  # its reply to the killed job would be read as the next job's
+            raise
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                pipe.close()
+            self.proc = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_job(job: dict, limits: dict, zygote: Zygote | None = None, cancel=None) -> dict:
+    """Run worker.py on `job` in a limited child (forked by `zygote`, else a fresh process); its
+    result dict, or a failure with the reason. cancel: a threading.Event that stops it (Cancelled)."""
     seconds, memory_mb = float(limits["seconds"]), float(limits["memory_mb"])
     with tempfile.TemporaryDirectory(prefix=_work_prefix(os.getpid())) as work:
         work = Path(work)
         (work / "job.json").write_text(json.dumps(job))
-        with open(work / "worker.log", "wb") as log:
-            # cwd is the empty job folder, so nothing from the submission can shadow a module
-            proc = subprocess.Popen([sys.executable, "-m", "edgekit.olympics.worker", str(work)], cwd=work,
-                                    env=_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    preexec_fn=_limit(memory_mb, seconds), start_new_session=True)
-            try:
-                code = proc.wait(timeout=seconds + WALL_SLACK_S)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-                return {"status": "failed", "reason": f"took longer than the track's {seconds:g} s limit and was "
-                        "stopped"}
-            except BaseException:  # Ctrl-C or a kill of the run: leave no child behind
-                _kill(proc)
-                raise
-            try:  # the TFLite Micro grandchild, should the worker have left it behind
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        try:
+            code = (zygote or _Fresh()).run(work, memory_mb, seconds, cancel)
+        except _TimedOut:
+            return {"status": "failed", "reason": f"took longer than the track's {seconds:g} s limit and was "
+                    "stopped"}
         result = work / "result.json"
         if result.is_file() and result.stat().st_size <= MAX_RESULT_BYTES:
             try:
                 return json.loads(result.read_text())
             except ValueError:
                 pass
-        text = (work / "worker.log").read_bytes()[-4000:].decode(errors="replace")
+        log = work / "worker.log"
+        text = log.read_bytes()[-4000:].decode(errors="replace") if log.is_file() else ""
         if code < 0:
             return {"status": "failed", "reason": _why_died(code, limits, text)}
         last = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,15 +215,20 @@ def _check_shapes_in_litert(model: TFLiteModel) -> None:
 
 class TflmChild:
     """A TFLite Micro child process started ahead of its job, so that its start-up (Python, numpy
-    and tflite_micro: ~0.2 s) overlaps the caller's other work. run() gives it one job."""
+    and tflite_micro: ~0.2 s) overlaps the caller's other work. run() gives it one job.
 
-    def __init__(self):
+    fork=True forks this process instead of starting Python afresh (~10 ms, and nothing to import
+    when this process has imported tflite_micro already, as the Olympics' fork server has): for a
+    process with no threads yet, which nothing else's state can leak into (a worker process)."""
+
+    def __init__(self, fork: bool = False):
         ok, why = tflm_available()
         if not ok:
             raise EdgekitError(f"cannot run TFLite Micro: {why}")
         self.work = tempfile.mkdtemp(prefix="edgekit-tflm-")
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, self.work], cwd=self.work, env=child_env(),
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = _Forked(self.work) if fork else subprocess.Popen(
+            [sys.executable, "-c", CHILD, self.work], cwd=self.work, env=child_env(),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def __enter__(self):
         return self
@@ -292,6 +298,55 @@ class TflmChild:
         with np.load(os.path.join(work, "outputs.npz")) as f:
             outputs = [f[f"y{j}"] for j in range(n_outputs)]
         return TflmResult(outputs, result["arena_bytes"], result.get("head", 0), result.get("tail", 0))
+
+
+class _Forked:
+    """CHILD run in a fork of this process, behind the part of Popen's interface TflmChild uses."""
+
+    def __init__(self, work: str):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: CHILD's stdin is the pipe, its argument the folder
+            try:
+                os.close(write)
+                os.dup2(read, 0)
+                sys.stdin = open(0, closefd=False)
+                sys.argv = ["-c", work]
+                exec(CHILD, {"__name__": "__main__"})
+            finally:
+                os._exit(1)  # CHILD ends with os._exit(0); reaching here means it failed
+        os.close(read)
+        self.pid, self.returncode, self.stderr = pid, None, None
+        self.stdin = os.fdopen(write, "wb")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def communicate(self, data: bytes, timeout: float) -> tuple[None, bytes]:
+        try:
+            self.stdin.write(data)
+            self.stdin.close()
+        except BrokenPipeError:
+            pass
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("TFLite Micro", timeout)
+            time.sleep(0.002)
+        return None, b""
 
 
 def run_tflm(model: TFLiteModel | bytes, inputs: list[np.ndarray], timeout: float = 60) -> TflmResult:
