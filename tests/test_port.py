@@ -11,6 +11,7 @@ import json
 import pytest
 
 import ir_models
+from edgekit.tflite_file import TFLiteModel
 from edgekit.cli import main
 from edgekit.protocol import VirtualBoard, serve_pty, serve_rfc2217
 from edgekit.targets import detection as detect_module
@@ -43,8 +44,8 @@ def run(argv, capsys):
 
 
 @contextlib.contextmanager
-def served(kind, model_bytes):
-    board = VirtualBoard("nano33ble", model_bytes)
+def served(kind, model_bytes, stand_in=False):
+    board = VirtualBoard("nano33ble", stand_in=True) if stand_in else VirtualBoard("nano33ble", model_bytes)
     where, stop = (serve_pty if kind == "pty" else serve_rfc2217)(board)
     try:
         yield where
@@ -82,9 +83,19 @@ def test_the_port_comes_from_edgekit_port(model, capsys, monkeypatch):
     assert json.loads(out)["via"] == port
 
 
-def test_a_board_elsewhere_with_another_model_is_one_line(model, capsys):
+def test_a_virtual_board_elsewhere_with_another_model_takes_this_one(model, capsys):
+    """A virtual board (`edgekit board serve`, on a lab place) is "flashed" over its link."""
     other = ir_models.int8(ir_models.cnn(seed=5))
     with served("rfc2217", other) as port:
+        code, out, err = run(["profile", str(model), "--target", "nano33ble", "--port", port, "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["board_info"]["model_sha256"] == r["model_sha256"] == TFLiteModel(model.read_bytes()).sha256
+
+
+def test_a_board_elsewhere_with_another_model_is_one_line(model, capsys):
+    """A Nano elsewhere cannot be flashed: bossac needs its USB port (the stand-in answers as real firmware)."""
+    with served("rfc2217", None, stand_in=True) as port:
         code, out, err = run(["profile", str(model), "--target", "nano33ble", "--port", port], capsys)
     assert code != 0 and out == ""
     errors = [line for line in err.splitlines() if line.startswith("error:")]

@@ -183,9 +183,9 @@ def _lab(args):
     if args.port or args.host or args.sim or args.emu:
         raise EdgekitError("--lab labgrid finds the board's port itself: leave out --port, --host, --sim and --emu")
     from .targets.lab import lab_port  # lazy: only lab runs talk to labgrid
-    with lab_port(args.target, args.place) as (place, url):
-        err.print(f"{args.target}: labgrid place '{place}' at {url.split('?')[0]}", highlight=False)
-        args.port = url
+    with lab_port(args.target, args.place) as port:
+        err.print(f"{args.target}: labgrid place '{port.place}' at {port.url.split('?')[0]}", highlight=False)
+        args.port, args.lab_pc = port.url, {"host": port.host, "device": port.device, "python": args.remote_python}
         yield
 
 
@@ -221,6 +221,8 @@ def _run_deploy_or_profile(args) -> int:
                 return
             status.update(msg + " ...")
         coral = {"usb": args.usb, "clock": args.edgetpu_clock}
+        if getattr(args, "lab_pc", None):  # a board elsewhere: flashed on the lab PC it is plugged into
+            coral["lab_pc"] = args.lab_pc
         if args.command == "deploy":
             report = dep.deploy(args.model, args.target, runs=args.runs, force=force, port=args.port,
                                 calibration=args.calib, progress=progress, **coral)

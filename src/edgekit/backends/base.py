@@ -38,6 +38,8 @@ class Backend:
         self.model: TFLiteModel | None = None
         self.host_arena: int | None = None     # TFLite Micro's measured arena, when known
         self.sim_options: dict = {}            # how the simulator is asked (the Coral's link and clock)
+        self.sim_runtime = "auto"              # what computes the simulated board's outputs ("litert":
+        #                                        when they are known already and only the timing is wanted)
         self.runs, self.duration_s = 10, None
         self.client: BoardClient | None = None
         self.via: str | None = None
@@ -114,16 +116,16 @@ class Backend:
         faults = None
         if self.choice.port:  # sim://<key>?<options>: the simulator, with any faults injected
             faults = split_url(self.choice.port)[2]
-        board = VirtualBoard(self.board, self.model, simulation=self.simulation)
+        board = VirtualBoard(self.board, self.model, simulation=self.simulation, runtime=self.sim_runtime)
         self.client = BoardClient(SimSerial.attached(board, faults))
         self.via = f"sim://{self.key}"
 
     def _flash_board(self) -> None:
         raise NotImplementedError
 
-    def _connect(self, port: str) -> None:
-        """Talk to the board at `port` and check that it runs this model."""
-        self.client = BoardClient(port)
+    def _connect(self, port: str, client: BoardClient | None = None) -> None:
+        """Talk to the board at `port` (through `client`, when open already) and check that it runs this model."""
+        self.client = client or BoardClient(port)
         self.via = port
         info = self.client.info()
         want = self.model.sha256
@@ -136,18 +138,24 @@ class Backend:
                                               why=f"{self.choice.why.split(':')[0]}: simulated by the virtual board "
                                                   f"at {port.split('?')[0]}")
 
-    def _runs_this_model(self, port: str) -> bool:
-        """Whether the board at `port` already runs edgekit's firmware with this model (then nothing
-        needs building or flashing); connected when it does."""
+    def _board_info(self, port: str) -> dict | None:
+        """What the board at `port` says it runs (info%), or None: no board, another sketch, or a
+        board in its bootloader."""
         try:
             probe = BoardClient(port, timeout=PROBE_S, retries=0)
         except EdgekitError:
-            return False
+            return None
         try:
-            same = probe.info().get("model_sha256") == self.model.sha256
+            return probe.info()
         except EdgekitError:
-            same = False  # another sketch, or a board in its bootloader
-        probe.close()
+            return None
+        finally:
+            probe.close()
+
+    def _runs_this_model(self, port: str) -> bool:
+        """Whether the board at `port` already runs edgekit's firmware with this model (then nothing
+        needs building or flashing); connected when it does."""
+        same = (self._board_info(port) or {}).get("model_sha256") == self.model.sha256
         if same:
             self._connect(port)
         return same

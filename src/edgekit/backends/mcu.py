@@ -15,13 +15,18 @@ from ..sketch.build import build_and_flash
 from ..sketch.generate import generate_project
 from ..tflite_file import per_channel_dense
 from ..verify import random_inputs
-from .base import Backend
+from ..pi.remote import deploy_remote
+from ..protocol import BoardClient
+from ..protocol.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from ..protocol.wire import VIRTUAL_FIRMWARE
+from .base import PROBE_S, Backend
 
 BUILD_DIR = Path("edgekit-build")
 
 
 class Microcontroller(Backend):
     image: "emulator.Image | None" = None
+    lab_pc: dict | None = None
     emulation: "emulator.Emulation | None" = None
 
     def _prepare(self, conversion: dict | None, progress, measure_arena: bool = True, **options) -> None:
@@ -33,19 +38,50 @@ class Microcontroller(Backend):
                                f"the {self.board.name} applies as one (wrong outputs): convert the float model "
                                "with `edgekit convert --per-tensor-dense` (edgekit deploy does it from a float model)")
         self.host_arena = host_arena(self.model, conversion if measure_arena else None, measure_arena)
+        # a board on a lab place: {"host", "device", "python"} of the lab PC it is plugged into
+        self.lab_pc = options.get("lab_pc")
 
     def _flash_board(self) -> None:
         port = self.choice.port or self.choice.connection.device
+        if "://" in port:
+            return self._flash_over_network(port)
         if self._runs_this_model(port):
             return  # flashed with this model already: no build
-        if "://" in port:
-            raise EdgekitError(f"the board at {port.split('?')[0]} does not run this model and cannot be flashed "
-                               "over the network: deploy it on the machine the board is plugged into, then "
-                               "run this again")
         out = BUILD_DIR / f"{self.key}_{self.model.sha256[:8]}"
         project = generate_project(self.model, self.board, out, self.host_arena)
         result = build_and_flash(project, self.key, port=port)
         self._connect(result.port)
+
+    def _flash_over_network(self, port: str) -> None:
+        """A board on another machine (a labgrid place). A virtual board takes the model over the link.
+        A real one is flashed on the lab PC it is plugged into, by `edgekit deploy` run there over
+        ssh (lab_pc: its host and device): neither bootloader can be reached through RFC 2217 (the
+        Nano's bossac needs the USB device; esptool refuses remote ports for the ESP32-S3's native
+        USB). One connection where it can: each costs ~0.9 s to open and close over RFC 2217."""
+        where = port.split("?")[0]
+        # a port that cannot be opened (the place's exporter gone) raises BoardUnreachable: the board is lost
+        client = BoardClient(port, timeout=PROBE_S, retries=0)
+        try:
+            info = client.info()
+        except EdgekitError:  # another sketch, or a board in its bootloader
+            info = {}
+        client.timeout, client.retries = DEFAULT_TIMEOUT_S, DEFAULT_RETRIES  # a board that answers: the usual patience
+        if info.get("model_sha256") == self.model.sha256:
+            return self._connect(port, client)
+        if str(info.get("firmware", "")).startswith(VIRTUAL_FIRMWARE):
+            self.progress(f"{self.key}: sending the model to the virtual board at {where}")
+            client.flash_virtual(self.model.data)
+            return self._connect(port, client)
+        client.close()  # the lab PC's ser2net lets go of the device, for the flasher there
+        lab_pc = self.lab_pc or {}
+        if not lab_pc.get("device"):
+            raise EdgekitError(f"the board at {where} does not run this model and cannot be flashed over the network: "
+                               f"deploy it on the machine it is plugged into (`edgekit deploy MODEL --target "
+                               f"{self.key}`), or reach it with --lab labgrid, which does that over ssh")
+        self.progress(f"{self.key}: flashing it on {lab_pc['host']} ({lab_pc['device']}) over ssh")
+        deploy_remote(self.model.data, self.key, host=lab_pc["host"], runs=1, python=lab_pc.get("python", "python3"),
+                      extra=["--port", lab_pc["device"]])
+        self._connect(port)
 
     def _emulate(self) -> None:
         ok, why = emulator.available(self.board)

@@ -28,6 +28,7 @@ All errors are EdgekitError subclasses with a one-line message: what was wrong, 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -41,6 +42,8 @@ from serial.serialutil import SerialException, SerialTimeoutException
 from ..errors import EdgekitError
 from .wire import BAUD, DBX_CHUNK, LEGACY_CHUNK, MAX_COMMAND, WRAP
 
+DEFAULT_TIMEOUT_S = 5.0  # how long a reply may take, by default
+DEFAULT_RETRIES = 2      # how often an idempotent command is sent again, by default
 POLL_S = 0.02            # serial read timeout: how often the client looks at its deadlines
 IDEMPOTENT = frozenset({"name", "profile", "info", "timestamp", "results", "raw", "layers", "db print",
                         "dbx", "help"})
@@ -63,6 +66,10 @@ class BoardTimeout(BoardError):
 
 class BoardGone(BoardError):
     """The serial port disappeared."""
+
+
+class BoardUnreachable(BoardError):
+    """The board's port could not be opened (absent, taken, or its network server gone)."""
 
 
 class BoardReset(BoardError):
@@ -237,9 +244,9 @@ class BoardClient:
     """One board over a serial port (a device path, a pyserial URL such as sim://..., or an open
     pyserial-like object). See the module docstring for the rules it follows."""
 
-    def __init__(self, port_or_serial, timeout: float = 5.0, pace_s: float | None = None, retries: int = 2,
-                 baudrate: int = BAUD, infer_s: float = 2.0, recover: bool = True, write_chunk: int = 64,
-                 confirm: bool = False):
+    def __init__(self, port_or_serial, timeout: float = DEFAULT_TIMEOUT_S, pace_s: float | None = None,
+                 retries: int = DEFAULT_RETRIES, baudrate: int = BAUD, infer_s: float = 2.0, recover: bool = True,
+                 write_chunk: int = 64, confirm: bool = False):
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.infer_s = float(infer_s)
@@ -256,7 +263,7 @@ class BoardClient:
             except EdgekitError:
                 raise
             except (SerialException, OSError, ValueError) as e:
-                raise BoardError(f"cannot open the board at {self.port} ({_why(e)}); check the port "
+                raise BoardUnreachable(f"cannot open the board at {self.port} ({_why(e)}); check the port "
                                  "(edgekit targets lists connected boards) and that no other program "
                                  "(a serial monitor) has it open") from None
             _no_delay(self.ser)
@@ -338,6 +345,15 @@ class BoardClient:
         return {"bytes": len(data), "chunks": -(-len(data) // (LEGACY_CHUNK if legacy else DBX_CHUNK)),
                 "seconds": time.monotonic() - t,
                 **{k: self.stats[k] - before[k] for k in ("crc_resends", "retries", "load_restarts", "resets")}}
+
+    def flash_virtual(self, image: bytes) -> None:
+        """Give a virtual board (`edgekit board serve`, info's firmware "edgekit-virtual") a new
+        model over the link: real boards are flashed by their bootloader's tool, not over this protocol."""
+        expect = lambda want: lambda lines: _one(lines, want)  # noqa: E731
+        self._call(f"flash begin {len(image)} {hashlib.sha256(image).hexdigest()}", expect("m-flash-ready"),
+                   idempotent=False)
+        self.load(image)
+        self._call("flash end", expect("m-flash-done"), idempotent=False, line_timeout=max(self.timeout, 30))
 
     def infer(self, n: int = 1, warmup: int = 0) -> dict:
         """Runs `infer n warmup`: latency_us = (T1 - T0) / n from the two m-lap-us lines, results =

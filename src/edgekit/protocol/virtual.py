@@ -30,9 +30,16 @@ speech-like audio, drifting room readings and camera stills, shaped by label=, s
 recording= (the sim:// options of the same names); pass `sensors=` a source callable (used for
 every descriptor sensor; `synthetic_source` gives counter, triangle and square waves) or a list of
 VirtualSensors, or call add_sensor(). Stand-in boards also have the harness's "counter" and 9-channel "wide" sensors.
+
+Flashing: a real board takes a new model from its bootloader's tool; a virtual board takes it over
+the serial link, the one command the firmware has not: `flash begin <bytes> <sha256>` makes the db
+buffer that big, the model comes as a db load (dbx chunks, CRC-checked), and `flash end` checks the
+sha256 and runs the new model from a fresh boot. So a virtual board served on a lab place
+(`edgekit board serve`) runs each submission of an Olympics run, as a real one is flashed for each.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -285,8 +292,10 @@ class VirtualBoard:
             raise EdgekitError("give a model or stand_in=True, not both; the stand-in ignores models")
         self.stand_in = stand_in or model is None
         self.seed = seed
+        self.runtime = runtime
         self.model = stand_in_board_model(model_tag) if self.stand_in else \
             tflite_board_model(model, self.board, model_tag, runtime, simulation)
+        self.flash_sha256: str | None = None  # the image a `flash begin` announced
         if isinstance(sensors, list):
             self.sensors = {s.name: s for s in sensors}
         else:
@@ -407,6 +416,7 @@ class VirtualBoard:
             "info": self._info,
             "stream": lambda: self._stream(words),
             "stop": lambda: ["e-[No stream running]"],
+            "flash": lambda: self._flash(words),
         }.get(cmd)
         if handler is None:
             return [f"e-[Unknown command: {cmd}]"]
@@ -458,6 +468,31 @@ class VirtualBoard:
             return [f"e-[Chunk beyond the load of {self.load_size} bytes]"]
         self.buffer[offset:end] = data
         return [f"m-dbx-ok-{end}"]
+
+    def _flash(self, words: list[str]) -> list[str]:
+        """flash begin <bytes> <sha256>, then a db load of the image, then flash end (see the top)."""
+        if len(words) == 4 and words[1] == "begin":
+            n, room = parse_uint(words[2]), int(self.board.num("memory.flash_bytes", 2**24))
+            if not n or n > room:
+                return [f"e-[Image of {words[2]} bytes does not fit the flash ({room} bytes)]"]
+            self.buffer, self.load_size, self.load_pos = bytearray(n), 0, 0
+            self.flash_sha256 = words[3].lower()
+            return ["m-flash-ready"]
+        if words[1:] != ["end"]:
+            return ["e-[Usage: flash begin <bytes> <sha256> | flash end]"]
+        image = bytes(self.buffer[:self.load_size])
+        announced, self.flash_sha256 = self.flash_sha256, None
+        if announced is None or hashlib.sha256(image).hexdigest() != announced:
+            return ["e-[Flash image incomplete or corrupted; flash begin again]"]
+        try:
+            model = tflite_board_model(image, self.board, runtime=self.runtime)
+        except EdgekitError as e:
+            self._power_on()
+            return [f"e-[Model error: {' '.join(str(e).split())[:160]}]"]
+        self.model.close()
+        self.model, self.stand_in, self.model_error = model, False, None
+        self._power_on()
+        return ["m-flash-done"]
 
     def _usable(self) -> list[str]:
         return [f"e-[Model error: {self.model_error}]"] if self.model_error else []

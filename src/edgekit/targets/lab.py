@@ -27,6 +27,16 @@ TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
+class LabPort:
+    """An acquired place's board: where to talk to it, and where it is plugged in."""
+    place: str
+    url: str                # rfc2217://host:port?ign_set_control, served by the exporter's ser2net
+    exporter: str | None    # the exporter's name (labgrid-exporter -n)
+    host: str               # the lab PC serving it (the exporter's --hostname): ssh there to flash it
+    device: str | None      # the board's serial device on that PC, e.g. /dev/ttyACM0
+
+
+@dataclass(frozen=True)
 class Place:
     name: str
     tags: dict
@@ -71,21 +81,24 @@ def places() -> list[Place]:
     return found
 
 
-def _port(place: str) -> str:
-    """The rfc2217:// URL of the serial port the acquired place holds (`labgrid-client show`)."""
+def _port(place: str) -> LabPort:
+    """The serial port the acquired place holds (`labgrid-client show`: a NetworkSerialPort)."""
     shown = _run("-p", place, "show")
     host = re.search(r"'host': '([^']+)'", shown)
     port = re.search(r"'port': (\d+)", shown)
     if not (host and port):
         raise EdgekitError(f"labgrid place '{place}' holds no network serial port (NetworkSerialPort): "
                            "export the board's port with a RawSerialPort or USBSerialPort resource")
-    return f"rfc2217://{host.group(1)}:{port.group(1)}?ign_set_control"
+    exporter = re.search(r"Acquired resource '[^']*' \(([^/)]+)/", shown)
+    device = re.search(r"'path': '([^']+)'", shown)
+    return LabPort(place, f"rfc2217://{host.group(1)}:{port.group(1)}?ign_set_control",
+                   exporter and exporter.group(1), host.group(1), device and device.group(1))
 
 
 @contextlib.contextmanager
 def lab_port(target: str, place: str | None = None):
-    """Acquire `place`, or a free place whose board tag is `target`; yield (place, port URL);
-    release it however the block ends."""
+    """Acquire `place`, or a free place whose board tag is `target`; yield its LabPort; release it
+    however the block ends."""
     known = places()
     if place is not None:
         if place not in {p.name for p in known}:
@@ -105,7 +118,7 @@ def lab_port(target: str, place: str | None = None):
                 raise
             continue  # taken between the listing and now: the next one
         try:
-            yield name, _port(name)
+            yield _port(name)
         finally:
             _run("-p", name, "release")
         return
