@@ -34,18 +34,24 @@ def _run(args) -> int:
     targets = parse_targets(args.targets)
     if args.runs < 1:
         raise EdgekitError("--runs must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise EdgekitError("--jobs must be at least 1 (evaluations at once on the simulated boards)")
+    if args.lab and (args.sim or args.emu):
+        raise EdgekitError("--lab labgrid runs on the lab's boards: leave out --sim and --emu")
     list_submissions(Path(args.submissions))  # bad input stops here, before the database or its key exist
     track.test_set()
     store = Store(args.db, create=True)  # the first run on an empty store makes the key, never a later one
     summary = _run_with_progress(args.submissions, track, targets, store,
                                  force="hw" if args.hw else "sim" if args.sim else
-                                 "emu" if args.emu or track.emulate else None, runs=args.runs)
+                                 "emu" if (args.emu or track.emulate) and not args.lab else None, runs=args.runs,
+                                 jobs=args.jobs, lab=args.lab)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
-    return 0
+    return 1 if summary["not_run"] else 0
 
 
-def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet=False) -> dict:
+def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet=False, jobs=None,
+                       lab=None) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     _, err = _consoles()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -64,7 +70,7 @@ def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet
             if not quiet:
                 err.print(result_line(row, track.metric), highlight=False, soft_wrap=True)
         try:
-            summary = runner.run(folder, track, targets, store, force=force, runs=runs,
+            summary = runner.run(folder, track, targets, store, force=force, runs=runs, jobs=jobs, lab=lab,
                                  on_ready=on_ready, on_start=on_start, on_result=on_result)
         except KeyboardInterrupt:
             raise EdgekitError("interrupted; the results so far are stored: run the same command again to "
@@ -76,6 +82,11 @@ def _run_with_progress(folder, track, targets, store, force=None, runs=10, quiet
               highlight=False, soft_wrap=True)
     for s in summary["skipped"]:
         err.print(escape(f"skipped {s}: another track"), highlight=False, soft_wrap=True)
+    for s in summary["not_run"]:
+        err.print(escape(f"not run: {s}"), highlight=False, soft_wrap=True)
+    if summary["not_run"]:
+        err.print(f"{len(summary['not_run'])} evaluation(s) not run and not stored; run the same command again "
+                  "when the boards are back, and it does only those", highlight=False, soft_wrap=True)
     return summary
 
 
@@ -84,7 +95,11 @@ def result_line(row: dict, metric: str) -> str:
     row = {k: escape(v) if isinstance(v, str) else v for k, v in row.items()}
     if row["status"] == "invalid":
         return f"[red]✗[/red] {row['submission']}: invalid: {row['reason']}"
-    where = f"{row['submission']} on {row['target']} ({row['mode']})"
+    detail = row.get("detail") or {}
+    place = (detail.get("where") or {}).get("place")
+    where = f"{row['submission']} on {row['target']} ({row['mode']}{', place ' + escape(place) if place else ''})"
+    if detail.get("retried_after"):
+        where += f", retried after {escape(detail['retried_after'])}"
     if row["status"] == "failed":
         return f"[red]✗[/red] {where}: failed: {row['reason']}"
     if row["metric_value"] is None:

@@ -20,6 +20,11 @@ def add_cli(sub) -> None:
     how.add_argument("--emu", action="store_true", help="emulate the Cortex-M4 boards (the real firmware and "
                      "TFLite Micro kernels on QEMU), simulate the others (also: emulate = true in the track)")
     r.add_argument("--runs", type=int, default=10, help="inferences timed per submission and board (default 10)")
+    r.add_argument("--jobs", type=int, help="evaluations at once on the simulated boards (default: the cores); "
+                   "each connected board or lab place always runs one at a time")
+    r.add_argument("--lab", choices=("labgrid",), help="run on the lab's boards: every free labgrid place tagged "
+                   "board=KIND runs evaluations of that kind at once (coordinator from LG_COORDINATOR); kinds "
+                   "without a place are simulated")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
     c = steps.add_parser("check", help="is a submission valid, and does it fit each board of its track?")
     c.add_argument("submission", nargs="+", help="the team's folder (submission.json and one model); several "

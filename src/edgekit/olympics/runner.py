@@ -1,8 +1,10 @@
 """`edgekit olympics run`: every submission on every target, one limited child process each.
 
-A run has an id and is recorded in the store before its first result. Each folder is read, its team
-claimed and its model evaluated in turn, within one failure boundary: a folder that cannot be read
-(bad JSON, a taken team name, a link) becomes one "invalid" row with its reason, and the run goes on.
+A run has an id and is recorded in the store before its first result. Each folder is read and its
+team claimed within one failure boundary: a folder that cannot be read (bad JSON, a taken team
+name, a link) becomes one "invalid" row with its reason, and the run goes on. The evaluations then
+run on every board at once (pool.py: one worker per labgrid place or connected board, `jobs` for
+the simulated ones), and each row records where it ran.
 Each result is stored (and signed) the moment it is known, under the unique key (run, submission,
 target). Interrupted (Ctrl-C, a kill, a power cut), the same command finds the unfinished run with
 the same track, folder and targets and does only the pairs it has not stored yet: nothing twice,
@@ -11,12 +13,13 @@ nothing lost. The counts it prints are of rows it stored, not rows it attempted.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 from ..version import __version__
 from ..errors import EdgekitError
-from ..targets import board_keys, can_emulate, choose, load_board
-from . import sandbox
+from ..targets import board_keys
+from . import pool, sandbox, slots
 from .scoring import violations
 from .store import ANY_TARGET, Store, now
 from .submissions import Submission, list_submissions, read_submission, storable
@@ -34,69 +37,82 @@ def parse_targets(text: str) -> list[str]:
     return targets
 
 
-def target_force(target: str, force: str | None) -> str | None:
-    """force for one board: "emu" asks for the boards that can be emulated, the others are simulated."""
-    if force == "emu" and not can_emulate(load_board(target)):
-        return "sim"
-    return force
-
-
-def modes(targets: list[str], force: str | None) -> dict[str, tuple[str, str]]:
-    """Per target: measured, emulated or simulated, and the line saying why (as `edgekit deploy` prints it)."""
-    out = {}
-    for t in targets:
-        choice = choose(load_board(t), target_force(t, force))
-        out[t] = (choice.mode, choice.why)
-    return out
-
-
 def run(folder: str | Path, track: Track, targets: list[str], store: Store, force: str | None = None,
-        runs: int = 10, on_ready=lambda modes: None, on_start=lambda name, target, i, n: None,
-        on_result=lambda row: None) -> dict:
-    """Evaluate what this run has not stored yet; returns {run_id, resumed, stored, skipped, rows}.
-    stored counts the rows this call stored, not the ones it attempted."""
+        runs: int = 10, jobs: int | None = None, lab: str | None = None, fork_server: bool = True,
+        on_ready=lambda modes: None,
+        on_start=lambda name, target, i, n: None, on_result=lambda row: None) -> dict:
+    """Evaluate what this run has not stored yet, on every slot at once (slots.plan: `jobs` for
+    the simulated boards, one per connected board or labgrid place); returns {run_id, resumed,
+    stored, skipped, not_run, rows}. stored counts the rows this call stored, not the ones it attempted.
+    fork_server=False starts a fresh Python per evaluation (slower; the benchmark's comparison)."""
     sandbox.clean_stale()
     folder = Path(folder).resolve()
     folders = list_submissions(folder)
     test_sha = track.test_sha256()
     track.test_set()  # a broken test set stops the run here, with its reason, before any child starts
     store.rows()      # so does a store that fails verification: nothing is added to a tampered record
-    mode = modes(targets, force)
+    workers, mode, queue_of = slots.plan(targets, force, jobs, lab)
     on_ready({t: why for t, (_, why) in mode.items()})
     run_id, resumed = store.start_run(track.name, str(folder), targets)
     already = len(store.done(run_id))
     common = {"run_id": run_id, "track": track.name, "metric": track.metric, "test_sha256": test_sha,
               "edgekit_version": __version__}
-    rows, skipped, stored = [], [], 0
-    n = len(folders) * len(targets)
-    for position, path in enumerate(folders):
+    rows, skipped, tasks = [], [], []
+    stored = 0
+
+    def keep(sub: Submission, model_sha: str | None, target: str, result: dict, where: dict | None) -> None:
+        nonlocal stored
+        row = _row(common, sub, model_sha, target, result, where)
+        was_stored = store.add(row)  # False if an identical run stored this pair first
+        stored += was_stored
+        rows.append(row)
+        on_result(dict(row, stored=was_stored))
+
+    done = store.done(run_id)
+    for path in folders:
         # one failure boundary per folder: whatever is in it, it ends as rows of its own
         sub, model_sha = _read(path, track, store)
         if sub.track not in (None, track.name):  # another track's submission
             skipped.append(f"{sub.name} (track {sub.track})")
-            continue
-        done = store.done(run_id)  # again each time: an identical run may be storing this folder too
-        for i, target in enumerate(targets if sub.valid else [ANY_TARGET]):
-            if (sub.name, target) in done:
-                continue
-            on_start(sub.name, target, position * len(targets) + i, n)
-            if sub.valid:
-                result = _evaluate(sub, track, target, mode[target][0], target_force(target, force), runs)
-            else:  # one row for the folder, standing for every board: its reason is the same on each
-                result = {"status": "invalid", "reason": "; ".join(sub.problems), "mode": None}
-            detail = dict(result.get("detail") or {}, record=sub.record)
-            row = {**common, **{f: result.get(f) for f in ("status", "reason", "metric_value", "latency_ms",
-                                                          "flash_bytes", "ram_bytes", "arena_bytes", "energy_mj")},
-                   "submission": sub.name, "team": sub.team, "target": target, "mode": result.get("mode"),
-                   "techniques": sub.techniques, "model_sha256": model_sha,
-                   "firmware": detail.get("firmware"), "time": now(), "detail": detail}
-            was_stored = store.add(row)  # False if an identical run stored this pair first
-            stored += was_stored
-            rows.append(row)
-            on_result(dict(row, stored=was_stored))
-    store.finish_run(run_id)
+        elif not sub.valid:  # one row for the folder, standing for every board: its reason is the same on each
+            if (sub.name, ANY_TARGET) not in done:
+                keep(sub, model_sha, ANY_TARGET, {"status": "invalid", "reason": "; ".join(sub.problems)}, None)
+        else:
+            tasks += [pool.Task(sub, model_sha, t) for t in targets if (sub.name, t) not in done]
+    n = len(tasks)
+
+    def evaluate(task: pool.Task, where: dict, zygote, cancel) -> dict:
+        began = time.time()
+        result = _evaluate(task.sub, track, task.target, mode[task.target][0],
+                           slots.target_force(task.target, force), runs, where, zygote, cancel)
+        # when it ran, so that a board's evaluations can be seen one after another
+        return dict(result, detail=dict(result.get("detail") or {}, began=round(began, 3),
+                                        ended=round(time.time(), 3)))
+
+    def started(task: pool.Task, where: dict) -> None:
+        on_start(task.sub.name, task.target, len(rows), n)
+
+    def finished(task: pool.Task, result: dict, where: dict) -> None:
+        if task.lost_on:
+            result = dict(result, detail=dict(result.get("detail") or {}, retried_after=task.lost_on))
+        keep(task.sub, task.model_sha256, task.target, result, where)
+
+    not_run = pool.run_all(tasks, workers, queue_of, evaluate, started, finished, fork_server)
+    if not not_run:
+        store.finish_run(run_id)
     return {"run_id": run_id, "resumed": resumed, "already_stored": already, "stored": stored,
-            "skipped": skipped, "rows": rows, "modes": {t: why for t, (_, why) in mode.items()}}
+            "skipped": skipped, "rows": rows, "modes": {t: why for t, (_, why) in mode.items()},
+            "not_run": [f"{t.sub.name} on {t.target}: {why}" for t, why in not_run]}
+
+
+def _row(common: dict, sub: Submission, model_sha: str | None, target: str, result: dict,
+         where: dict | None) -> dict:
+    detail = dict(result.get("detail") or {}, record=sub.record, where=where)
+    return {**common, **{f: result.get(f) for f in ("status", "reason", "metric_value", "latency_ms",
+                                                   "flash_bytes", "ram_bytes", "arena_bytes", "energy_mj")},
+            "submission": sub.name, "team": sub.team, "target": target, "mode": result.get("mode"),
+            "techniques": sub.techniques, "model_sha256": model_sha,
+            "firmware": detail.get("firmware"), "time": now(), "detail": detail}
 
 
 def _read(path: Path, track: Track, store: Store) -> tuple[Submission, str | None]:
@@ -118,10 +134,12 @@ def _read(path: Path, track: Track, store: Store) -> tuple[Submission, str | Non
     return sub, sha
 
 
-def _evaluate(sub: Submission, track: Track, target: str, mode: str, force: str | None, runs: int) -> dict:
+def _evaluate(sub: Submission, track: Track, target: str, mode: str, force: str | None, runs: int,
+              where: dict | None = None, zygote=None, cancel=None) -> dict:
+    port = (where or {}).get("port")  # a lab place's board
     job = {"kind": "evaluate", "model": str(sub.model.resolve()), "track": str(track.path), "target": target,
-           "force": force, "runs": runs}
-    result = sandbox.run_job(job, track.limits)
+           "force": "hw" if port else force, "port": port, "lab_pc": (where or {}).get("lab_pc"), "runs": runs}
+    result = sandbox.run_job(job, track.limits, zygote, cancel)
     if result["status"] == "ok":
         over = violations(result, track.boards.get(target, {}), target)
         if over:

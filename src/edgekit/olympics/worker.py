@@ -30,9 +30,10 @@ import numpy as np
 from ..backends import open_backend
 from ..convert import convert
 from ..errors import EdgekitError
+from ..protocol.client import BoardGone, BoardReset, BoardTimeout, BoardUnreachable
 from ..importers import read_file
 from ..runtime import litert
-from ..runtime.tflm import run_tflm, tflm_available
+from ..runtime.tflm import TflmChild, tflm_available
 from ..targets import load_board
 from ..tflite_file import TFLiteModel, tensor_type_name
 from .scoring import metric
@@ -173,6 +174,17 @@ def quantized_inputs(tflite: TFLiteModel, x: np.ndarray) -> np.ndarray:
 
 def evaluate(job: dict) -> dict:
     started = time.monotonic()
+    board = load_board(job["target"])
+    # forked now, while this process has no threads (LiteRT starts its own): it waits for its job
+    tflm = TflmChild(fork=True) if board.runtime == "tflm" and tflm_available()[0] else None
+    try:
+        return _evaluate(job, started, tflm)
+    finally:
+        if tflm is not None:
+            tflm.close()
+
+
+def _evaluate(job: dict, started: float, tflm) -> dict:
     track = load_track(job["track"])
     path = Path(job["model"])
     x, y = track.test_set()
@@ -181,10 +193,11 @@ def evaluate(job: dict) -> dict:
     check_shapes(model, track)
     xq = quantized_inputs(model, _to_layout(x, track.layout, "NHWC"))
 
-    backend = open_backend(job["target"], job.get("force"))
+    backend = open_backend(job["target"], job.get("force"), port=job.get("port"))
     result = {"mode": backend.mode, "detail": {**info, "selected": backend.why, "samples": int(len(y))}}
     with backend:
-        backend.load(model, runs=int(job.get("runs", 10)), measure_arena=False)  # the test set measures it
+        lab_pc = {"lab_pc": job["lab_pc"]} if job.get("lab_pc") else {}  # a lab board's PC, to flash it there
+        backend.load(model, runs=int(job.get("runs", 10)), measure_arena=False, **lab_pc)  # the test set measures it
         plan = backend.simulation  # the memory plan: a model that does not fit never runs
         if not plan.fits:
             result.update(status="violates", reason=plan.no_fit_message(), flash_bytes=plan.flash_bytes,
@@ -192,12 +205,14 @@ def evaluate(job: dict) -> dict:
             return result
         if backend.mode in ("measured", "emulated"):
             backend.flash()
+            result["mode"] = backend.mode  # a virtual board behind a port (a lab's stand-in) is simulated
             outputs, by = backend.infer(xq)[0], f"the board ({backend.board.name}, {backend.mode})"
-        elif backend.board.runtime == "tflm" and tflm_available()[0]:
+        elif tflm is not None:
             left = max(10.0, track.limits["seconds"] - (time.monotonic() - started))
-            r = run_tflm(model, [xq], timeout=left)
+            r = tflm.run(model, [xq], timeout=left)
             outputs, by = r.outputs[0], "TFLite Micro on this machine"
             backend.use_host_arena(r.arena_bytes)
+            backend.sim_runtime = "litert"  # the profile wants the timing: TFLite Micro's outputs are here
         else:
             outputs, by = litert.run(model, xq, raw=True)[0][0], "LiteRT on this machine"
         report = backend.profile()
@@ -261,6 +276,8 @@ def main(argv: list[str]) -> int:
     job = json.loads((work / "job.json").read_text())
     try:
         result = (check if job["kind"] == "check" else evaluate)(job)
+    except (BoardTimeout, BoardGone, BoardReset, BoardUnreachable) as e:  # the board, not the model:
+        result = {"status": "failed", "reason": str(e), "board_lost": bool(job.get("port"))}  # try another
     except EdgekitError as e:
         result = {"status": "failed", "reason": str(e)}
     except MemoryError:
