@@ -289,12 +289,24 @@ def test_cli_errors_are_one_line(arena, tmp_path):
     assert not (tmp_path / "none.sqlite").exists() and not (root / "results.sqlite.key").exists()
 
 
-def test_a_hostile_model_fails_alone_within_the_limits(arena):
-    """Memory and CPU limits end the child, not the run: the failure comes back as a reason."""
+@pytest.mark.parametrize("forked", [False, True], ids=["fresh process", "fork server"])
+def test_a_hostile_model_fails_alone_within_the_limits(arena, forked):
+    """Memory and CPU limits end the child, not the run: the failure comes back as a reason. The
+    same for a child the fork server forks (after its imports) as for a fresh Python."""
     root, track, _, _ = arena
     job = {"kind": "evaluate", "model": str(root / "submissions/big/model.tflite"), "track": str(track.path),
            "target": "esp32s3", "force": "sim", "runs": 1}
-    starved = sandbox.run_job(job, dict(track.limits, memory_mb=120))
+    zygote = sandbox.Zygote() if forked else None
+    run_job = lambda job, limits: sandbox.run_job(job, limits, zygote)  # noqa: E731
+    try:
+        _limits_hold(root, job, track, run_job)
+    finally:
+        if zygote:
+            zygote.close()
+
+
+def _limits_hold(root, job, track, run_job):
+    starved = run_job(job, dict(track.limits, memory_mb=120))
     assert starved["status"] == "failed" and "memory" in starved["reason"], starved
     # a deep conv net on 8x8 inputs: ~0.6 G MACs per sample, evaluated on the simulated Pi, where it
     # fits, so calibrating it (200 samples) and running the test set (540) in LiteRT take 2.6 s of CPU
@@ -314,7 +326,7 @@ def test_a_hostile_model_fails_alone_within_the_limits(arena):
     g.outputs = [g.add_op("fully_connected", [x, w, g.add_const("fc/b", np.zeros(10, np.float32))], "fc")]
     heavy = root / "heavy.tflite"
     heavy.write_bytes(write_tflite(g.finalize()))
-    hurried = sandbox.run_job(dict(job, model=str(heavy), target="rpi4"), dict(track.limits, seconds=1))
+    hurried = run_job(dict(job, model=str(heavy), target="rpi4"), dict(track.limits, seconds=1))
     assert hurried["status"] == "failed" and "1 s of CPU time" in hurried["reason"], hurried
 
 
@@ -345,3 +357,20 @@ def test_auc_matches_scikit_learn():
     y = rng.integers(0, 2, 300)
     scores = np.round(rng.normal(y * 0.8, 1.0), 1)  # rounded: many ties
     assert scoring.auc(scores, y) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def test_the_fork_server_comes_back_after_it_dies(arena):
+    """A fork server killed between jobs (out of memory, a stray kill) is started again: the next
+    evaluation runs, and its result is the same as a fresh process's."""
+    root, track, _, _ = arena
+    job = {"kind": "evaluate", "model": str(root / "submissions/good/model.tflite"), "track": str(track.path),
+           "target": "nano33ble", "force": "sim", "runs": 1}
+    fresh = sandbox.run_job(job, track.limits)
+    with sandbox.Zygote() as zygote:
+        first = sandbox.run_job(job, track.limits, zygote)
+        zygote.proc.kill()
+        zygote.proc.wait()
+        again = sandbox.run_job(job, track.limits, zygote)
+    assert fresh["status"] == first["status"] == again["status"] == "ok", (fresh, first, again)
+    for key in ("metric_value", "latency_ms", "ram_bytes", "arena_bytes"):
+        assert fresh[key] == first[key] == again[key], key

@@ -49,6 +49,7 @@ class VirtualLab:
         self.bin = Path(CLIENT).parent
         self.procs: list[subprocess.Popen] = []
         self.boards: dict[str, subprocess.Popen] = {}  # place -> its `edgekit board serve`
+        self.ptys: dict[str, str] = {}                 # place -> its board's pseudo-terminal
 
     def __enter__(self):
         self.saved = {k: os.environ.get(k) for k in ("LG_COORDINATOR", lab.CLIENT_ENV)}
@@ -73,6 +74,7 @@ class VirtualLab:
             self.boards[place] = board
             pty = board.stdout.readline().strip()
             assert pty.startswith("/dev/"), pty
+            self.ptys[place] = pty
             lines.append(f'{place}:\n  RawSerialPort:\n    port: "{pty}"\n    speed: 115200\n')
         config = self.folder / f"{name}.yaml"
         config.write_text("".join(lines))

@@ -39,8 +39,7 @@ def parse_targets(text: str) -> list[str]:
 
 def run(folder: str | Path, track: Track, targets: list[str], store: Store, force: str | None = None,
         runs: int = 10, jobs: int | None = None, lab: str | None = None, fork_server: bool = True,
-        on_ready=lambda modes: None,
-        on_start=lambda name, target, i, n: None, on_result=lambda row: None) -> dict:
+        on_ready=lambda modes: None, on_start=lambda name, target, i, n: None, on_result=lambda row: None) -> dict:
     """Evaluate what this run has not stored yet, on every slot at once (slots.plan: `jobs` for
     the simulated boards, one per connected board or labgrid place); returns {run_id, resumed,
     stored, skipped, not_run, rows}. stored counts the rows this call stored, not the ones it attempted.
@@ -79,7 +78,7 @@ def run(folder: str | Path, track: Track, targets: list[str], store: Store, forc
                 keep(sub, model_sha, ANY_TARGET, {"status": "invalid", "reason": "; ".join(sub.problems)}, None)
         else:
             tasks += [pool.Task(sub, model_sha, t) for t in targets if (sub.name, t) not in done]
-    n = len(tasks)
+    n, evaluated = len(tasks), []
 
     def evaluate(task: pool.Task, where: dict, zygote, cancel) -> dict:
         began = time.time()
@@ -90,12 +89,13 @@ def run(folder: str | Path, track: Track, targets: list[str], store: Store, forc
                                         ended=round(time.time(), 3)))
 
     def started(task: pool.Task, where: dict) -> None:
-        on_start(task.sub.name, task.target, len(rows), n)
+        on_start(task.sub.name, task.target, len(evaluated), n)
 
     def finished(task: pool.Task, result: dict, where: dict) -> None:
         if task.lost_on:
             result = dict(result, detail=dict(result.get("detail") or {}, retried_after=task.lost_on))
         keep(task.sub, task.model_sha256, task.target, result, where)
+        evaluated.append(task)
 
     not_run = pool.run_all(tasks, workers, queue_of, evaluate, started, finished, fork_server)
     if not not_run:
