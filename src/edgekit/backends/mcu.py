@@ -57,7 +57,8 @@ class Microcontroller(Backend):
         A real one is flashed on the lab PC it is plugged into, by `edgekit deploy` run there over
         ssh (lab_pc: its host and device): neither bootloader can be reached through RFC 2217 (the
         Nano's bossac needs the USB device; esptool refuses remote ports for the ESP32-S3's native
-        USB). One connection where it can: each costs ~0.9 s to open and close over RFC 2217."""
+        USB). One connection where it can: opening and closing one took 0.86 s through labgrid's
+        ser2net (bench/olympics.py --lab-only)."""
         where = port.split("?")[0]
         # a port that cannot be opened (the place's exporter gone) raises BoardUnreachable: the board is lost
         client = BoardClient(port, timeout=PROBE_S, retries=0)

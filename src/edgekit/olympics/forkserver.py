@@ -1,7 +1,8 @@
 """The fork server: `python -m edgekit.olympics.forkserver`, started once per run slot (sandbox.Zygote).
 
-A fresh worker pays Python, numpy, LiteRT, TFLite Micro and edgekit's imports (~0.5 s) before it
-reads its job, which is more than most evaluations take. So this process pays them once and forks
+A fresh worker pays Python, numpy, LiteRT, TFLite Micro and edgekit's imports before it reads its
+job, which is more than most evaluations take (bench/olympics.py: 0.57 s per evaluation that way,
+0.12 s forked from here). So this process pays them once and forks
 a fresh child per job: the child starts its own session, sets the job's limits and runs
 worker.main, exactly as a worker started from scratch would. Each submission still gets a process
 of its own, with its limits; this server never reads a submitted byte, and each child starts from

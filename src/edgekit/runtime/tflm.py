@@ -217,7 +217,7 @@ class TflmChild:
     """A TFLite Micro child process started ahead of its job, so that its start-up (Python, numpy
     and tflite_micro: ~0.2 s) overlaps the caller's other work. run() gives it one job.
 
-    fork=True forks this process instead of starting Python afresh (~10 ms, and nothing to import
+    fork=True forks this process instead of starting Python afresh (nothing to import
     when this process has imported tflite_micro already, as the Olympics' fork server has): for a
     process with no threads yet, which nothing else's state can leak into (a worker process)."""
 
