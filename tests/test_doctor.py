@@ -301,7 +301,7 @@ def test_tflite_micro_is_informational_where_it_has_no_wheels(tools):
 
 def test_raspberry_pi_reports_coral_runtime_as_information(tools):
     tools()
-    host = Host(**{**LINUX, "machine": "aarch64", "is_pi": True})
+    host = Host(**{**LINUX, "machine": "aarch64", "board": "rpi4", "board_why": "Raspberry Pi 4 Model B Rev 1.4"})
     checks = doctor(host=host, modules=lambda n, d: None if n == "pycoral" else installed(n, d))
     c = _by_name(checks)
     assert c["pycoral"].status == "info" and c["pycoral"].fix == "sudo apt-get install python3-pycoral"
@@ -345,3 +345,18 @@ def test_what_emu_needs_is_optional_with_the_install_command(tools, missing, nam
     assert c.fix == ("sudo apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi "
                      "libstdc++-arm-none-eabi-newlib")
     assert c.fix in _text(checks)
+
+
+def test_on_the_pi_nothing_of_the_microcontrollers_is_required(tools):
+    """A week-11 Pi has no arduino-cli, cores or serial boards: doctor passes with the Pi's checks."""
+    tools(arduino_cli=False, esptool=False, gcc=False, compiler=False, qemu=False, newlib=False)
+    host = Host(**{**LINUX, "machine": "aarch64", "board": "rpi4", "board_why": "EDGEKIT_BOARD=rpi4"})
+    checks = doctor(host=host, modules=lambda n, d: None if n in ("pycoral", "tflite_micro") else installed(n, d))
+    c = _by_name(checks)
+    assert doctor_ok(checks)
+    assert c["this machine"].detail == "rpi4 (EDGEKIT_BOARD=rpi4)" and c["LiteRT"].required
+    assert "arduino-cli" not in c and "tflite-micro" not in c
+    assert c["microcontroller tools"].status == "skip" and not c["microcontroller tools"].required
+    assert c["Coral USB Accelerator"].status == "info" and not c["Coral USB Accelerator"].required
+    checks = doctor(host=host, modules=lambda n, d: None)  # no LiteRT: the Pi cannot run a model
+    assert not doctor_ok(checks) and _by_name(checks)["LiteRT"].fix == "pip install ai-edge-litert"

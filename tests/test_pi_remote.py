@@ -139,7 +139,8 @@ def test_the_pis_own_error_line_is_passed_through(pi, model_file):
     with pytest.raises(EdgekitError) as e:
         profile_remote(model_file, "rpi4", runs=2, **kw)
     msg = str(e.value)
-    assert msg.startswith(f"on {HOST}: error: --hw: no Raspberry Pi 4") and "\n" not in msg
+    assert msg.startswith(f"on {HOST}: error: --hw: this machine is not a Raspberry Pi 4") and "\n" not in msg
+    assert "EDGEKIT_BOARD=rpi4" in msg
 
 
 def test_command_line_quoting():

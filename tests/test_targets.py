@@ -271,6 +271,24 @@ def test_pi_detection_from_the_device_tree(tmp_path):
     assert detect(pi, proc_root=tmp_path / "no-proc") is None
 
 
+def test_edgekit_board_says_which_board_this_machine_is(tmp_path, monkeypatch):
+    """Where the device tree is hidden (a container on a Pi, qemu-user), EDGEKIT_BOARD says it; it
+    wins over the device tree, and a name that is no board edgekit runs on is one line."""
+    from edgekit.errors import EdgekitError
+    from edgekit.targets import BOARD_ENV, this_machine
+    pi = load_board("rpi4")
+    monkeypatch.setenv(BOARD_ENV, "rpi4")
+    conn = detect(pi, proc_root=tmp_path / "no-proc")
+    assert (conn.transport, conn.description) == ("host", "EDGEKIT_BOARD=rpi4")
+    (tmp_path / "device-tree").mkdir()
+    (tmp_path / "device-tree" / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\x00")
+    monkeypatch.setenv(BOARD_ENV, "nano33ble")  # a microcontroller runs no edgekit
+    with pytest.raises(EdgekitError, match="EDGEKIT_BOARD=nano33ble is not a board edgekit runs on; set it to rpi4"):
+        this_machine(tmp_path)
+    monkeypatch.delenv(BOARD_ENV)
+    assert this_machine(tmp_path)[0].key == "rpi4" and this_machine(tmp_path / "no-proc") is None
+
+
 # ---------------------------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------------------------

@@ -62,18 +62,24 @@ class Host:
     configured_groups: set[str] = field(default_factory=set)  # groups per /etc/group (after usermod)
     existing_groups: set[str] = field(default_factory=set)    # groups that exist on this machine
     serial_devices: dict[str, tuple[bool, str]] = field(default_factory=dict)  # path -> (rw ok, owner group)
-    is_pi: bool = False
+    board: str | None = None     # the board this machine is (rpi4), as board detection says
+    board_why: str = ""          # how that is known: $EDGEKIT_BOARD or the device tree's model
+    coral_usb: str | None = None  # where a Coral USB Accelerator is plugged in, if one is
+
+    @property
+    def is_pi(self) -> bool:
+        return self.board is not None
 
     @classmethod
     def current(cls) -> "Host":
+        from .targets import detect, load_board, this_machine  # lazy: board descriptors, only for doctor
         system, machine = platform.system(), platform.machine()
         host = cls(system, machine)
-        model = ""
-        try:
-            model = Path("/proc/device-tree/model").read_bytes().decode(errors="replace")
-        except OSError:
-            pass
-        host.is_pi = "Raspberry Pi" in model
+        found = this_machine()  # one check for "am I the Pi?": the one board detection uses
+        if found:
+            host.board, host.board_why = found[0].key, found[1]
+            coral = detect(load_board("coral"))
+            host.coral_usb = coral.label() if coral else None
         if system == "Windows" or not hasattr(os, "getuid"):
             return host
         import grp
@@ -296,6 +302,7 @@ def _check_python(modules, host: Host) -> list[Check]:
 def _check_coral(modules, host: Host) -> list[Check]:
     if not host.is_pi:
         return [Check("Coral (pycoral, libedgetpu)", SKIP, "only checked on a Raspberry Pi", required=False)]
+    # pycoral is optional: without it edgekit loads the Edge TPU delegate into LiteRT itself
     checks = []
     v = modules("pycoral", "pycoral")
     checks.append(Check("pycoral", OK if v else INFO, v or "not installed (the Coral Edge TPU's Python API)",
@@ -399,6 +406,8 @@ def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], 
            modules: Callable[[str, str], str | None] = _module_version) -> list[Check]:
     """Every check, in the order they are shown. `boards`: which boards' cores and libraries to check."""
     host = host or Host.current()
+    if host.is_pi:
+        return _pi_checks(which, run, host, modules)
     checks: list[Check] = []
     cli_check, cli = _check_arduino_cli(which, run, host)
     checks.append(cli_check)
@@ -412,6 +421,20 @@ def doctor(*, boards: tuple[str, ...] = FIRMWARE_BOARDS, which: Callable[[str], 
     checks.append(_check_edgetpu_compiler(which, host))
     checks.append(_check_arm_gcc(which, run, host))
     checks += _check_emulator(which, run, host)
+    checks += _check_lab(which, run)
+    return checks
+
+
+def _pi_checks(which, run, host: Host, modules) -> list[Check]:
+    """On the Pi (week 11): what running models here needs, and nothing of the microcontrollers'."""
+    checks = [Check("this machine", OK, f"{host.board} ({host.board_why})")]
+    checks += [c for c in _check_python(modules, host) if c.name != "tflite-micro"]
+    checks += _check_coral(modules, host)
+    checks.append(Check("Coral USB Accelerator", OK if host.coral_usb else INFO,
+                        host.coral_usb or "not plugged in: `--target coral` is then simulated (`--hw` needs it)",
+                        required=False))
+    checks.append(Check("microcontroller tools", SKIP, "not needed on the Pi: the Nano and the ESP32-S3 are built "
+                        "and flashed from a laptop or PC (run `edgekit doctor` there)", required=False))
     checks += _check_lab(which, run)
     return checks
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import EdgekitError
 from .descriptor import Board
-from .detection import Connection, detect
+from .detection import BOARD_ENV, Connection, detect
 
 PORT_ENV = "EDGEKIT_PORT"
 
@@ -72,11 +72,20 @@ def choose(board: Board, force: str | None = None, port: str | None = None,
         return Choice("measured", f"{board.key}: measured on the board at {port.split('?')[0]}", port)
     conn = detect_board(board)
     if conn is None:
+        if force == "hw" and board.kind == "linux":  # the board is this machine, or it is not
+            raise EdgekitError(f"--hw: this machine is not a {board.name} (/proc/device-tree/model does not name "
+                               f"one); on the board itself, where the device tree is hidden (a container, "
+                               f"qemu-user), set EDGEKIT_BOARD={board.key}; from another machine use --host "
+                               "user@board, or leave out --hw to simulate it")
         if force == "hw":
             ids = ", ".join(f"{u.vid}:{u.pid}" for u in board.usb) or "this machine's model"
             raise EdgekitError(f"--hw: no {board.name} is connected (looked for {ids}); plug it in, give its "
                                "port with --port, or leave out --hw to simulate it")
         return Choice("simulated", f"{board.key}: simulated (no board connected)")
+    if conn.transport == "host":  # edgekit runs on the board itself
+        said = (f"{conn.description}, unchecked: no device tree confirms it is a {board.name}, so the figures are "
+                "this machine's" if conn.description.startswith(BOARD_ENV) else conn.description)
+        return Choice("measured", f"{board.key}: measured on this machine ({said})", connection=conn)
     return Choice("measured", f"{board.key}: measured on the board at {conn.label()}", connection=conn)
 
 

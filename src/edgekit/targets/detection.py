@@ -3,13 +3,21 @@ this machine being a Raspberry Pi.
 
     from edgekit.targets import connected, detect, load_board
     connected()                       # {"nano33ble": Connection(device="/dev/ttyACM0", role="sketch", ...)}
+
+Which board this machine is: $EDGEKIT_BOARD (e.g. rpi4) when set, else the board whose
+device_tree_model /proc/device-tree/model names. The variable is for where the device tree is
+hidden (a container on a Pi masks /sys/firmware; qemu-user has none) and for testing.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import EdgekitError
 from .descriptor import Board, _hex4, all_boards
+
+BOARD_ENV = "EDGEKIT_BOARD"
 
 
 @dataclass(frozen=True)
@@ -92,13 +100,28 @@ def _detect_sysfs_usb(board: Board, sysfs_root: Path) -> Connection | None:
                       _read(dev / "serial") or None, desc, speed_mbps)
 
 
+def this_machine(proc_root: str | Path = "/proc") -> tuple[Board, str] | None:
+    """The board edgekit runs on, and how that is known; None on a laptop or a PC."""
+    linux = [b for b in all_boards() if b.kind == "linux"]
+    named = os.environ.get(BOARD_ENV, "").strip()
+    if named:
+        for b in linux:
+            if b.key == named:
+                return b, f"{BOARD_ENV}={named}"
+        raise EdgekitError(f"{BOARD_ENV}={named} is not a board edgekit runs on; set it to "
+                           f"{' or '.join(b.key for b in linux)}, or unset it to read /proc/device-tree/model")
+    model = _read(Path(proc_root) / "device-tree" / "model")
+    for b in linux:
+        wanted = b.data.get("device_tree_model")
+        if model and wanted and wanted in model:
+            return b, model
+    return None
+
+
 def _detect_host(board: Board, proc_root: Path) -> Connection | None:
-    wanted = board.data.get("device_tree_model")
-    if not wanted:
-        return None
-    model = _read(proc_root / "device-tree" / "model")
-    if model and wanted in model:
-        return Connection(board.key, "host", "localhost", "host", description=model)
+    found = this_machine(proc_root)
+    if found and found[0].key == board.key:
+        return Connection(board.key, "host", "localhost", "host", description=found[1])
     return None
 
 
