@@ -327,6 +327,12 @@ COMMANDS = {"capture": _capture, "sensors": _capture, "plot": _capture, "board":
             "profile": _deploy_or_profile, "deploy": _deploy_or_profile}
 
 
+def run() -> int:
+    """The `edgekit` command: main() in a supervised child, so that a native crash is one line (crash.py)."""
+    from .crash import supervise  # lazy: only the command line is supervised, not main() called from Python
+    return supervise(main, sys.argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -359,4 +365,4 @@ def _stop_writing_stdout() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import crash
 from ..errors import EdgekitError
 
 KEY_ENV = "EDGEKIT_OLYMPICS_KEY"
@@ -251,7 +252,7 @@ def run_job(job: dict, limits: dict, zygote: Zygote | None = None, cancel=None) 
     """Run worker.py on `job` in a limited child (forked by `zygote`, else a fresh process); its
     result dict, or a failure with the reason. cancel: a threading.Event that stops it (Cancelled)."""
     seconds, memory_mb = float(limits["seconds"]), float(limits["memory_mb"])
-    with tempfile.TemporaryDirectory(prefix=_work_prefix(os.getpid())) as work:
+    with tempfile.TemporaryDirectory(prefix=_work_prefix(crash.visible_pid())) as work:
         work = Path(work)
         (work / "job.json").write_text(json.dumps(job))
         try:

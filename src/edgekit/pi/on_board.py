@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import crash
 from ..errors import EdgekitError
 from ..profile_report import ProfileReport
 from ..runtime.litert import interpreter_module as litert_interpreter_module, quiet
@@ -152,7 +153,7 @@ def _first_line(e: BaseException) -> str:
 
 def _cpu_interpreter(lite, model: bytes, threads: int, compiled: bool):
     try:
-        with quiet():
+        with quiet(), crash.doing("LiteRT", "loading the model on the CPU"):
             it = lite.Interpreter(model_content=model, num_threads=threads)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
@@ -169,7 +170,7 @@ def _delegate(load, library: str, options: dict):
     saved_hook = sys.unraisablehook
     sys.unraisablehook = lambda *_: None  # LiteRT's Delegate.__del__ complains after a failed load
     try:
-        with quiet():
+        with quiet(), crash.doing("the Edge TPU delegate", f"loading {library}"):
             return load(library, options)
     except (ValueError, OSError, AttributeError, RuntimeError) as e:
         raise EdgekitError(
@@ -185,7 +186,7 @@ def _delegate(load, library: str, options: dict):
 
 def _allocate(it, what: str):
     try:
-        with quiet():
+        with quiet(), crash.doing(what, "preparing the model for the Edge TPU"):
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise EdgekitError(f"{what} cannot prepare this model: {_first_line(e)}; compile it again with the "
@@ -311,19 +312,20 @@ def measure(model: bytes, accelerator: bool, runs: int = 50, warmup: int = 5, th
     for index, x in _inputs(it):
         it.set_tensor(index, x)
     invoke = it.invoke
+    where = "the Edge TPU" if accelerator and not stand_in_cpu else "LiteRT"
     try:
-        t0 = time.perf_counter()
-        invoke()
-        first_ms = (time.perf_counter() - t0) * 1e3
-        for _ in range(int(warmup)):
-            invoke()
-        times = np.empty(int(runs))
-        for i in range(int(runs)):
+        with crash.doing(where, "running the model"):
             t0 = time.perf_counter()
             invoke()
-            times[i] = time.perf_counter() - t0
+            first_ms = (time.perf_counter() - t0) * 1e3
+            for _ in range(int(warmup)):
+                invoke()
+            times = np.empty(int(runs))
+            for i in range(int(runs)):
+                t0 = time.perf_counter()
+                invoke()
+                times[i] = time.perf_counter() - t0
     except (ValueError, RuntimeError) as e:
-        where = "the Edge TPU" if accelerator and not stand_in_cpu else "LiteRT"
         raise EdgekitError(f"inference on {where} failed: {_first_line(e)}"
                            + ("; check the accelerator's USB cable and power, then replug it"
                               if where == "the Edge TPU" else "")) from None
@@ -354,9 +356,11 @@ def infer(model: bytes, inputs: np.ndarray, accelerator: bool, threads: int = 4,
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
     results = [[] for _ in outs]
+    runtime = "the Edge TPU" if accelerator and not stand_in_cpu else "LiteRT"
     for x in np.asarray(inputs):
         it.set_tensor(inp["index"], np.ascontiguousarray(x[None]).astype(inp["dtype"], copy=False))
-        it.invoke()
+        with crash.doing(runtime, "running the model"):
+            it.invoke()
         for k, d in enumerate(outs):
             results[k].append(it.get_tensor(d["index"])[0].copy())
     return [np.stack(r) for r in results]

@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import crash
 from ..console import err
 from ..errors import EdgekitError
 from ..runtime import litert
@@ -255,7 +256,8 @@ class LiteRTRunner:
                 n = int(np.prod(shape)) * dtype.itemsize
                 self._it.set_tensor(index, np.frombuffer(data[pos:pos + n], dtype=dtype).reshape(shape))
                 pos += n
-            self._it.invoke()
+            with crash.doing("LiteRT", "running the model on the virtual board"):
+                self._it.invoke()
             return b"".join(np.ascontiguousarray(self._it.get_tensor(i)).tobytes() for i in self._outputs)
 
     def close(self) -> None:

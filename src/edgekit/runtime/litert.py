@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from .. import crash
 from ..errors import EdgekitError
 from ..tflite_check import check_memory, check_runnable
 from ..tflite_file import TFLiteModel, model_of, text
@@ -46,9 +47,12 @@ def quiet():
 @contextlib.contextmanager
 def errors(doing: str):
     """LiteRT reports a model it cannot load or run as ValueError/RuntimeError: make that one line
-    that keeps LiteRT's own words (they name the tensor, or the op as 'Node number N (KIND)')."""
+    that keeps LiteRT's own words (they name the tensor, or the op as 'Node number N (KIND)'). A
+    crash inside is named too (crash.py), as "loading" or "running" the model."""
+    what = {"cannot load this model": "loading the model", "cannot run this model": "running the model"}
     try:
-        yield
+        with crash.doing("LiteRT", what.get(doing, doing)):
+            yield
     except (ValueError, RuntimeError) as e:
         raise EdgekitError(f"LiteRT {doing}: {_first_message(str(e))}") from None
 
