@@ -30,7 +30,20 @@ def compiler_on_path(monkeypatch, tmp_path):
 
 @pytest.fixture
 def no_compiler(monkeypatch):
+    """An x86-64 Linux machine without edgetpu_compiler, whatever machine runs the tests."""
     monkeypatch.setattr(ec.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ec.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(ec.platform, "machine", lambda: "x86_64")
+
+
+def test_on_a_pi_the_compiler_does_not_exist(int8_cnn, monkeypatch):
+    """On the Pi itself (aarch64) the compiler is not missing but unavailable: the plan says so."""
+    monkeypatch.setattr(ec.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(ec.platform, "machine", lambda: "aarch64")
+    p = plan(int8_cnn.read_bytes(), "cnn_int8")
+    assert p.compiled is None and p.partition.source == "predicted"
+    with pytest.raises(EdgekitError, match=r"x86-64 Linux only and this is Linux aarch64"):
+        need_compiled(p)
 
 
 def _profile_json(capsys, *argv):
