@@ -7,6 +7,7 @@ import ir_models
 from edgekit.export.tflite_writer import misaligned_buffers, write_tflite
 from edgekit.quantize.calibrate import calibrate
 from edgekit.runtime import litert
+from platforms import needs_tflm
 
 
 @pytest.fixture(params=[ir_models.cnn, ir_models.ds_block, ir_models.residual], ids=lambda f: f.__name__)
@@ -25,6 +26,7 @@ def test_float_tflite_matches_numpy_reference(float_file):
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_convert_float_tflite_to_verified_int8(float_file, tmp_path):
     g, path = float_file
     calib = ir_models.calibration(g, 100)
@@ -42,6 +44,7 @@ def test_convert_float_tflite_to_verified_int8(float_file, tmp_path):
     assert "top-1 agreement" in q.report()
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_int8_passes_through_untouched(tmp_path):
     g = ir_models.cnn()
     q = edgekit.convert(write_tflite_to(tmp_path, g), calibration=ir_models.calibration(g, 32))

@@ -11,6 +11,7 @@ from edgekit.importers.tinytorch import import_tinytorch
 from edgekit.runtime import litert
 from edgekit.tflite_file import builtin_name, model_of, tensor_type_name
 from edgekit.verify import random_inputs
+from platforms import needs_tflm
 
 VOCAB, DIM, SEQ, CLASSES = 50, 8, 6, 4
 
@@ -74,6 +75,7 @@ def test_rows_calibration_never_looked_up_keep_their_values():
     assert abs((127 - out.quantization.zeroPoint[0]) * out.quantization.scale[0] - 4.0) < 0.02  # 4.0 is held
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_litert_and_tflite_micro_run_it_and_int8_agrees_with_float(converted):
     model, ids, q = converted
     info = q.to_dict()

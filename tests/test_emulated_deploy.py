@@ -17,6 +17,7 @@ from edgekit import emulator
 from edgekit.cli import main
 from edgekit.emulator import library
 from edgekit.targets import load_board
+from platforms import needs_tflm
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 OK, WHY = emulator.available("nano33ble")
@@ -38,6 +39,7 @@ def kws(tmp_path_factory):
     return SHARED / "kws_ref_model.tflite"
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_deploy_kws_on_the_emulated_nano(kws, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(["deploy", str(kws), "--target", "nano33ble", "--emu", "--json"], capsys)

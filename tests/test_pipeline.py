@@ -6,6 +6,7 @@ import edgekit
 import tinytorch_api as tt
 from edgekit import zoo
 from edgekit.runtime import litert
+from platforms import needs_tflm
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,7 @@ def digits():
     return model, data
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_digits_mlp_keeps_accuracy_after_int8(digits):
     model, d = digits
     q = edgekit.convert(model, example_input=tt.Tensor(d["x_train"][:1]), calibration=d["x_train"][:200],
@@ -70,6 +72,7 @@ class TinyCNN:
         return self.fc(x.reshape(x.shape[0], -1))
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 def test_tinytorch_cnn_converts_and_runs_in_litert_and_tflm(tmp_path):
     model = TinyCNN()
     d = zoo.digits_mlp()[1]

@@ -12,6 +12,7 @@ import edgekit
 from edgekit import zoo
 from edgekit.runtime import litert
 from edgekit.tflite_file import builtin_name, read_model
+from platforms import needs_tflm
 
 DATA = Path(__file__).parent / "data"
 KERAS = DATA / "mobilenet_v1_0.25_96_keras_batch_none.tflite"
@@ -40,6 +41,7 @@ def _float_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 @pytest.mark.parametrize("path", [KERAS, TF2ONNX], ids=["keras-batch-none", "tf2onnx-nhwc"])
 def test_real_export_converts_and_agrees_with_its_float_model(path):
     q = edgekit.convert(path, calibration=_images(100, seed=0))

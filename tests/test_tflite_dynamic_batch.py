@@ -9,12 +9,14 @@ from edgekit.errors import EdgekitError
 from edgekit.importers.tflite_import import import_tflite
 from edgekit.runtime import litert
 from tflite_builders import keras_dynamic_batch
+from platforms import needs_tflm
 
 
 def calibration(n, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (n, 6, 6, 3)).astype(np.float32)
 
 
+@needs_tflm  # its checks include TFLite Micro's run (x86-64 Linux wheels only)
 @pytest.mark.parametrize("layer,new_shape", [("conv", "pack"), ("depthwise", "pack"), ("conv", "concat")])
 def test_dynamic_batch_flatten_converts_and_agrees_with_float(tmp_path, layer, new_shape):
     data = keras_dynamic_batch(layer=layer, new_shape=new_shape)
