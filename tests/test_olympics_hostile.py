@@ -153,13 +153,17 @@ def seq_of(root: Path, where: str) -> tuple[int, str]:
 
 
 def test_deleting_a_row_is_named(olympics, tmp_path):
+    """Rows are stored as evaluations finish (in parallel): pick them by seq, not by team."""
     root, _, _ = olympics
-    hawks, run = seq_of(root, "team = 'hawks'")  # a row in the middle: named by the row after it
-    owls, _ = seq_of(root, "team = 'owls'")      # the last row: named by the signed head
-    assert hawks < owls == 10
-    problems = problems_after(root, tmp_path, "DELETE FROM results WHERE team IN ('owls', 'hawks')")
-    assert problems == [f"seq {hawks} (run {run}, hawks on coral): missing (deleted)",
-                        f"seq {owls} (run {run}, owls on coral): missing (deleted)"]
+    last, run = seq_of(root, "seq = (SELECT max(seq) FROM results)")  # named by the signed head
+    middle = last - 2                                                 # named by the row after it
+    assert last == 10
+    con = sqlite3.connect(root / "results.sqlite")
+    who = dict(con.execute(f"SELECT seq, team || ' on ' || target FROM results WHERE seq IN ({middle}, {last})"))
+    con.close()
+    problems = problems_after(root, tmp_path, f"DELETE FROM results WHERE seq IN ({middle}, {last})")
+    assert problems == [f"seq {middle} (run {run}, {who[middle]}): missing (deleted)",
+                        f"seq {last} (run {run}, {who[last]}): missing (deleted)"]
 
 
 def test_deleting_the_last_rows_is_named(olympics, tmp_path):
@@ -311,24 +315,35 @@ def test_a_second_folder_claiming_a_team_is_refused(olympics, tmp_path):
 def test_two_identical_runs_at_once_count_what_they_stored(olympics, tmp_path):
     root, _, _ = olympics
     subs = tmp_path / "subs"
-    for team in ("owls", "hawks", "crows"):
-        shutil.copytree(root / "submissions" / team, subs / team)
+    teams = [f"team{i}" for i in range(8)]
+    for team in teams:
+        shutil.copytree(root / "submissions/owls", subs / team)
+        demo.write_submission(subs / team, team, ["int8 PTQ"])
     shutil.copytree(root / "tracks", tmp_path / "tracks")
     cmd = [sys.executable, "-m", "edgekit", "olympics", "run", str(subs), "--track", "demo", "--targets", "coral",
            "--sim", "--runs", "1", "--db", str(tmp_path / "r.sqlite")]
     env = key_file_env()
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    said = []
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-        said.append(int(err.split(" result(s) stored")[0].rsplit(" ", 1)[-1]))
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    early = []
+    while not any(line.startswith(("✓", "✗")) for line in early[-1:]):  # the first run is under way
+        line = first.stderr.readline()
+        assert line, "".join(early)
+        early.append(line)
+    os.killpg(first.pid, signal.SIGSTOP)  # held in the middle, whatever the machine's speed
+    try:
+        second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, "".join(early) + err + second.stderr
+    said = [int(e.split(" result(s) stored")[0].rsplit(" ", 1)[-1]) for e in (err, second.stderr)]
+    assert "resumed after" in second.stderr  # it joined the first's unfinished run
     rows = Store(tmp_path / "r.sqlite").rows()
-    # started together, they share one run (the second finds the first's unfinished run) and each
-    # row is stored, and counted, by the one that got there first
-    assert sorted(r["submission"] for r in rows) == ["crows", "hawks", "owls"] and len({r["run_id"] for r in rows}) == 1
-    assert sum(said) == 3, said
+    # the second finds the first's unfinished run and joins it; each row is stored, and counted, by
+    # the one that got there first
+    assert sorted(r["submission"] for r in rows) == teams and len({r["run_id"] for r in rows}) == 1
+    assert sum(said) == len(teams), said
 
 
 def test_a_sigkilled_runs_job_folder_is_removed_by_the_next_run(olympics, tmp_path):
