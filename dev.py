@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # make .venv, install edgekit, run the main job
     python3 dev.py test     # make .venv, install edgekit with test extras, run the test suite
+    python3 dev.py arm64    # the Pi side on an emulated arm64 Debian root (root and qemu-user; else skipped)
 
 The virtual environment is (re)installed only when pyproject.toml changes.
 """
@@ -40,6 +41,9 @@ def main(argv: list[str]) -> int:
     if cmd == "test":
         ensure_venv("test")
         return subprocess.call([str(PY), "-m", "pytest", *argv[1:]], cwd=ROOT)
+    if cmd == "arm64":  # the Pi side on an emulated arm64 Debian (tests/arm64/run.sh: root, qemu-user)
+        ensure_venv("test")  # compares with this machine's LiteRT
+        return subprocess.call(["bash", str(ROOT / "tests" / "arm64" / "run.sh"), *argv[1:]], cwd=ROOT)
     if cmd == "demo":
         ensure_venv("test")  # the demo trains its example model on scikit-learn's bundled digits
         return subprocess.call([str(PY), str(ROOT / "examples" / "demo.py"), *argv[1:]], cwd=ROOT)
