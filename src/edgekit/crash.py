@@ -9,7 +9,8 @@ exit 2, as any other error. TFLite Micro runs in its own child already (runtime/
 Signals: Ctrl-C at a terminal reaches the child directly (same process group); a SIGINT, SIGTERM
 or SIGHUP sent to the parent alone (kill PID, a test harness) is passed on to the child. The child
 dies with the parent (Linux), and names its temporary folders by the parent's pid (visible_pid),
-the process the user sees.
+the process the user sees. EDGEKIT_NO_SUPERVISOR=1 runs the command in this process instead (for a
+debugger or a profiler).
 """
 from __future__ import annotations
 
