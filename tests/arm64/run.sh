@@ -62,6 +62,7 @@ mountb() {  # what, where, mount options: mounted until the script ends
 }
 in_root() {
   chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/venv/bin:/usr/bin:/bin LANG=C.UTF-8 QEMU_CPU=cortex-a72 \
+    EDGEKIT_ARM64_TESTS="${EDGEKIT_ARM64_TESTS:-}" \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 "$@"
 }
 mount_all() {
@@ -104,9 +105,17 @@ mkdir -p "$ROOT/src"
   | tar -xf - -C "$ROOT/src"
 mkdir -p "$ROOT/src-data" && cp "$SRC/../shared/models/kws_ref_model.tflite" "$ROOT/src-data/" 2>/dev/null || true
 in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
+if [ "${EDGEKIT_ARM64_TESTS:-}" = all ]; then  # the whole suite needs the test extras (aarch64 wheels)
+  step "installing the test extras for the whole suite"
+  in_root /venv/bin/pip install -q "/src[test]" >/dev/null
+  in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
+fi
 step "running tests/arm64/check.py as the Pi (EDGEKIT_BOARD=rpi4, QEMU_CPU=cortex-a72)"
+status=0
 in_root /usr/bin/env EDGEKIT_BOARD=rpi4 /venv/bin/python /src/tests/arm64/check.py --out /tmp/arm64.npz \
-  --model /src-data/kws_ref_model.tflite
+  --model /src-data/kws_ref_model.tflite || status=$?
+if [ -f "$ROOT/tmp/arm64-tests.txt" ]; then cp "$ROOT/tmp/arm64-tests.txt" "${EDGEKIT_ARM64_LOG:-/tmp/arm64-tests.txt}"; fi
+[ "$status" = 0 ] || exit "$status"
 cp "$ROOT/tmp/arm64.npz" "$WORK/arm64.npz"
 step "comparing the Pi's int8 outputs with this machine's LiteRT"
 PY=${EDGEKIT_PYTHON:-$SRC/.venv/bin/python}
