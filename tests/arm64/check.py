@@ -107,6 +107,10 @@ def compare(args) -> None:
         most = int(np.abs(here[kernels].astype(int) - pi[kernels].astype(int)).max())
         print(f"  {'same' if not differ else 'DIFF'} {kernels}: {differ} of {pi[kernels].size} values differ"
               + (f", by up to {most}" if differ else ""), flush=True)
+    for where, y in (("aarch64", pi), ("this machine", here)):  # which side's XNNPACK rounds differently
+        differ = int(np.count_nonzero(y["xnnpack"] != y["builtin"]))
+        print(f"  {'same' if not differ else 'DIFF'} XNNPACK against the built-in kernels on {where}: {differ} of "
+              f"{y['xnnpack'].size} values differ", flush=True)
     step(f"the aarch64 int8 outputs equal this machine's LiteRT on {len(x)} inputs (built-in kernels)",
          np.array_equal(here["builtin"], pi["builtin"]))
 
