@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 CRASHES = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -69,7 +70,11 @@ def supervise(main, argv: list[str]) -> int:
     terminal_group = _terminal_group()
     for sig in FORWARDED:
         signal.signal(sig, lambda s, _f: _forward(pid, s, terminal_group))
-    _, status = os.waitpid(pid, 0)
+    while True:  # polled, not one blocking wait: a signal handler must run (under qemu-user a blocked
+        done, status = os.waitpid(pid, os.WNOHANG)  # waitpid was seen not to let it)
+        if done:
+            break
+        time.sleep(0.05)
     phases = _read_all(read).decode(errors="replace").splitlines()
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
