@@ -28,9 +28,9 @@ from edgekit.sim import arena
 from edgekit.sim.arena import device_arena, greedy_plan, kernel_library, kernel_scratch, plan_arena
 from edgekit.targets import load_board
 from edgekit.tflite_file import TFLiteModel
+from platforms import needs_tflm
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
-needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1] or "no TFLM")
 
 
 

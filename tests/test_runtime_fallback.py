@@ -15,11 +15,10 @@ import pytest
 from ai_edge_litert import interpreter as lite
 from edgekit.protocol.model_runner import TflmWorker
 from edgekit.runtime import litert
-from edgekit.runtime.tflm import tflm_available
+from platforms import needs_tflm
 from reference_models import REFERENCE_MODELS, needs_reference_models
 from tflite_builders import OP, ModelBuilder, _options, fb
 
-needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1] or "TFLite Micro")
 
 
 def resize_model(out_scale=0.03, out_zero_point=5) -> bytes:

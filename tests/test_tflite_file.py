@@ -14,9 +14,9 @@ from edgekit.runtime import litert
 from edgekit.runtime.tflm import run_tflm, tflm_available
 from edgekit.tflite_file import builtin_name, is_fully_int8, quantization_kind, read_model, tensor_type_name
 from tflite_builders import OP, _options, fb, float_mix, float_with, int8_cnn, tflm_crasher, with_data_in_buffer0
+from platforms import needs_tflm
 from reference_models import REFERENCE_MODELS, needs_reference_models
 
-needs_tflm = pytest.mark.skipif(not tflm_available()[0], reason=tflm_available()[1])
 
 
 def one_line_error(data, name="bad.tflite") -> str:

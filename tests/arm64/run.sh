@@ -12,7 +12,7 @@
 # (tests/arm64/cpuinfo: Cortex-A72, CPU part 0xd08, features fp asimd evtstrm crc32 cpuid; with the
 # host's x86 one LiteRT segfaults), and QEMU_CPU=cortex-a72 (qemu's default "max" CPU advertises
 # extensions a Cortex-A72 lacks, with which XNNPACK gives wrong int8 outputs).
-# Emulated inference is ~60x slower than native: the figures it prints are this machine's, never a Pi's.
+# Emulated inference is far slower than native (~60x as reported when this was first tried; not measured here): the figures it prints are this machine's, never a Pi's.
 #
 # Without root, qemu-user-static or binfmt_misc it says why and exits 0 (skipped); CI runs it when it can.
 set -euo pipefail
