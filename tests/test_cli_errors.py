@@ -125,9 +125,12 @@ def test_reader_closing_early_exits_quietly(tmp_path, float_model, args):
     """`edgekit ... --json | head -c 10`: the reader is gone before edgekit writes; no error, no traceback."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # closed before the child starts: its first write meets a broken pipe
+    # stdout block-buffered, as on a user's machine: with PYTHONUNBUFFERED (set on some CI images) the
+    # write happens inside the command and the flush at exit, where the error escaped, is never tried
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     try:
         res = subprocess.run([sys.executable, "-m", "edgekit", *[str(float_model) if a == "MODEL" else a for a in args]],
-                             cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+                             cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
     finally:
         os.close(write_end)
     assert res.stderr == "", res.stderr

@@ -336,7 +336,9 @@ def run() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a pipe's buffer is written here, where a reader gone early is handled, not at exit
+        return code
     except EdgekitError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)  # names from files are not markup
         return 2
