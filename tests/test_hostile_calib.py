@@ -254,7 +254,10 @@ def test_overflow_to_inf_in_a_layer_is_one_line_naming_it(tmp_path, capsys):
     np.save(tmp_path / "calib.npy", np.abs(good()) + 0.5)
     assert convert_cli(model, tmp_path / "calib.npy", tmp_path / "out.tflite") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "layer 'fc'" in err and "infinite" in err, err
+    assert len(err.splitlines()) == 1 and "layer 'fc'" in err, err
+    # x86-64's numpy overflows this layer to inf; on aarch64 (numpy 2.4, the arm64 check) it stops at
+    # 3.4e38, float32's largest: refused as too large for int8 kernels, the same one line
+    assert "infinite" in err or "reaches 3.4e+38 on the calibration set, beyond the" in err, err
     assert not (tmp_path / "out.tflite").exists()
 
 

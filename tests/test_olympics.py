@@ -25,6 +25,7 @@ from edgekit.olympics.leaderboard import build
 from edgekit.olympics.store import Store
 from edgekit.olympics.submissions import read_submission
 from edgekit.olympics.tracks import load_track
+from platforms import enforces_rlimit_as
 
 TARGETS = ["nano33ble", "esp32s3", "coral"]
 KEY = b"test key for the olympics tests"
@@ -289,6 +290,7 @@ def test_cli_errors_are_one_line(arena, tmp_path):
     assert not (tmp_path / "none.sqlite").exists() and not (root / "results.sqlite.key").exists()
 
 
+@enforces_rlimit_as
 @pytest.mark.parametrize("forked", [False, True], ids=["fresh process", "fork server"])
 def test_a_hostile_model_fails_alone_within_the_limits(arena, forked):
     """Memory and CPU limits end the child, not the run: the failure comes back as a reason. The

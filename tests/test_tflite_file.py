@@ -3,6 +3,7 @@ import io
 import json
 import os
 import pickle
+import platform
 
 import numpy as np
 import pytest
@@ -99,7 +100,11 @@ def test_import_float_model_matches_litert():
     x = np.random.default_rng(0).normal(0, 1, (8, 6, 6, 3)).astype(np.float32)
     from edgekit import reference
     ours = reference.run(g, {g.inputs[0]: x})[g.outputs[0]]
-    np.testing.assert_allclose(ours, litert.run(data, x)[0][0], atol=1e-5)
+    # LiteRT's built-in CONCATENATION refuses a fused activation, which XNNPACK runs on x86-64 but
+    # not on aarch64 (LiteRT 2.3.0): the same model with the RELU6 as its own op runs everywhere
+    np.testing.assert_allclose(ours, litert.run(float_mix(fused_concat=False), x)[0][0], atol=1e-5)
+    if platform.machine() == "x86_64":
+        np.testing.assert_allclose(ours, litert.run(data, x)[0][0], atol=1e-5)
 
 
 def test_import_round_trips_edgekit_writer():

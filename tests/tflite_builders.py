@@ -150,10 +150,12 @@ def with_data_in_buffer0(model: bytes) -> bytes:
     return bytes(b.Output())
 
 
-def float_mix(seed=0) -> bytes:
+def float_mix(seed=0, fused_concat=True) -> bytes:
     """A float model using what Keras' converter emits beyond edgekit's own writer: float16 and
     int8 weights behind DEQUANTIZE, fused activations on pooling and concatenation, a RESHAPE
-    with a shape tensor, a FULLY_CONNECTED without bias, negative axes."""
+    with a shape tensor, a FULLY_CONNECTED without bias, negative axes. fused_concat=False: the
+    same model with the concatenation's RELU6 as an op of its own (LiteRT's built-in kernels
+    refuse a fused one; only XNNPACK on x86-64 runs it)."""
     rng = np.random.default_rng(seed)
     A, P = fb.ActivationFunctionType, fb.Padding
     b = ModelBuilder()
@@ -176,8 +178,13 @@ def float_mix(seed=0) -> bytes:
     b.op(OP.TANH, [mp], [th])
     b.op(OP.LOGISTIC, [mp], [sg])
     cat = f("concat", [1, 3, 3, 8])
-    b.op(OP.CONCATENATION, [th, sg], [cat], _options(fb.ConcatenationOptionsT, axis=-1,
-                                                     fusedActivationFunction=A.RELU6))
+    if fused_concat:
+        b.op(OP.CONCATENATION, [th, sg], [cat], _options(fb.ConcatenationOptionsT, axis=-1,
+                                                         fusedActivationFunction=A.RELU6))
+    else:
+        joined = f("joined", [1, 3, 3, 8])
+        b.op(OP.CONCATENATION, [th, sg], [joined], _options(fb.ConcatenationOptionsT, axis=-1))
+        b.op(OP.RELU6, [joined], [cat])
     k = b.tensor("scale", [8], np.float32, rng.uniform(0.5, 2, 8))
     mu = f("mul", [1, 3, 3, 8])
     b.op(OP.MUL, [cat, k], [mu], _options(fb.MulOptionsT))
