@@ -105,7 +105,7 @@ mkdir -p "$ROOT/src"
   | tar -xf - -C "$ROOT/src"
 mkdir -p "$ROOT/src-data" && cp "$SRC/../shared/models/kws_ref_model.tflite" "$ROOT/src-data/" 2>/dev/null || true
 in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
-if [ "${EDGEKIT_ARM64_TESTS:-}" = all ]; then  # the whole suite needs the test extras (aarch64 wheels)
+if [ -n "${EDGEKIT_ARM64_TESTS:-}" ]; then  # all (the whole suite) or named tests: the test extras' aarch64 wheels
   step "installing the test extras for the whole suite"
   in_root /venv/bin/pip install -q "/src[test]" >/dev/null
   in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
