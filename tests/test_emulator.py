@@ -20,7 +20,8 @@ from edgekit.errors import EdgekitError
 from edgekit.protocol.model_runner import tflm_refusal
 from edgekit.emulator.library import build_library
 from edgekit.protocol import BoardClient
-from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.runtime.tflm import run_tflm
+from platforms import needs_tflm
 from edgekit.sketch.generate import model_ops
 from edgekit.sketch.project import Project
 from edgekit.targets import load_board
@@ -28,7 +29,7 @@ from edgekit.tflite_file import model_of
 
 OK, WHY = emulator.available("nano33ble")
 pytestmark = [pytest.mark.skipif(not OK, reason=WHY),
-              pytest.mark.skipif(not tflm_available()[0], reason=f"host TFLite Micro: {tflm_available()[1]}")]
+              needs_tflm]
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"  # reference models, when present
 
 

@@ -18,7 +18,8 @@ from edgekit.sketch import (OP_METHODS, Project, ToolMissing, arena_budget, buil
                               generate_project, model_ops)
 from edgekit.sketch.build import explain, telling_line, wait_for_sketch_port
 from edgekit.sketch.generate import ALIGN, MARKER
-from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.runtime.tflm import run_tflm
+from platforms import needs_tflm
 from edgekit.sim.arena import plan_arena
 from edgekit.sim.simulate import simulate
 from edgekit.targets import load_board
@@ -150,7 +151,7 @@ def test_arena_is_measured_plus_kernel_scratch_plus_margin(models, fw_root, tmp_
     assert re.fullmatch(r'"\d+\.\d+\.\d+.*"', _config_value(p.path, "EDGEKIT_FIRMWARE_VERSION"))
 
 
-@pytest.mark.skipif(not tflm_available()[0], reason="tflite-micro runs on Linux x86-64 only")
+@needs_tflm
 def test_host_term_is_tflite_micros_own_measurement(models):
     model = models["residual"]
     a, plan = arena_budget(model, "nano33ble")

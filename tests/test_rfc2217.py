@@ -15,11 +15,10 @@ import serial
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.protocol import BoardClient, VirtualBoard, serve_rfc2217
 from edgekit.errors import EdgekitError
-from edgekit.runtime.tflm import tflm_available
+from platforms import needs_tflm
 
 EDGEKIT = [sys.executable, "-m", "edgekit"]
 pytestmark = pytest.mark.filterwarnings(r"ignore:set(Daemon|Name)\(\) is deprecated:DeprecationWarning")  # pyserial's
-NEEDS_TFLM = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
 
 
 def conversation(client: BoardClient, data: bytes) -> dict:
@@ -29,7 +28,7 @@ def conversation(client: BoardClient, data: bytes) -> dict:
     return {"name": client.name(), "info": info, "timing": timing, "raw": client.raw(), "layers": client.layers()}
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_rfc2217_board_answers_as_the_sim_board(model_path, sample, expected):
     board = VirtualBoard("nano33ble", model_path.read_bytes())
     url, stop = serve_rfc2217(board)

@@ -11,17 +11,16 @@ from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest f
 from edgekit.protocol import BoardClient, Faults, SimSerial, VirtualBoard
 from edgekit.errors import EdgekitError
 from edgekit.protocol import virtual
-from edgekit.runtime.tflm import tflm_available
 from edgekit.targets import load_board
 from edgekit.tflite_file import TFLiteModel
+from platforms import needs_tflm
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "edgekit"
-NEEDS_TFLM = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
 REPORT = {"latency_ms": 2.5, "layers": [{"op": "CONV_2D", "latency_ms": 1.5}, {"op": "SOFTMAX", "latency_ms": 1.0}],
           "arena_bytes": 12345, "flash_bytes": 67890}
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_board_object_model_object_and_simulation_are_used_as_given(model_path, sample, expected, monkeypatch):
     def no_simulation(*args, **kwargs):
         raise AssertionError("the board simulated the model although it was given the report")
@@ -41,7 +40,7 @@ def test_board_object_model_object_and_simulation_are_used_as_given(model_path, 
         vb.close()
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_without_a_report_the_board_simulates(model_path):
     from edgekit.sim.simulate import simulate
     data = model_path.read_bytes()
@@ -58,7 +57,7 @@ def test_without_a_report_the_board_simulates(model_path):
         vb.close()
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_a_simulation_of_another_model_or_board_is_refused(model_path):
     model = TFLiteModel(model_path.read_bytes())
     with pytest.raises(EdgekitError, match="for model_sha256 0+, but this is"):
