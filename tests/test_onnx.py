@@ -207,8 +207,26 @@ def hardswish_opset13():
     return m.build(["batch_size", 3, 6, 6], [x], opset=13)
 
 
+def spatial_concat():
+    """Convs with strides (2, 1), joined along height (NCHW axis 2), then along width (axis 3)."""
+    m = Model()
+    a = m.conv("input", "conv_a", 3, 4, pads=[1, 1, 1, 1], strides=[2, 1])
+    b = m.conv("input", "conv_b", 3, 4, pads=[1, 1, 1, 1], strides=[2, 1])
+    tall = m.node("Concat", [a, b], "/Concat", axis=2)
+    return m.build(["batch_size", 3, 6, 4], [m.node("Concat", [tall, tall], "/Concat_1", axis=-1)])
+
+
+def asymmetric_pads():
+    """Conv pads [top, left, bottom, right] that differ per side ('same' padding of an even kernel)."""
+    m = Model()
+    x = m.conv("input", "conv_even", 3, 4, k=2, pads=[0, 0, 1, 1])
+    x = m.conv(x, "conv_odd", 4, 4, k=3, pads=[2, 0, 1, 1])  # height: 2 above, 1 below; width: 0 left, 1 right
+    return m.build(["batch_size", 3, 6, 5], [x])
+
+
 MODELS = [mlp, cnn, depthwise_separable, residual_concat, padding, matmul_add, dynamic_flatten,
-          reduce_mean, branches, opset18, flat_to_image, mobilenet_v3_block, hardswish_opset13]
+          reduce_mean, branches, opset18, flat_to_image, mobilenet_v3_block, hardswish_opset13,
+          spatial_concat, asymmetric_pads]
 
 
 # -- comparing against onnxruntime ---------------------------------------------------------
