@@ -253,19 +253,59 @@ def test_lossy_reads_never_return_wrong_raw_outputs(model_path, sample, expected
         c.close()
 
 
+def _host_lines(data: bytes) -> list[str]:
+    """The lines a host reads from `data` as BoardClient does: split at newlines, ends and line noise
+    (bytes outside printable ASCII) stripped from the front."""
+    out = []
+    for raw in data.split(b"\n"):
+        s = raw.decode("latin-1").strip()
+        while s and not (" " < s[0] <= "~"):
+            s = s[1:]
+        out.append(s)
+    return out
+
+
 def test_stream_counts_gaps_and_corruption():
+    """1000 frames with 0.2% of the bytes on the wire replaced (seed 9): every frame the board sent is
+    counted once, as good (it arrived exactly as sent), corrupted (its line arrived, damaged) or lost
+    (its line never arrived as a frame); gaps are the sequence numbers skipped between good frames."""
+    rate = 0.002
     c = BoardClient("sim://nano33ble?stand_in=1&seed=9", timeout=0.3)
+    sent, read = bytearray(), bytearray()  # the board's bytes before the faults, the host's after them
+    emit, real_read = c.ser.link.emit, c.ser.read
+
+    def tap_read(n=1):
+        data = real_read(n)
+        read.extend(data)
+        return data
+    c.ser.link.emit = lambda data: sent.extend(data) or emit(data)
+    c.ser.read = tap_read
     try:
-        c.ser.link.faults.corrupt = 0.002
+        c.ser.link.faults.corrupt = rate
         s = c.stream("counter", 10000, 4000)  # 1000 frames of 4 samples
         frames = [f for f in s]
         good = [f for f in frames if f.crc_ok]
         st = s.stats
-        assert st["good"] == len(good) and st["corrupted"] > 0
-        assert st["gaps"] >= 0 and st["good"] + st["corrupted"] + (st["lost"] or 0) <= 1000
         for f in good:  # a good frame's payload is exactly the counter's samples
             v = np.frombuffer(f.payload, "<i2").reshape(-1, 3)
             k = 4 * f.seq
             assert int(v[0, 0]) == int(np.int16(np.uint16((3 * k * 1000) % 65536)))
     finally:
         c.close()
+    board = [line.decode() for line in bytes(sent).split(b"\r\n") if line.startswith(b"f-")]
+    assert len(board) == 1000 and st["sent"] == 1000  # m-stream-done-1000 arrived
+    whole = set(board)
+    host = [line for line in _host_lines(bytes(read)) if line.startswith("f-")]
+    intact = [line for line in host if line in whole]
+    damaged = [line for line in host if line not in whole]
+    assert st["good"] == len(good) == len(intact)
+    assert st["corrupted"] == len(damaged)
+    assert st["lost"] == 1000 - len(intact) - len(damaged) > 0   # lines that never arrived as frames
+    assert st["good"] + st["corrupted"] + st["lost"] == st["sent"]
+    assert st["gaps"] == good[-1].seq + 1 - len(good) and st["duplicates"] == 0
+    # the fault model: a frame line of L bytes (its \r\n included) is hit with p = 1 - (1 - rate)^L
+    line_bytes = np.mean([len(line) + 2 for line in board])
+    p = 1 - (1 - rate) ** line_bytes
+    hit = 1000 - st["good"]
+    assert abs(hit - 1000 * p) <= 4 * (1000 * p * (1 - p)) ** 0.5, (hit, 1000 * p)
+    assert st["corrupted"] > st["lost"]  # most hits damage a digit, not the line's start or end

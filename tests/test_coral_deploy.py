@@ -1,6 +1,7 @@
 """`edgekit profile/deploy/compile --target coral`: compiled where edgetpu_compiler is, predicted
 where not, and every refusal said before anything runs."""
 import json
+import re
 import sys
 
 import pytest
@@ -83,12 +84,29 @@ def test_compile_command(int8_cnn, compiler_on_path, tmp_path, capsys):
     assert "COMPILED" in text and "Mapped to Edge TPU" in text
 
 
-def test_compile_command_predicts_without_the_compiler(no_compiler, tmp_path, capsys):
+def test_compile_command_predicts_without_the_compiler(no_compiler, tmp_path, capsys, monkeypatch):
+    """conv1 -> ELU -> conv2, and conv3 on the input: without the compiler, `edgekit compile` predicts
+    the split and says which ops stay on the CPU and why, the downstream conv2 included."""
     path = tmp_path / "m.tflite"
-    path.write_bytes(eb.unsupported_middle() if hasattr(eb, "unsupported_middle") else eb.float_interface())
+    path.write_bytes(eb.unsupported_in_middle())
+    assert main(["compile", str(path), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["source"] == "predicted" and r["compiled_model"] is None
+    assert (r["mapped_ops"], r["cpu_ops"], r["subgraphs"]) == (2, ["ELU", "CONV_2D"], 1)
+    assert r["cpu_reasons"][0].startswith("Operation not supported: ELU")
+    assert r["cpu_reasons"][1].startswith("More than one subgraph is not supported: downstream of op 1 ELU")
+    # conv1 and conv3 (3x3x4 -> 8: 288 weight bytes + 32 bias bytes each) are cached; conv2's stay on the CPU
+    assert (r["on_chip_bytes"], r["off_chip_bytes"]) == (2 * (8 * 3 * 3 * 4 + 4 * 8), 0)
+    monkeypatch.setenv("COLUMNS", "200")  # the tables' rows on one line each
     assert main(["compile", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "PREDICTED" in text and "left on the CPU" in text
+    assert "PREDICTED" in text and "2 of 4 mapped to the Edge TPU, 2 on the CPU, 1 Edge TPU subgraph(s)" in text
+    left = text[text.index("left on the CPU"):]
+    bar = "[│|]"  # rich draws ASCII bars where the output is not UTF-8
+    assert re.search(rf"{bar} 1 +{bar} ELU +{bar} Operation not supported: ELU is not in the Edge TPU's op list", left)
+    assert re.search(rf"{bar} 2 +{bar} CONV_2D +{bar} More than one subgraph is not supported: downstream of op 1 ELU",
+                     left)
+    assert not re.search(rf"{bar} [03] +{bar}", left)  # conv1 and conv3 map: not listed
     assert not list(tmp_path.glob("*_edgetpu.tflite"))
 
 

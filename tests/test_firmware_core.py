@@ -458,8 +458,9 @@ def test_core_compiles_freestanding_on_the_host(tmp_path, std):
                         "-ffreestanding", "-fno-exceptions", "-fno-rtti", "-nostdinc++",
                         str(CORE), "-o", str(obj)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    if shutil.which("nm"):
-        assert _undefined("nm", obj) <= ALLOWED_UNDEFINED
+    nm = shutil.which("nm")  # binutils: installed wherever g++ is (g++ needs its assembler and linker)
+    assert nm is not None, "nm is not on PATH beside g++: install binutils to check the core's undefined symbols"
+    assert _undefined(nm, obj) <= ALLOWED_UNDEFINED
 
 
 @pytest.mark.parametrize("fpu", [[], ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]],
@@ -473,8 +474,9 @@ def test_core_compiles_for_cortex_m4(tmp_path, fpu):
                         "-ffreestanding", "-fno-exceptions", "-fno-rtti", "-Os", "-Wall", "-Wextra",
                         "-Werror", str(CORE), "-o", str(obj)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    nm = shutil.which("arm-none-eabi-nm")
-    if nm:
-        undefined = _undefined(nm, obj)
-        # soft-float helpers (__aeabi_f*) come from libgcc, part of the compiler itself
-        assert {s for s in undefined if not s.startswith("__aeabi_")} <= ALLOWED_UNDEFINED
+    nm = shutil.which("arm-none-eabi-nm")  # binutils-arm-none-eabi: a dependency of gcc-arm-none-eabi
+    assert nm is not None, ("arm-none-eabi-nm is not on PATH beside arm-none-eabi-g++: install "
+                            "binutils-arm-none-eabi to check the core's undefined symbols")
+    undefined = _undefined(nm, obj)
+    # soft-float helpers (__aeabi_f*) come from libgcc, part of the compiler itself
+    assert {s for s in undefined if not s.startswith("__aeabi_")} <= ALLOWED_UNDEFINED
