@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from edgekit import EdgekitError
 from edgekit.olympics import demo, sandbox
 from edgekit.olympics.leaderboard import build
-from edgekit.olympics.store import Store
+from edgekit.olympics.store import COLUMNS, Store
 from edgekit.olympics.tracks import load_track
 
 GOOD = ("crows", "hawks", "larks", "owls")
@@ -226,15 +227,33 @@ def test_an_old_head_replayed_is_named(olympics, tmp_path):
                                     f"({count - 1}), added without the key or under an older head"]
 
 
-@pytest.mark.parametrize("column, value", [
-    ("latency_ms", 0.001), ("flash_bytes", 1), ("ram_bytes", 1), ("energy_mj", 0.0), ("metric_value", 1.0),
-    ("status", "'ok'"), ("team", "'eagles'"), ("mode", "'measured'"), ("reason", "'fine'"), ("target", "'esp32s3'"),
-    ("time", "'2030-01-01T00:00:00Z'"), ("techniques", "'[]'"), ("submission", "'eagles'")])
-def test_editing_any_shown_field_is_named(olympics, tmp_path, column, value):
+# edits an attacker would make to a column shown on the board; every other column gets a plain change
+EDITS = {"latency_ms": "0.001", "flash_bytes": "1", "ram_bytes": "1", "energy_mj": "0.0", "metric_value": "1.0",
+         "status": "'ok'", "team": "'eagles'", "mode": "'measured'", "reason": "'fine'", "target": "'esp32s3'",
+         "time": "'2030-01-01T00:00:00Z'", "techniques": "'[]'", "submission": "'eagles'"}
+
+
+def edit_of(column: str) -> str:
+    """SQL for a changed value of `column`: a number plus 1, a text (or nothing) with an x appended."""
+    return EDITS.get(column, f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN {column} + 1 "
+                             f"ELSE coalesce({column}, '') || 'x' END")
+
+
+@pytest.mark.parametrize("column", COLUMNS)  # every signed column, so a column added later is covered too
+def test_editing_any_shown_field_is_named(olympics, tmp_path, column):
     root, _, _ = olympics
     where = "submission = 'deep'" if column in ("status", "reason") else "team = 'crows'"  # an invalid row / an ok one
-    seq, run = seq_of(root, where)
-    problems = problems_after(root, tmp_path, f"UPDATE results SET {column} = {value} WHERE {where}")
+    seq, _ = seq_of(root, where)
+    db = copy_db(root, tmp_path)
+
+    def stored():
+        with closing(sqlite3.connect(db)) as con:
+            return con.execute(f"SELECT {column}, run_id FROM results WHERE seq = {seq}").fetchone()
+    before, _ = stored()
+    tamper(db, f"UPDATE results SET {column} = {edit_of(column)} WHERE seq = {seq}")
+    after, run = stored()
+    assert after != before  # the edit changed what is stored
+    problems = Store(db).problems()
     assert len(problems) == 1 and problems[0].startswith(f"seq {seq} (run {run}, ") and ": altered (" in problems[0]
 
 
