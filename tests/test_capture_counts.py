@@ -121,3 +121,17 @@ def test_a_wav_header_says_16_bit_mono_at_its_rate(tmp_path):
     assert raw[36:40] == b"data" and int.from_bytes(raw[40:44], "little") == 2 * samples
     with wave.open(str(tmp_path / rec["file"])) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (1, 2, 16000, samples)
+
+
+def test_an_incomplete_recording_taken_in_is_filled_to_the_complete_ones_length(tmp_path):
+    """load_dataset(include_incomplete=True): the complete recordings keep their 200 samples; the
+    interrupted one (50 samples) is filled to that length with its last sample, not the others cut."""
+    from edgekit.capture import load_dataset
+    s = Session("nano33ble", "imu", tmp_path, "circle", rate=100, seconds=2, count=3,
+                port="sim://nano33ble?label=circle", timeout=0.3, progress=CtrlCAfter(50))
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    assert len(load_dataset(tmp_path).x) == 1  # the complete one alone, by default
+    ds = load_dataset(tmp_path, include_incomplete=True)
+    assert ds.x.shape[:2] == (2, 200)
+    assert (ds.x[1, 50:] == ds.x[1, 49]).all()  # the cut one, held at its last sample

@@ -166,8 +166,9 @@ def load_dataset(folder: str | Path = "data", sensor: str | None = None, length:
         x = np.stack([v for _, v, _ in loaded])
     else:
         rate = first["rate_requested"]
-        if length is None:
-            length = min(e["samples_expected"] or len(v) for e, v, _ in loaded)
+        if length is None:  # the shortest complete recording: an incomplete one is filled, not a cut for all
+            whole = [(e, v) for e, v, _ in loaded if e["complete"]] or [(e, v) for e, v, _ in loaded]
+            length = min(e["samples_expected"] or len(v) for e, v in whole)
         rows = []
         for e, v, t in loaded:
             if t is None:        # audio: the WAV holds the samples in order
