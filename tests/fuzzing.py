@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ir_models  # noqa: E402
 import tflite_builders  # noqa: E402
 
-TIMEOUT_S = 20          # a case running longer is a hang
+# a case running longer is a hang; EDGEKIT_FUZZ_TIMEOUT_S for a machine far slower than a PC (the arm64
+# check runs under qemu-user, where a conversion taking 1 s natively can take a minute)
+TIMEOUT_S = float(os.environ.get("EDGEKIT_FUZZ_TIMEOUT_S", "20"))
 MEMORY_LIMIT = 2 << 30  # RLIMIT_AS of each case: a size bomb fails here instead of taking the machine
 BAD = ("internal", "memory", "hang", "crash", "messy", "partial")  # what a campaign must not see
 

@@ -2,7 +2,7 @@
 models and hostile calibration files through `edgekit convert`, each in a forked child.
 
 Every case must end in success or a one-line error (exit 2): an internal error, a MemoryError,
-a hang over 20 s or a crash fails the test, which names the cases and how to reproduce them.
+a hang (over fuzzing.TIMEOUT_S, 20 s unless EDGEKIT_FUZZ_TIMEOUT_S says) or a crash fails the test, which names the cases and how to reproduce them.
 The seed is EDGEKIT_FUZZ_SEED if set, else a fixed one, and is printed either way.
 """
 import os

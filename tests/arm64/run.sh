@@ -60,9 +60,10 @@ mountb() {  # what, where, mount options: mounted until the script ends
   mount "${@:3}" "$1" "$2"
   MOUNTS+=("$2")
 }
+# EDGEKIT_FUZZ_TIMEOUT_S: the fuzz slice calls a case over 20 s a hang; under qemu-user (~60x) 1200 s
 in_root() {
   chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/venv/bin:/usr/bin:/bin LANG=C.UTF-8 QEMU_CPU=cortex-a72 \
-    EDGEKIT_ARM64_TESTS="${EDGEKIT_ARM64_TESTS:-}" \
+    EDGEKIT_ARM64_TESTS="${EDGEKIT_ARM64_TESTS:-}" EDGEKIT_FUZZ_TIMEOUT_S=1200 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 "$@"
 }
 mount_all() {
