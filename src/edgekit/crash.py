@@ -60,8 +60,13 @@ def supervise(main, argv: list[str]) -> int:
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
+    # Held back from fork until each side's handlers are right: the parent's KeyboardInterrupt would be
+    # raised in an at-fork hook, which drops it, and the child drops what came just before its fork
+    # handling; a Ctrl-C then stopped neither (the supervisor is single-threaded here: one mask is enough)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     pid = os.fork()
     if pid == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the command's own handlers take it from here
         os.close(read)
         _phase_fd, _parent = write, parent
         _die_with(parent)
@@ -70,6 +75,7 @@ def supervise(main, argv: list[str]) -> int:
     terminal_group = _terminal_group()
     for sig in FORWARDED:
         signal.signal(sig, lambda s, _f: _forward(pid, s, terminal_group))
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that came meanwhile is forwarded now
     while True:  # polled, not one blocking wait: a signal handler must run (under qemu-user a blocked
         done, status = os.waitpid(pid, os.WNOHANG)  # waitpid was seen not to let it)
         if done:
