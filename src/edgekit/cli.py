@@ -300,11 +300,11 @@ def _serve_emulated(args) -> int:
         backend.flash()
     backend.client.close()  # the port is for the user's program now: one client at a time
     backend.client = None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the port is printed: a caller may stop us on reading it
+        signal.signal(sig, lambda *_: stop.set())
     print(backend.emulation.port, flush=True)
     err.print(f"{backend.why}; serving at {backend.emulation.port} until Ctrl-C", highlight=False)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         stop.wait()
     finally:

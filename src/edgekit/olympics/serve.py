@@ -99,10 +99,10 @@ def serve(build: Callable[[], dict], host: str = "127.0.0.1", port: int = 8765,
     """Serve the leaderboard until Ctrl-C; prints the URL first and returns it when stopped."""
     server = make_server(build, host, port, refresh_s, verbose)
     url = server.url
-    print(f"Leaderboard at {url} (refreshes every {refresh_s:g} s; Ctrl-C stops)", flush=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"note: bound to {host}, so other machines on the network can see the leaderboard", flush=True)
-    try:
+    try:  # a Ctrl-C the moment the URL is out is a clean stop too
+        print(f"Leaderboard at {url} (refreshes every {refresh_s:g} s; Ctrl-C stops)", flush=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"note: bound to {host}, so other machines on the network can see the leaderboard", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", flush=True)

@@ -398,27 +398,28 @@ def run_serve(args) -> int:
     faults = Faults.from_options(dict(parse_qsl(getattr(args, "faults", "") or "", keep_blank_values=True)))
     board = VirtualBoard(args.target, model, stand_in=model is None, seed=faults.seed,
                          label=getattr(args, "label", None), revision=getattr(args, "revision", None))
-    if getattr(args, "rfc2217", None) is not None:
-        path, stop = serve_rfc2217(board, faults, args.host, args.rfc2217)
-    else:
-        path, stop = serve_pty(board, faults)
-    what = "the stand-in model" if board.stand_in else f"{Path(args.model).name} (sha256 {board.model.sha256[:12]}...)"
-    print(path, flush=True)
-    print(f"serving a virtual {board.key} running {what} on {path}; Ctrl-C to stop", file=sys.stderr, flush=True)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, on_term)
+    old, stop = None, None
+    if threading.current_thread() is threading.main_thread():  # before the path is printed: a caller may
+        old = signal.signal(signal.SIGTERM, on_term)           # stop us the moment it reads it
     try:
+        if getattr(args, "rfc2217", None) is not None:
+            path, stop = serve_rfc2217(board, faults, args.host, args.rfc2217)
+        else:
+            path, stop = serve_pty(board, faults)
+        what = "the stand-in model" if board.stand_in else f"{Path(args.model).name} (sha256 {board.model.sha256[:12]}...)"
+        print(path, flush=True)
+        print(f"serving a virtual {board.key} running {what} on {path}; Ctrl-C to stop", file=sys.stderr, flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        if stop is not None:
+            stop()
         board.close()
         if old is not None:
             signal.signal(signal.SIGTERM, old)
