@@ -1,5 +1,6 @@
 """What a test needs of the machine that runs it, as skip markers that say why (the suite runs on
 x86-64 and, for the Pi, on aarch64: tests/arm64/run.sh)."""
+import signal
 import subprocess
 import sys
 
@@ -21,3 +22,10 @@ def _rlimit_as_enforced() -> bool:
 
 enforces_rlimit_as = pytest.mark.skipif(not _rlimit_as_enforced(), reason="this machine does not enforce "
                                         "RLIMIT_AS (qemu-user ignores it): the sandbox's memory limit cannot bite")
+
+
+def sigint_default() -> None:
+    """A Popen preexec_fn: SIGINT at its default in the child, as a terminal's foreground job has it. A
+    script's background job (`pytest ... &`) starts with SIGINT ignored, Python keeps an inherited
+    SIG_IGN, and a test's Ctrl-C would never reach the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

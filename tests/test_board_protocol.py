@@ -26,6 +26,7 @@ from edgekit import emulator
 from edgekit.errors import EdgekitError
 from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
+from platforms import sigint_default
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_TFLM = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
@@ -378,7 +379,8 @@ def test_serve_cli(model_path):
             "add_cli(sub)\n"
             "sys.exit(run_board(p.parse_args(sys.argv[1:])))\n")
     proc = subprocess.Popen([sys.executable, "-c", code, "board", "serve", "--target", "nano33ble",
-                             "--model", str(model_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--model", str(model_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)  # Ctrl-C must reach it
     try:
         ready = select.select([proc.stdout], [], [], 30)[0]
         assert ready, "serve printed no path"

@@ -16,6 +16,7 @@ import ir_models
 from edgekit.errors import EdgekitError
 from edgekit.targets import lab
 from virtual_lab import EDGEKIT, MISSING, VirtualLab, until as _until
+from platforms import sigint_default
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no lab here: {', '.join(MISSING)} missing")
 
@@ -65,7 +66,8 @@ def test_targets_lists_the_lab(lab_env):
 def test_ctrl_c_releases_the_place(lab_env):
     model, env = lab_env
     p = subprocess.Popen(EDGEKIT + ["profile", str(model), "--target", "nano33ble", "--lab", "labgrid", "--runs",
-                                    "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                                    "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=sigint_default)  # the Ctrl-C below must reach it
     try:
         _until(lambda: _holder() is not None, what="edgekit's acquisition")
         time.sleep(1)
@@ -110,7 +112,7 @@ def _olympics(root, track, env, db):
     return subprocess.Popen(EDGEKIT + ["olympics", "run", str(root / "subs"), "--track", str(track), "--targets",
                                        "nano33ble,esp32s3", "--lab", "labgrid", "--db", str(db), "--runs", "2",
                                        "--json"], env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=sigint_default)  # a test's Ctrl-C must reach it
 
 
 def _result_seen(proc, text: str = "", seconds=120) -> None:

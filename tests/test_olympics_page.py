@@ -23,6 +23,7 @@ import pytest
 
 from edgekit.olympics import page
 from edgekit.olympics.serve import start_in_thread
+from platforms import sigint_default
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_ATTR = '"><img src=x onerror=alert(2)>'
@@ -305,7 +306,8 @@ def test_serve_prints_its_url_and_stops_cleanly_on_ctrl_c():
     code = ("from edgekit.olympics.serve import serve; import json, sys; "
             "board = json.loads(sys.argv[1]); serve(lambda: board, port=0, refresh_s=1)")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(fixture_board())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)  # Ctrl-C must reach it
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
