@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import ir_models
+from platforms import sigint_default
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the supervisor forks (POSIX only)")
 
@@ -79,3 +80,24 @@ def test_signals_reach_the_command_and_it_dies_with_its_parent(model):
         finally:
             if p.poll() is None:
                 p.kill()
+
+
+def test_a_ctrl_c_right_after_the_fork_still_stops_the_command():
+    """SIGINT landing on the supervisor between its fork and its handlers (a Ctrl-C or a harness's
+    kill, by chance): held until the handlers are in place, then passed on; the command stops."""
+    code = ("import os, signal, sys, time\n"
+            "from edgekit import crash\n"
+            "def main(argv):\n"
+            "    print('serving', flush=True)\n"
+            "    time.sleep(60)\n"
+            "    return 0\n"
+            "os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), signal.SIGINT))  # the timing\n"
+            "sys.exit(crash.supervise(main, []))\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default)
+    try:
+        p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()  # the command dies with it (PDEATHSIG)
+    assert p.returncode == 130, p.returncode
