@@ -51,3 +51,28 @@ def test_a_chunk_written_at_a_garbled_offset_makes_the_load_start_again(model_pa
         assert c.raw() == expected
     finally:
         c.close()
+
+
+def test_flash_takes_only_the_image_it_was_announced(model_path, tmp_path):
+    """`flash begin N sha256`, the image as a db load, `flash end`: an image whose bytes are not the
+    announced ones (damaged where no chunk CRC saw it) is refused and the old model keeps running; the
+    announced one is flashed and named by info."""
+    import hashlib
+
+    from edgekit.protocol.client import BoardReplyError
+    image = model_path.read_bytes()
+    c = BoardClient("sim://nano33ble", timeout=1.0)  # the stand-in model
+    try:
+        before = c.info()["model_sha256"]
+        damaged = bytearray(image)
+        damaged[len(damaged) // 2] ^= 0x01
+        c._call(f"flash begin {len(image)} {hashlib.sha256(image).hexdigest()}", lambda lines: lines,
+                idempotent=False)
+        c.load(bytes(damaged))
+        with pytest.raises(BoardReplyError, match="corrupted"):
+            c._call("flash end", lambda lines: lines, idempotent=False)
+        assert c.info()["model_sha256"] == before
+        c.flash_virtual(image)
+        assert c.info()["model_sha256"] == hashlib.sha256(image).hexdigest() != before
+    finally:
+        c.close()
