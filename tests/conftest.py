@@ -18,7 +18,6 @@ def own_instruction_counts(tmp_path_factory, monkeypatch):
 CI_SKIPS_ALLOWED = {
     "edgetpu_compiler is not on PATH": "Coral's apt repository is not reachable from CI",
     "root can write anywhere": "CI runs as root; the permission case needs another user",
-    "TensorFlow Lite Micro does not run uint8": "a model TFLite Micro refuses by design: nothing to compare",
     "runs this test suite": "the README's test command, inside the test suite",
     "libedgetpu is installed here": "the case of a machine without the Edge TPU runtime",
 }

@@ -68,17 +68,9 @@ def run(image, xs, extra=None):
         return outs, info, (extra(board) if extra else None)
 
 
-def assert_like_host(model, out, n=3, skip_if_host_fails=False):
+def assert_like_host(model, out, n=3):
     xs = samples(model, n)
-    try:
-        host = run_tflm(model, [xs])
-    except EdgekitError as e:
-        # only a model TFLite Micro refuses by design (uint8, legacy quantization) has nothing to
-        # compare with; any other host failure is a failure
-        why = tflm_refusal(model)
-        if not (skip_if_host_fails and why):
-            raise
-        pytest.skip(f"{model.name}: {why} ({e})")
+    host = run_tflm(model, [xs])
     image, seconds = build(model, out, host.arena_bytes)
     outs, info, _ = run(image, xs)
     assert info["firmware"].startswith("edgekit-emulated "), info["firmware"]
@@ -197,16 +189,17 @@ def test_cnn_with_depthwise_pool_add_softmax_matches_host_tflm(library, tmp_path
     assert_like_host(model, tmp_path / "cnn")
 
 
-# every reference model but the Edge TPU one and KWS (its own test above)
+# every reference model but the Edge TPU one, KWS (its own test above) and those TFLite Micro refuses
+# by design (uint8, legacy quantization: nothing to compare; test_runtime_fallback checks the refusal)
 REFERENCE = sorted(p.name for p in MODELS.glob("*.tflite") if "_edgetpu" not in p.name
-                   and p.name != "kws_ref_model.tflite") if MODELS.is_dir() else []
+                   and p.name != "kws_ref_model.tflite" and tflm_refusal(p.read_bytes()) is None) \
+    if MODELS.is_dir() else []
 
 
 @pytest.mark.parametrize("name", REFERENCE)
 def test_reference_model_matches_host_tflm(library, tmp_path, name):
     model = model_of((MODELS / name).read_bytes(), name)
-    # a model host TFLM does not run (e.g. uint8) is not one to compare
-    image, seconds, info = assert_like_host(model, tmp_path / "m", n=2, skip_if_host_fails=True)
+    image, seconds, info = assert_like_host(model, tmp_path / "m", n=2)
     print(f"{name}: image {seconds:.1f} s, arena used {info['arena_used']:,} of {image.arena_bytes:,} B")
 
 
