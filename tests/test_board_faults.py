@@ -10,9 +10,9 @@ import pytest
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.protocol import BoardClient, Faults, VirtualBoard, serve_pty
 from edgekit.protocol.client import BoardError, BoardGone, BoardReset, BoardTimeout
-from edgekit.runtime.tflm import tflm_available
+from platforms import needs_tflm
 
-pytestmark = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
+pytestmark = needs_tflm
 
 # Command numbers in a standard run with the 768-byte cnn input: info (1), db load (2),
 # dbx x 8 (3-10), infer (11), raw (12), ...

@@ -6,10 +6,10 @@ import pytest
 from board_fixtures import expected, model_path, sample  # noqa: F401  (pytest fixtures, used by name)
 from edgekit.protocol import BoardClient
 from edgekit.protocol.wire import DBX_CHUNK, WRAP
-from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
+from platforms import needs_tflm
 
-pytestmark = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
+pytestmark = needs_tflm
 
 
 def test_latency_is_right_when_the_boards_clock_wraps_during_the_run(model_path, sample):

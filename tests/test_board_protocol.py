@@ -24,12 +24,10 @@ from edgekit.protocol.client import BoardError, BoardReplyError, channel_mask
 from edgekit.protocol.virtual import VirtualSensor
 from edgekit import emulator
 from edgekit.errors import EdgekitError
-from edgekit.runtime.tflm import tflm_available
 from edgekit.sim.simulate import simulate
-from platforms import sigint_default
+from platforms import needs_tflm, sigint_default
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_TFLM = pytest.mark.skipif(not tflm_available()[0], reason="TFLite Micro runs on Linux x86-64 only")
 MLPERF_NAME = re.compile(r"^m-(name)-dut-\[([^]]+)]$")  # the MLPerf Tiny runner's pattern
 
 
@@ -53,7 +51,7 @@ def client(request, model_path):
         board.close()
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_full_cycle(client, model_path, sample, expected):
     model = model_path.read_bytes()
     sim = simulate(model, "nano33ble")
@@ -92,7 +90,7 @@ def test_full_cycle(client, model_path, sample, expected):
     assert client.stats["garbage"] == 0 and client.stats["retries"] == 0
 
 
-@NEEDS_TFLM
+@needs_tflm
 def test_legacy_db_load(model_path, sample, expected):
     """MLPerf Tiny's plain `db <hex>` loading, 31 bytes a command, gives the same inference."""
     c = BoardClient(f"sim://nano33ble?model={model_path}", timeout=1.0)
@@ -126,7 +124,7 @@ def _runner_command(port, cmd: str, timeout: float = 5.0) -> list[str]:
 EMULATOR, NO_EMULATOR = emulator.available("nano33ble")
 
 
-@NEEDS_TFLM
+@needs_tflm
 @pytest.mark.parametrize("how", ["sim", "pty", pytest.param("emulated", marks=pytest.mark.skipif(
     not EMULATOR, reason=f"no emulated board here: {NO_EMULATOR}"))])
 def test_mlperf_runner_conversation(how, model_path, sample, expected, tmp_path):

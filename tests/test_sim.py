@@ -10,12 +10,13 @@ import ir_models
 from edgekit.backends import Coral, LinuxBoard, Microcontroller, open_backend
 from edgekit.errors import EdgekitError
 from edgekit.runtime import litert
-from edgekit.runtime.tflm import run_tflm, tflm_available
+from edgekit.runtime.tflm import run_tflm
 from edgekit.sim.arena import plan_arena, round_up
 from edgekit.sim.simulate import cost_model, simulate
 from edgekit.targets import Connection, choose, load_board
 from edgekit.tflite_file import model_of
 from reference_models import REFERENCE_MODELS, needs_reference_models
+from platforms import needs_tflm
 
 TARGETS = ("nano33ble", "esp32s3", "rpi4", "coral", "stm32l4r5")
 KEYS = ("target", "mode", "latency_ms", "latency_ms_p90", "energy_mj", "flash_bytes", "ram_bytes",
@@ -115,7 +116,7 @@ def test_esp32s3_arena_goes_to_psram_and_costs_bandwidth():
     assert small.arena_in == "sram"
 
 
-@pytest.mark.skipif(not tflm_available()[0], reason="tflite-micro has wheels for Linux x86-64 only")
+@needs_tflm
 def test_simulated_mcu_outputs_are_tflms(models):
     with open_backend("nano33ble", force="sim") as t:
         t.load(model_of(models["ds_block"]))
