@@ -107,6 +107,9 @@ mkdir -p "$ROOT/src"
 mkdir -p "$ROOT/src-data" && cp "$SRC/../shared/models/kws_ref_model.tflite" "$ROOT/src-data/" 2>/dev/null || true
 in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
 if [ -n "${EDGEKIT_ARM64_TESTS:-}" ]; then  # all (the whole suite) or named tests: the test extras' aarch64 wheels
+  if [ -d "$SRC/../shared" ]; then  # the reference models and vendored sources, where the tests look (../shared)
+    mountb "$(cd "$SRC/../shared" && pwd)" "$ROOT/shared" --bind -o ro
+  fi
   step "installing the test extras for the whole suite"
   in_root /venv/bin/pip install -q "/src[test]" >/dev/null
   in_root /venv/bin/pip install -q --no-deps --no-build-isolation /src >/dev/null
@@ -121,5 +124,8 @@ cp "$ROOT/tmp/arm64.npz" "$WORK/arm64.npz"
 step "comparing the Pi's int8 outputs with this machine's LiteRT"
 PY=${EDGEKIT_PYTHON:-$SRC/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
+"$PY" -c "import edgekit, ai_edge_litert" 2>/dev/null || {
+  echo "arm64: no Python with edgekit and LiteRT on this machine to compare with ($PY): run python3 dev.py test" \
+       "first, or set EDGEKIT_PYTHON" >&2; exit 1; }
 "$PY" "$HERE/check.py" --compare "$WORK/arm64.npz" --model "$ROOT/src-data/kws_ref_model.tflite"
 step "done"
