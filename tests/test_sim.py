@@ -216,8 +216,8 @@ def test_cli_deploy_on_simulated_board(tmp_path, models):
 @needs_reference_models
 def test_descriptors_hold_what_the_fit_gives():
     from edgekit.sim import fit
-    cmsis, coral = fit.fit_cmsis(), fit.fit_coral()
-    esp = fit.fit_esp(cmsis)
+    cmsis, coral = fit.fit_cmsis(REFERENCE_MODELS), fit.fit_coral()  # the tests' models, however edgekit is installed
+    esp = fit.fit_esp(cmsis, REFERENCE_MODELS)
     for key in ("nano33ble", "stm32l4r5"):
         b = load_board(key)
         assert b.num("latency.mac_cycles") == pytest.approx(cmsis["mac_cycles"], rel=1e-3)

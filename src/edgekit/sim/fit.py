@@ -23,6 +23,7 @@ Run `python -m edgekit.sim.fit` to print the values; targets/*.toml carry them w
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ import numpy as np
 from ..targets import load_board
 from .layers import layers as model_layers
 
-MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "models"
+# the calibration set beside a source checkout (../shared/models); EDGEKIT_MODELS names it elsewhere
+# (an installed edgekit has no checkout to be beside)
+MODELS = Path(os.environ.get("EDGEKIT_MODELS") or Path(__file__).resolve().parents[3].parent / "shared" / "models")
 M4_POINTS = [("kws_ref_model.tflite", 181.9e-3), ("pretrainedResnet_quant.tflite", 704.2e-3)]
 ESP_POINT = ("person_detect.tflite", 54e-3)  # arena in PSRAM (see above)
 # ESP-NN README speed-ups over TFLM's reference kernels on the ESP32-S3, relative to its 3x3 conv
@@ -83,7 +86,8 @@ def fit_esp(cmsis: dict, models: Path = MODELS) -> dict:
 
 def main() -> int:
     if not MODELS.exists():
-        print(f"the calibration models are not at {MODELS}", file=sys.stderr)
+        print(f"error: the calibration models are not at {MODELS}; set EDGEKIT_MODELS to the folder that holds "
+              "them (../shared/models beside a checkout)", file=sys.stderr)
         return 2
     cmsis = fit_cmsis()
     esp = fit_esp(cmsis)
