@@ -331,6 +331,18 @@ def test_a_second_folder_claiming_a_team_is_refused(olympics, tmp_path):
     assert "1 result(s) stored" in res.stderr
 
 
+def _holds_the_write_lock(db) -> bool:
+    con = sqlite3.connect(db, timeout=0.2, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        con.close()
+
+
 def test_two_identical_runs_at_once_count_what_they_stored(olympics, tmp_path):
     root, _, _ = olympics
     subs = tmp_path / "subs"
@@ -345,11 +357,20 @@ def test_two_identical_runs_at_once_count_what_they_stored(olympics, tmp_path):
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
     early = []
-    while not any(line.startswith(("✓", "✗")) for line in early[-1:]):  # the first run is under way
-        line = first.stderr.readline()
-        assert line, "".join(early)
-        early.append(line)
+
+    def next_result():
+        early.append("")
+        while not early[-1].startswith(("✓", "✗")):  # the first run is under way
+            early.append(first.stderr.readline())
+            assert early[-1], "".join(early)
+    next_result()
     os.killpg(first.pid, signal.SIGSTOP)  # held in the middle, whatever the machine's speed
+    # ... but not inside a write to the store: a run stopped there holds SQLite's write lock, which
+    # nobody could take from it (the next result may already be on its way in when the line is read)
+    while _holds_the_write_lock(tmp_path / "r.sqlite"):
+        os.killpg(first.pid, signal.SIGCONT)
+        next_result()
+        os.killpg(first.pid, signal.SIGSTOP)
     try:
         second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     finally:
